@@ -50,3 +50,16 @@ def have_netns() -> str | None:
     if which("ip") is None:
         return "iproute2 (`ip`) is not installed"
     return None
+
+
+# The machines are shared and noisy, and the first call of a numba kernel compiles it: hypothesis
+# deadlines would turn load into failures that say nothing about correctness.
+from hypothesis import HealthCheck, settings  # noqa: E402
+
+settings.register_profile(
+    "netfast", deadline=None, suppress_health_check=[HealthCheck.too_slow], max_examples=100
+)
+settings.register_profile(
+    "ci", deadline=None, suppress_health_check=[HealthCheck.too_slow], max_examples=200
+)
+settings.load_profile("ci" if os.environ.get("CI") else "netfast")

@@ -99,7 +99,9 @@ def update16(checksum: int, old: int, new: int) -> int:
     """RFC 1624 incremental update of ``checksum`` when a 16-bit word changes ``old -> new``.
 
     Uses equation 3 of RFC 1624, ``HC' = ~(~HC + ~m + m')``, which -- unlike RFC 1141's
-    equation -- never produces the -0 that a full recomputation cannot produce.
+    equation -- never produces the -0 that a full recomputation cannot produce.  The single
+    exception is data whose words are all zero apart from the checksum (impossible for an IPv4
+    header, whose first byte is 0x4_): there this returns 0x0000 where recomputation gives 0xFFFF.
     """
     total = (~checksum & 0xFFFF) + (~old & 0xFFFF) + (new & 0xFFFF)
     return ~fold(total) & 0xFFFF
@@ -118,7 +120,8 @@ def update32(checksum: int, old: int, new: int) -> int:
 
 
 def update_ttl(checksum: int, ttl: int, protocol: int, new_ttl: int) -> int:
-    """Incremental IPv4 header checksum update for a TTL change (TTL shares a word with protocol)."""
+    """Incremental IPv4 header checksum update for a TTL change (TTL shares a word with the
+    protocol field)."""
     return update16(checksum, (ttl << 8) | protocol, (new_ttl << 8) | protocol)
 
 
@@ -164,11 +167,15 @@ def batch_ones_sum(
     ln = np.broadcast_to(np.asarray(length, dtype=np.int64), (n,))
     if n and (st.min() < 0 or ln.min() < 0 or (st + ln).max() > rows.shape[1]):
         raise ValueError("a checksum range lies outside its row")
-    init = np.zeros(n, np.uint32) if initial is None else np.broadcast_to(
-        np.asarray(initial, dtype=np.uint32), (n,)
+    init = (
+        np.zeros(n, np.uint32)
+        if initial is None
+        else np.broadcast_to(np.asarray(initial, dtype=np.uint32), (n,))
     )
     out = np.empty(n, np.uint16)
-    _rows_sum(rows, np.ascontiguousarray(st), np.ascontiguousarray(ln), np.ascontiguousarray(init), out)
+    _rows_sum(
+        rows, np.ascontiguousarray(st), np.ascontiguousarray(ln), np.ascontiguousarray(init), out
+    )
     return out
 
 
