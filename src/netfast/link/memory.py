@@ -1,0 +1,148 @@
+"""An in-memory wire: two links joined back to back, for tests and simulations.
+
+:meth:`MemoryLink.pair` returns two endpoints; a frame sent on one is received on the other, in
+order, unchanged.  Each direction is a bounded FIFO: a frame sent while the peer's receive queue
+is full is dropped and counted (``drop.queue_full``), as a real NIC ring would.  A frame longer
+than the MTU allows (IEEE 802.3 header of 14 bytes, plus 4 for one 802.1Q tag) is dropped and
+counted (``drop.oversize``), as is a frame too short to hold an Ethernet header (``drop.runt``).
+
+The module also holds the small helpers every netfast link shares: the frame size rule
+(:func:`frame_too_big`) and the counter names (``rx.frames``, ``rx.bytes``, ``tx.frames``,
+``tx.bytes``, ``drop.<reason>``).
+
+Appending to and popping from a :class:`collections.deque` are atomic in CPython, so one thread
+may send while another receives (the bridge runs in a thread).
+"""
+
+from __future__ import annotations
+
+from collections import Counter, deque
+from collections.abc import Iterable
+
+from netfast.link.base import Frame
+
+ETHER_HEADER_LEN = 14
+VLAN_TAG_LEN = 4
+_VLAN_TPIDS = (b"\x81\x00", b"\x88\xa8")
+
+
+def frame_too_big(frame: Frame, mtu: int) -> bool:
+    """True when ``frame`` cannot travel on a link of this ``mtu``.
+
+    The MTU counts the Ethernet payload only; the 14-byte header comes on top, and one 802.1Q
+    (or 802.1ad) tag may add 4 more, as Linux allows for VLAN-tagged frames.
+    """
+    limit = mtu + ETHER_HEADER_LEN
+    if len(frame) > limit and frame[12:14] in _VLAN_TPIDS:
+        limit += VLAN_TAG_LEN
+    return len(frame) > limit
+
+
+class MemoryLink:
+    """One end of an in-memory point-to-point wire.  Build both ends with :meth:`pair`.
+
+    Attributes
+    ----------
+    counters
+        ``rx.frames``, ``rx.bytes``, ``tx.frames``, ``tx.bytes`` and one ``drop.<reason>``
+        per reason (``queue_full``, ``oversize``, ``runt``, ``closed``).  A frame dropped because
+        the peer's queue is full is counted at the sender, which is the side that saw it go.
+    """
+
+    __slots__ = ("_capacity", "_closed", "_inbox", "_mtu", "_name", "_peer", "counters")
+
+    def __init__(self, name: str, mtu: int, capacity: int) -> None:
+        if mtu < 68:
+            raise ValueError(f"mtu = {mtu}: below the IPv4 minimum of 68")
+        if capacity < 1:
+            raise ValueError(f"capacity = {capacity}: must be at least 1")
+        self._name = name
+        self._mtu = mtu
+        self._inbox: deque[Frame] = deque()
+        self._peer: MemoryLink | None = None
+        self._closed = False
+        self._capacity = capacity
+        self.counters: Counter[str] = Counter()
+
+    @classmethod
+    def pair(
+        cls,
+        mtu: int = 1500,
+        capacity: int = 1024,
+        names: tuple[str, str] = ("mem0", "mem1"),
+    ) -> tuple[MemoryLink, MemoryLink]:
+        """Two links joined back to back.
+
+        Parameters
+        ----------
+        mtu
+            Largest Ethernet payload, in bytes, on both ends.
+        capacity
+            Frames each receive queue holds before further frames are dropped.
+        names
+            The names of the two ends.
+        """
+        a = cls(names[0], mtu, capacity)
+        b = cls(names[1], mtu, capacity)
+        a._peer = b
+        b._peer = a
+        return a, b
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def mtu(self) -> int:
+        return self._mtu
+
+    @property
+    def pending(self) -> int:
+        """Frames waiting in this end's receive queue."""
+        return len(self._inbox)
+
+    def recv_batch(self, max_frames: int = 64) -> list[Frame]:
+        """Up to ``max_frames`` frames the peer sent, oldest first; never blocks."""
+        out: list[Frame] = []
+        inbox = self._inbox
+        while len(out) < max_frames:
+            try:
+                frame = inbox.popleft()
+            except IndexError:
+                break
+            out.append(frame)
+        if out:
+            self.counters["rx.frames"] += len(out)
+            self.counters["rx.bytes"] += sum(map(len, out))
+        return out
+
+    def send(self, frames: Iterable[Frame]) -> int:
+        """Deliver frames to the peer's queue; returns how many were accepted."""
+        peer = self._peer
+        counters = self.counters
+        accepted = 0
+        for frame in frames:
+            if self._closed or peer is None or peer._closed:
+                counters["drop.closed"] += 1
+            elif len(frame) < ETHER_HEADER_LEN:
+                counters["drop.runt"] += 1
+            elif frame_too_big(frame, self._mtu):
+                counters["drop.oversize"] += 1
+            elif len(peer._inbox) >= peer._capacity:
+                counters["drop.queue_full"] += 1
+            else:
+                # bytes() so a caller reusing a bytearray cannot change a frame in flight.
+                data = bytes(frame)
+                peer._inbox.append(data)
+                counters["tx.frames"] += 1
+                counters["tx.bytes"] += len(data)
+                accepted += 1
+        return accepted
+
+    def close(self) -> None:
+        """Stop this end: queued frames are discarded, later sends in either direction drop."""
+        self._closed = True
+        self._inbox.clear()
+
+    def __repr__(self) -> str:
+        return f"MemoryLink(name={self._name!r}, mtu={self._mtu}, pending={len(self._inbox)})"
