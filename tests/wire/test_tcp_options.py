@@ -173,13 +173,16 @@ MALFORMED = [
     (b"\x04\x03\x00\x00", "tcp.options.sack_permitted.length = 3", "must be 2"),
     (b"\x05\x02\x00\x00", "tcp.options.sack.length = 2", "1 to 4 blocks"),
     (b"\x05\x0b" + bytes(10), "tcp.options.sack.length = 11", "2 + 8n"),
-    (b"\x05\x2a" + bytes(40), "tcp.options.sack.length = 42", "1 to 4 blocks"),
+    (b"\x05\x03\x00\x00", "tcp.options.sack.length = 3", "2 + 8n"),
     (b"\x08\x08" + bytes(6), "tcp.options.timestamps.length = 8", "must be 10"),
     (b"\x22\x05abc", "tcp.options.fast_open.length = 5", "RFC 7413"),
     (b"\x22\x04ab", "tcp.options.fast_open.length = 4", "RFC 7413"),
     (b"\x22\x14" + bytes(18), "tcp.options.fast_open.length = 20", "RFC 7413"),
     (b"\xfd\x0c\x54\x32" + bytes(8), "tcp.options.ttcp.length = 12", "10 or 16"),
     (b"\xfe\x04\x54\x32", "tcp.options.ttcp.length = 4", "10 or 16"),
+    (b"\x63\x32" + bytes(48), "tcp.options.len = 50", "40 bytes"),
+    (b"\xfd\x2c\x01\x01" + bytes(40), "tcp.options.len = 44", "40 bytes"),
+    (bytes(41), "tcp.options.len = 41", "40 bytes"),
 ]
 
 
@@ -311,7 +314,20 @@ def damaged_option_area(draw: st.DrawFn) -> bytes:
     return bytes(data[: draw(st.integers(0, len(data)))])
 
 
-@given(st.one_of(st.binary(max_size=60), damaged_option_area()))
+def _one_raw_option() -> st.SearchStrategy[bytes]:
+    """Any kind with any length byte, followed by enough bytes to fill it (or not)."""
+    return st.tuples(st.integers(0, 255), st.integers(0, 255), st.binary(max_size=60)).map(
+        lambda t: bytes((t[0], t[1])) + t[2]
+    )
+
+
+@given(
+    st.one_of(
+        st.binary(max_size=60),
+        damaged_option_area(),
+        st.lists(_one_raw_option(), max_size=3).map(b"".join),
+    )
+)
 def test_arbitrary_bytes_raise_only_malformed(data: bytes) -> None:
     try:
         opts = TcpOptions.parse(data)

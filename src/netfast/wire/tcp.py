@@ -418,8 +418,11 @@ _PARSERS = {
 def _walk(data: bytes, items: list[TcpOption]) -> None:
     """Append the options in ``data`` to ``items``; raise MalformedError at the first bad one
     (``items`` then holds the good ones before it)."""
-    i = 0
     n = len(data)
+    if n > MAX_OPTIONS_LEN:
+        # Also what keeps every parsed option inside the limits its constructor checks.
+        raise _bad(f"longer than the {MAX_OPTIONS_LEN} bytes a header holds", "options.len", n)
+    i = 0
     while i < n:
         kind = data[i]
         if kind == OPT_EOL:
