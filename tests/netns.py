@@ -87,8 +87,8 @@ class Sandbox:
         self._undo.append(lambda: run("ip", "netns", "delete", name, check=False))
         run("ip", "link", "set", "lo", "up", ns=name)
         for scope in ("all", "default"):
-            run("sh", "-c", f"echo 1 > /proc/sys/net/ipv6/conf/{scope}/disable_ipv6", ns=name,
-                check=False)  # fmt: skip
+            knob = f"/proc/sys/net/ipv6/conf/{scope}/disable_ipv6"
+            run("sh", "-c", f"echo 1 > {knob}", ns=name, check=False)
         return name
 
     def veth(self, ns: str, address: str) -> tuple[str, str]:

@@ -55,10 +55,9 @@ def is_arp(frame: Frame, op: int, psrc: str, pdst: str) -> bool:
 
 def is_echo(frame: Frame, icmp_type: int, ident: int, seq: int) -> bool:
     pkt = Ether(frame)
-    return (
-        ICMP in pkt and pkt[ICMP].type == icmp_type and pkt[ICMP].id == ident
-        and pkt[ICMP].seq == seq
-    )  # fmt: skip
+    if ICMP not in pkt:
+        return False
+    return (pkt[ICMP].type, pkt[ICMP].id, pkt[ICMP].seq) == (icmp_type, ident, seq)
 
 
 def answer_arp(link: Link, my_ip: str) -> object:
@@ -153,10 +152,11 @@ def test_kernel_pings_netfast(peer: tuple[str, str, str]) -> None:
             assert echo is not None, "the kernel's echo request never arrived"
             pkt = Ether(echo)
             assert pkt.dst == "02:00:00:00:fa:57"
+            icmp = pkt[ICMP]
+            data = bytes(icmp.payload)[: pkt[IP].len - 28]  # without the Ethernet padding
             reply = echo_frame(
-                NETFAST_MAC, kernel_mac, NETFAST_IP, KERNEL_IP, pkt[ICMP].id, pkt[ICMP].seq,
-                bytes(pkt[ICMP].payload)[: pkt[IP].len - 28], reply=True,
-            )  # fmt: skip
+                NETFAST_MAC, kernel_mac, NETFAST_IP, KERNEL_IP, icmp.id, icmp.seq, data, reply=True
+            )
             link.send([reply])
             out, _ = proc.communicate(timeout=10)
             assert proc.returncode == 0, out.decode()
