@@ -20,7 +20,7 @@ class CliError(Exception):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from netfast.cli import pcap as pcap_cmd
+    from netfast.cli.pcap import register as register_pcap
 
     parser = argparse.ArgumentParser(
         prog="netfast",
@@ -29,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"netfast {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    pcap_cmd.register(sub)
+    register_pcap(sub)
     return parser
 
 
