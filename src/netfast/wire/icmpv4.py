@@ -208,7 +208,9 @@ class QuotedIpv4(NamedTuple):
     header: Ipv4Repr
     """Its IP header; ``header.payload_len`` is what the original packet claimed."""
     payload_head: bytes
-    """The quoted start of its payload (8 bytes normally: the ports of TCP or UDP)."""
+    """The quoted start of its payload (8 bytes normally: the ports of TCP or UDP), ending at the
+    quoted total length, so that ICMP extensions (RFC 4884) after a whole quoted packet are not
+    taken for its payload."""
 
 
 def parse_quoted_ipv4(quote: Buffer, *, verify_checksum: bool = False) -> QuotedIpv4:
