@@ -10,10 +10,11 @@ An :class:`ImpairmentStage` impairs one direction.  Every frame pushed into it g
 these steps, each drawing from the stage's own seeded :class:`random.Random`, so a given seed
 and a given sequence of pushes (and clock readings) always give the same output:
 
-1. **limit** - a stage holding ``limit`` frames drops new ones (``impair.limit_drop``).
-2. **loss** - dropped with probability ``loss`` (``impair.loss``).
-3. **duplicate** - a second copy is made with probability ``duplicate`` (``impair.dup``);
+1. **loss** - dropped with probability ``loss`` (``impair.loss``).
+2. **duplicate** - a second copy is made with probability ``duplicate`` (``impair.dup``);
    each copy then goes through the remaining steps on its own.
+3. **limit** - a stage already holding ``limit`` frames drops the copy
+   (``impair.limit_drop``).
 4. **corrupt** - with probability ``corrupt`` one uniformly chosen bit of the frame is flipped
    (``impair.corrupt``), as netem does; the FCS is not modelled, so the frame is delivered.
 5. **delay and jitter** - the frame is due ``delay`` seconds later, plus a uniform draw from
@@ -167,9 +168,6 @@ class ImpairmentStage:
         self._expire_held(now)
         for frame in frames:
             counters["impair.in"] += 1
-            if len(self) >= imp.limit:
-                counters["impair.limit_drop"] += 1
-                continue
             if imp.loss and rng.random() < imp.loss:
                 counters["impair.loss"] += 1
                 continue
@@ -178,6 +176,9 @@ class ImpairmentStage:
                 counters["impair.dup"] += 1
                 copies = 2
             for _ in range(copies):
+                if len(self) >= imp.limit:
+                    counters["impair.limit_drop"] += 1
+                    continue
                 copy = frame
                 if imp.corrupt and rng.random() < imp.corrupt and len(frame) > 0:
                     counters["impair.corrupt"] += 1
