@@ -1,0 +1,164 @@
+"""The RIB: the authoritative table of routes, and an obviously-correct longest-prefix match.
+
+A *route* is a prefix (network address as a 32-bit int, prefix length 0..32) with a *value*:
+a next-hop address, an interface, an origin ASN -- anything hashable.  Values are interned as
+small integers (``value_id``), as FreeBSD interns next hops; every route has a *route id*
+(``rid``), a small integer that every FIB returns from a lookup.  ``-1`` means "no route".
+
+Route ids are never reused while the RIB lives: a lookup racing with a delete may still return
+the id of the route it saw, and that id must keep naming that route (prefix and value).  The
+per-route arrays (``net``, ``plen``, ``value_id``) are numpy arrays, so batch results map to
+prefixes and values without Python loops: ``rib.value_id[rids]``.  Changing a route's value is a
+single aligned store into ``value_id`` -- the paper's atomic next-hop change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Iterator
+
+import numpy as np
+import numpy.typing as npt
+
+NO_ROUTE = -1
+
+_MASKS = [0] + [(0xFFFFFFFF << (32 - n)) & 0xFFFFFFFF for n in range(1, 33)]
+
+
+def prefix_mask(plen: int) -> int:
+    """The netmask of a prefix length as a 32-bit int (0 for /0)."""
+    return _MASKS[plen]
+
+
+def parse_prefix(text: str) -> tuple[int, int]:
+    """``"192.0.2.0/24"`` -> ``(0xC0000200, 24)``.  Raises ``ValueError`` naming the problem,
+    including host bits set beyond the prefix length."""
+    addr, sep, length = text.strip().partition("/")
+    if not sep:
+        raise ValueError(f"{text!r} is not a prefix (no '/len')")
+    parts = addr.split(".")
+    if len(parts) != 4 or not all(p.isdigit() and len(p) <= 3 for p in parts):
+        raise ValueError(f"{addr!r} is not a dotted-quad IPv4 address")
+    octets = [int(p) for p in parts]
+    if max(octets) > 255:
+        raise ValueError(f"{addr!r} has an octet above 255")
+    if not length.isdigit() or int(length) > 32:
+        raise ValueError(f"prefix length {length!r} is not an integer 0..32")
+    plen = int(length)
+    net = (octets[0] << 24) | (octets[1] << 16) | (octets[2] << 8) | octets[3]
+    if net & ~prefix_mask(plen) & 0xFFFFFFFF:
+        raise ValueError(f"{text.strip()!r} has host bits set beyond /{plen}")
+    return net, plen
+
+
+def format_prefix(net: int, plen: int) -> str:
+    return f"{net >> 24}.{(net >> 16) & 255}.{(net >> 8) & 255}.{net & 255}/{plen}"
+
+
+class Rib:
+    """prefix -> route, with interned values and stable route ids."""
+
+    def __init__(self, capacity: int = 1024) -> None:
+        self._index: dict[tuple[int, int], int] = {}
+        self._values: list[Hashable] = []
+        self._value_ids: dict[Hashable, int] = {}
+        self._n = 0
+        self.net: npt.NDArray[np.uint32] = np.zeros(capacity, np.uint32)
+        self.plen: npt.NDArray[np.uint8] = np.zeros(capacity, np.uint8)
+        self.value_id: npt.NDArray[np.int32] = np.full(capacity, NO_ROUTE, np.int32)
+        self.alive: npt.NDArray[np.bool_] = np.zeros(capacity, np.bool_)
+
+    # -- values --
+    def intern(self, value: Hashable) -> int:
+        vid = self._value_ids.get(value)
+        if vid is None:
+            vid = self._value_ids[value] = len(self._values)
+            self._values.append(value)
+        return vid
+
+    def value(self, value_id: int) -> Hashable:
+        return self._values[value_id]
+
+    @property
+    def values(self) -> list[Hashable]:
+        """Interned values, indexed by value id (read-only by convention)."""
+        return self._values
+
+    # -- routes --
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def __contains__(self, prefix: tuple[int, int]) -> bool:
+        return prefix in self._index
+
+    @property
+    def route_count(self) -> int:
+        """Route ids handed out so far (alive or not): rids are ``0 .. route_count - 1``."""
+        return self._n
+
+    def get(self, net: int, plen: int) -> int | None:
+        """The rid of an exact prefix, or None."""
+        return self._index.get((net, plen))
+
+    def add(self, net: int, plen: int, value: Hashable) -> tuple[int, bool]:
+        """Add or replace a route.  Returns ``(rid, created)``: a replace keeps the rid and only
+        stores the new value id."""
+        if not 0 <= plen <= 32 or net & ~prefix_mask(plen) & 0xFFFFFFFF or not 0 <= net < 2**32:
+            raise ValueError(f"bad prefix {net:#x}/{plen}")
+        vid = self.intern(value)
+        rid = self._index.get((net, plen))
+        if rid is not None:
+            self.value_id[rid] = vid
+            return rid, False
+        rid = self._n
+        if rid == len(self.net):
+            self._grow()
+        self.net[rid] = net
+        self.plen[rid] = plen
+        self.value_id[rid] = vid
+        self.alive[rid] = True
+        self._index[(net, plen)] = rid
+        self._n += 1
+        return rid, True
+
+    def delete(self, net: int, plen: int) -> int | None:
+        """Remove a route; returns its rid (which stays valid as a name) or None if absent."""
+        rid = self._index.pop((net, plen), None)
+        if rid is not None:
+            self.alive[rid] = False
+        return rid
+
+    def items(self) -> Iterator[tuple[int, int, int]]:
+        """``(net, plen, rid)`` of every live route, in insertion order."""
+        for (net, plen), rid in self._index.items():
+            yield net, plen, rid
+
+    def live_arrays(
+        self,
+    ) -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.uint8], npt.NDArray[np.int32]]:
+        """``(net, plen, rid)`` arrays of the live routes (for bulk FIB builds)."""
+        rids = np.flatnonzero(self.alive[: self._n]).astype(np.int32)
+        return self.net[rids], self.plen[rids], rids
+
+    def prefix_of(self, rid: int) -> tuple[int, int]:
+        return int(self.net[rid]), int(self.plen[rid])
+
+    def value_of(self, rid: int) -> Hashable:
+        return self._values[int(self.value_id[rid])]
+
+    def _grow(self) -> None:
+        n = max(1024, 2 * len(self.net))
+        for name, fill in (("net", 0), ("plen", 0), ("value_id", NO_ROUTE), ("alive", False)):
+            old = getattr(self, name)
+            new = np.full(n, fill, old.dtype)
+            new[: len(old)] = old
+            setattr(self, name, new)
+
+    # -- the obviously-correct reference --
+    def reference_lookup(self, addr: int) -> int:
+        """Longest-prefix match by trying every length from /32 down: slow, obviously right."""
+        index = self._index
+        for plen in range(32, -1, -1):
+            rid = index.get((addr & _MASKS[plen], plen))
+            if rid is not None:
+                return rid
+        return NO_ROUTE
