@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import math
 from collections import Counter
 from dataclasses import replace
@@ -10,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from netfast.link.base import Link
 from netfast.link.impair import ImpairedLink, Impairment, ImpairmentStage, make_rng
 from netfast.link.memory import MemoryLink
 
@@ -361,3 +363,14 @@ def test_timing_alone_keeps_order_and_loses_nothing(
         got += stage.pop_due(i * 0.001)
     got += stage.pop_due(1e9)
     assert got == [frame(i) for i in range(200)]
+
+
+def test_impaired_link_is_a_link() -> None:
+    a, _ = MemoryLink.pair(mtu=1400)
+    link = ImpairedLink(a, seed=1)
+    assert isinstance(link, Link)
+    assert (link.name, link.mtu) == ("mem0", 1400)
+    with pytest.raises(io.UnsupportedOperation):
+        link.fileno()  # a memory link has no descriptor to select on
+    link.close()
+    assert a.send([frame(0)]) == 0  # closing the wrapper closed the inner link
