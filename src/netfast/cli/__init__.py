@@ -20,6 +20,7 @@ class CliError(Exception):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from netfast.cli.bench import register as register_bench
     from netfast.cli.pcap import register as register_pcap
 
     parser = argparse.ArgumentParser(
@@ -30,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     register_pcap(sub)
+    register_bench(sub)
     return parser
 
 

@@ -1,0 +1,35 @@
+"""`netfast bench ethernet` and `netfast bench checksum` run and write what they print."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from netfast.cli import main
+
+
+def test_ethernet_figure1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "fig1.json"
+    assert main(["bench", "ethernet", "--json", str(out)]) == 0
+    rows = {r["speed"]: r for r in json.loads(out.read_text())}
+    # A 64-byte frame takes 84 byte times on the wire (8 preamble+SFD, 12 inter-frame gap).
+    assert round(rows["1 Gb/s"]["pps_64"]) == round(1e9 / (8 * 84)) == 1_488_095
+    # A 1500-byte payload rides in a 1518-byte frame: 1538 byte times.
+    assert round(rows["10 Gb/s"]["pps_1500"]) == round(10e9 / (8 * 1538))
+    assert "Figure 1" in capsys.readouterr().out
+
+
+def test_checksum_bench_smoke(tmp_path: Path) -> None:
+    out = tmp_path / "ck.json"
+    assert main(["bench", "checksum", "--seconds", "0.01", "--json", str(out)]) == 0
+    data = json.loads(out.read_text())
+    assert [r["bytes"] for r in data["per_buffer"]] == [20, 64, 576, 1500, 9000, 65535]
+    assert all(r["netfast"] > 0 and r["python_loop"] > 0 for r in data["per_buffer"])
+    assert data["batch_headers_per_s"]["numba"] > 0
+
+
+def test_bad_seconds(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "checksum", "--seconds", "0"]) == 2
+    assert "--seconds must be positive" in capsys.readouterr().err
