@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 from scapy.all import ICMP, IP, UDP, IPerror, Raw, RawPcapReader, UDPerror
 from scapy.utils import checksum as scapy_checksum
@@ -215,9 +215,15 @@ def test_emit_then_parse(value: Icmpv4Repr) -> None:
     assert Icmpv4Repr.parse(message) == value
 
 
+# scapy's ICMP layer cannot dissect a timestamp message shorter than its three timestamps or an
+# address-mask message without its mask (it raises struct.error): keep the oracle to what it reads.
+_SCAPY_MIN_DATA = {13: 12, 14: 12, 17: 4, 18: 4}
+
+
 @given(members)
 def test_emit_matches_scapy(value: Icmpv4Repr) -> None:
     raw = value.to_bytes()
+    assume(len(raw) - 8 >= _SCAPY_MIN_DATA.get(raw[0], 0))
     oracle = ICMP(raw)
     assert oracle.chksum == oracle_checksum(raw)
     rebuilt = ICMP(raw)
