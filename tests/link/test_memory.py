@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from netfast.link.base import Link
-from netfast.link.memory import MemoryLink, frame_too_big
+from netfast.link.base import Link, frame_too_big
+from netfast.link.memory import MemoryLink
 
 
 def frame(n: int, size: int = 60) -> bytes:

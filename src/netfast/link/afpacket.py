@@ -30,8 +30,7 @@ import struct
 from collections import Counter
 from collections.abc import Iterable
 
-from netfast.link.base import Frame
-from netfast.link.memory import ETHER_HEADER_LEN, frame_too_big
+from netfast.link.base import Frame, frame_too_big, send_each
 
 ETH_P_ALL = 0x0003
 SOL_PACKET = 263
@@ -140,28 +139,20 @@ class AfPacketLink:
 
     def send(self, frames: Iterable[Frame]) -> int:
         """Transmit frames on the interface; returns how many the kernel took."""
-        counters = self.counters
         sock = self._sock
-        sent = 0
-        for frame in frames:
-            if self._closed:
-                counters["drop.closed"] += 1
-            elif len(frame) < ETHER_HEADER_LEN:
-                counters["drop.runt"] += 1
-            elif frame_too_big(frame, self._mtu):
-                counters["drop.oversize"] += 1
-            else:
-                try:
-                    sock.send(frame)
-                except (BlockingIOError, InterruptedError):
-                    counters["drop.busy"] += 1
-                except OSError as e:
-                    counters["drop.busy" if e.errno == errno.ENOBUFS else "drop.error"] += 1
-                else:
-                    sent += 1
-                    counters["tx.frames"] += 1
-                    counters["tx.bytes"] += len(frame)
-        return sent
+
+        def write(frame: Frame) -> str | None:
+            try:
+                sock.send(frame)
+            except (BlockingIOError, InterruptedError):
+                return "busy"
+            except OSError as e:
+                return "busy" if e.errno == errno.ENOBUFS else "error"
+            return None
+
+        return send_each(
+            frames, write, mtu=self._mtu, counters=self.counters, closed=lambda: self._closed
+        )
 
     def close(self) -> None:
         if not self._closed:

@@ -1,11 +1,63 @@
-"""The link interface every packet I/O device implements."""
+"""The link interface every packet I/O device implements, and the rules all links share: what
+frame size a link of a given MTU carries, and the per-frame checks and counters of ``send``.
+
+Counter names are the same on every link: ``rx.frames``, ``rx.bytes``, ``tx.frames``,
+``tx.bytes`` and ``drop.<reason>``.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import Callable, Iterable
 from typing import Protocol, runtime_checkable
 
 Frame = bytes
+
+ETHER_HEADER_LEN = 14
+VLAN_TAG_LEN = 4
+_VLAN_TPIDS = (b"\x81\x00", b"\x88\xa8")
+
+
+def frame_too_big(frame: Frame, mtu: int) -> bool:
+    """True when ``frame`` cannot travel on a link of this ``mtu``.
+
+    The MTU counts the Ethernet payload only; the 14-byte header comes on top, and one 802.1Q
+    (or 802.1ad) tag may add 4 more, as Linux allows for VLAN-tagged frames.
+    """
+    limit = mtu + ETHER_HEADER_LEN
+    if len(frame) > limit and frame[12:14] in _VLAN_TPIDS:
+        limit += VLAN_TAG_LEN
+    return len(frame) > limit
+
+
+def send_each(
+    frames: Iterable[Frame],
+    transmit: Callable[[Frame], str | None],
+    *,
+    mtu: int,
+    counters: Counter[str],
+    closed: Callable[[], bool],
+) -> int:
+    """The ``send`` loop of every link: drop closed-link, runt and oversize frames under their
+    counters, hand the rest to ``transmit`` -- which returns ``None`` when the frame went, or the
+    drop reason -- and count what went.  Returns the number of frames that went."""
+    sent = 0
+    for frame in frames:
+        if closed():
+            reason: str | None = "closed"
+        elif len(frame) < ETHER_HEADER_LEN:
+            reason = "runt"
+        elif frame_too_big(frame, mtu):
+            reason = "oversize"
+        else:
+            reason = transmit(frame)
+        if reason is None:
+            sent += 1
+            counters["tx.frames"] += 1
+            counters["tx.bytes"] += len(frame)
+        else:
+            counters[f"drop.{reason}"] += 1
+    return sent
 
 
 @runtime_checkable

@@ -6,9 +6,8 @@ is full is dropped and counted (``drop.queue_full``), as a real NIC ring would. 
 than the MTU allows (IEEE 802.3 header of 14 bytes, plus 4 for one 802.1Q tag) is dropped and
 counted (``drop.oversize``), as is a frame too short to hold an Ethernet header (``drop.runt``).
 
-The module also holds the small helpers every netfast link shares: the frame size rule
-(:func:`frame_too_big`) and the counter names (``rx.frames``, ``rx.bytes``, ``tx.frames``,
-``tx.bytes``, ``drop.<reason>``).
+The size rule and the send-side checks are the ones every link shares
+(:mod:`netfast.link.base`).
 
 Appending to and popping from a :class:`collections.deque` are atomic in CPython, so one thread
 may send while another receives (the bridge runs in a thread).
@@ -19,23 +18,7 @@ from __future__ import annotations
 from collections import Counter, deque
 from collections.abc import Iterable
 
-from netfast.link.base import Frame
-
-ETHER_HEADER_LEN = 14
-VLAN_TAG_LEN = 4
-_VLAN_TPIDS = (b"\x81\x00", b"\x88\xa8")
-
-
-def frame_too_big(frame: Frame, mtu: int) -> bool:
-    """True when ``frame`` cannot travel on a link of this ``mtu``.
-
-    The MTU counts the Ethernet payload only; the 14-byte header comes on top, and one 802.1Q
-    (or 802.1ad) tag may add 4 more, as Linux allows for VLAN-tagged frames.
-    """
-    limit = mtu + ETHER_HEADER_LEN
-    if len(frame) > limit and frame[12:14] in _VLAN_TPIDS:
-        limit += VLAN_TAG_LEN
-    return len(frame) > limit
+from netfast.link.base import Frame, send_each
 
 
 class MemoryLink:
@@ -119,25 +102,19 @@ class MemoryLink:
     def send(self, frames: Iterable[Frame]) -> int:
         """Deliver frames to the peer's queue; returns how many were accepted."""
         peer = self._peer
-        counters = self.counters
-        accepted = 0
-        for frame in frames:
-            if self._closed or peer is None or peer._closed:
-                counters["drop.closed"] += 1
-            elif len(frame) < ETHER_HEADER_LEN:
-                counters["drop.runt"] += 1
-            elif frame_too_big(frame, self._mtu):
-                counters["drop.oversize"] += 1
-            elif len(peer._inbox) >= peer._capacity:
-                counters["drop.queue_full"] += 1
-            else:
-                # bytes() so a caller reusing a bytearray cannot change a frame in flight.
-                data = bytes(frame)
-                peer._inbox.append(data)
-                counters["tx.frames"] += 1
-                counters["tx.bytes"] += len(data)
-                accepted += 1
-        return accepted
+
+        def closed() -> bool:
+            return self._closed or peer is None or peer._closed
+
+        def deliver(frame: Frame) -> str | None:
+            assert peer is not None
+            if len(peer._inbox) >= peer._capacity:
+                return "queue_full"
+            # bytes() so a caller reusing a bytearray cannot change a frame in flight.
+            peer._inbox.append(bytes(frame))
+            return None
+
+        return send_each(frames, deliver, mtu=self._mtu, counters=self.counters, closed=closed)
 
     def close(self) -> None:
         """Stop this end: queued frames are discarded, later sends in either direction drop."""

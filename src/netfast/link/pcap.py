@@ -30,8 +30,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO
 
-from netfast.link.base import Frame, Link
-from netfast.link.memory import frame_too_big
+from netfast.link.base import Frame, Link, frame_too_big
 from netfast.wire.pcap import (
     Linktype,
     PcapError,

@@ -27,8 +27,7 @@ from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 
-from netfast.link.base import Frame
-from netfast.link.memory import ETHER_HEADER_LEN, VLAN_TAG_LEN, frame_too_big
+from netfast.link.base import ETHER_HEADER_LEN, VLAN_TAG_LEN, Frame, frame_too_big, send_each
 
 TUN_PATH = "/dev/net/tun"
 TUNSETIFF = 0x400454CA  # _IOW('T', 202, int)
@@ -149,27 +148,20 @@ class TapLink:
 
     def send(self, frames: Iterable[Frame]) -> int:
         """Inject frames into the kernel as if received on the TAP; returns how many went."""
-        counters = self.counters
-        sent = 0
-        for frame in frames:
-            if self._closed:
-                counters["drop.closed"] += 1
-            elif len(frame) < ETHER_HEADER_LEN:
-                counters["drop.runt"] += 1
-            elif frame_too_big(frame, self._mtu):
-                counters["drop.oversize"] += 1
-            else:
-                try:
-                    os.write(self._fd, frame)
-                except BlockingIOError:
-                    counters["drop.busy"] += 1
-                except OSError:
-                    counters["drop.error"] += 1
-                else:
-                    sent += 1
-                    counters["tx.frames"] += 1
-                    counters["tx.bytes"] += len(frame)
-        return sent
+        fd = self._fd
+
+        def write(frame: Frame) -> str | None:
+            try:
+                os.write(fd, frame)
+            except BlockingIOError:
+                return "busy"
+            except OSError:
+                return "error"
+            return None
+
+        return send_each(
+            frames, write, mtu=self._mtu, counters=self.counters, closed=lambda: self._closed
+        )
 
     def close(self) -> None:
         """Detach; a TAP this link created disappears with it."""
