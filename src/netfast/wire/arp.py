@@ -20,7 +20,7 @@ import struct
 from dataclasses import dataclass
 from enum import IntEnum
 
-from netfast.wire.checksum import Buffer
+from netfast.wire.buffer import Buffer, as_bytes_view
 from netfast.wire.errors import MalformedError, TruncatedError
 
 #: Length of an Ethernet/IPv4 ARP packet.
@@ -46,13 +46,6 @@ class ArpOperation(IntEnum):
     REPLY = 2
 
 
-def _as_bytes_view(buffer: Buffer) -> memoryview:
-    view = memoryview(buffer)
-    if view.format != "B" or view.ndim != 1:
-        view = view.cast("B")
-    return view
-
-
 class ArpPacket:
     """Zero-copy view of an Ethernet/IPv4 ARP packet.
 
@@ -63,7 +56,7 @@ class ArpPacket:
     __slots__ = ("buffer",)
 
     def __init__(self, buffer: Buffer) -> None:
-        self.buffer = _as_bytes_view(buffer)
+        self.buffer = as_bytes_view(buffer)
 
     @classmethod
     def new_checked(cls, buffer: Buffer) -> ArpPacket:

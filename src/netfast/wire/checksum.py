@@ -25,7 +25,7 @@ import numba
 import numpy as np
 import numpy.typing as npt
 
-Buffer = bytes | bytearray | memoryview
+from netfast.wire.buffer import Buffer
 
 IPPROTO_ICMP = 1
 IPPROTO_TCP = 6

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import NamedTuple
 
-from netfast.wire.checksum import Buffer
+from netfast.wire.buffer import Buffer, as_bytes_view
 from netfast.wire.errors import MalformedError, TruncatedError
 
 #: Destination, source and EtherType.
@@ -103,13 +103,6 @@ def mac_from_str(text: str) -> bytes:
     return bytes.fromhex(text.replace(text[2], ""))
 
 
-def _as_bytes_view(buffer: Buffer) -> memoryview:
-    view = memoryview(buffer)
-    if view.format != "B" or view.ndim != 1:
-        view = view.cast("B")
-    return view
-
-
 @dataclass(frozen=True, slots=True)
 class VlanTag:
     """One 802.1Q (TPID 0x8100) or 802.1ad service (TPID 0x88A8) tag.
@@ -160,7 +153,7 @@ class EthernetFrame:
     __slots__ = ("buffer",)
 
     def __init__(self, buffer: Buffer) -> None:
-        self.buffer = _as_bytes_view(buffer)
+        self.buffer = as_bytes_view(buffer)
 
     @classmethod
     def new_checked(cls, buffer: Buffer) -> EthernetFrame:

@@ -30,7 +30,7 @@ from enum import IntEnum
 from typing import NamedTuple
 
 from netfast.wire import checksum
-from netfast.wire.checksum import Buffer
+from netfast.wire.buffer import Buffer, as_bytes_view
 from netfast.wire.errors import ChecksumError, MalformedError, TruncatedError
 from netfast.wire.ipv4 import Ipv4Packet, Ipv4Repr
 
@@ -89,13 +89,6 @@ class TimeExceededCode(IntEnum):
     FRAG_REASSEMBLY_EXCEEDED = 1
 
 
-def _as_bytes_view(buffer: Buffer) -> memoryview:
-    view = memoryview(buffer)
-    if view.format != "B" or view.ndim != 1:
-        view = view.cast("B")
-    return view
-
-
 class Icmpv4Message:
     """Zero-copy view of an ICMP message (the whole IPv4 payload).
 
@@ -106,7 +99,7 @@ class Icmpv4Message:
     __slots__ = ("buffer",)
 
     def __init__(self, buffer: Buffer) -> None:
-        self.buffer = _as_bytes_view(buffer)
+        self.buffer = as_bytes_view(buffer)
 
     @classmethod
     def new_checked(cls, buffer: Buffer) -> Icmpv4Message:

@@ -29,7 +29,7 @@ from enum import IntEnum
 from typing import NamedTuple
 
 from netfast.wire import checksum
-from netfast.wire.checksum import Buffer
+from netfast.wire.buffer import Buffer, as_bytes_view
 from netfast.wire.errors import ChecksumError, MalformedError, TruncatedError
 
 #: Length of a header without options.
@@ -114,13 +114,6 @@ def ip_from_str(text: str) -> int:
         When ``text`` is not four decimal octets (leading zeros are refused as ambiguous).
     """
     return int(ipaddress.IPv4Address(text))
-
-
-def _as_bytes_view(buffer: Buffer) -> memoryview:
-    view = memoryview(buffer)
-    if view.format != "B" or view.ndim != 1:
-        view = view.cast("B")
-    return view
 
 
 # --- options ------------------------------------------------------------------------------------
@@ -227,7 +220,7 @@ class Ipv4Packet:
     __slots__ = ("buffer",)
 
     def __init__(self, buffer: Buffer) -> None:
-        self.buffer = _as_bytes_view(buffer)
+        self.buffer = as_bytes_view(buffer)
 
     @classmethod
     def new_checked(cls, buffer: Buffer) -> Ipv4Packet:

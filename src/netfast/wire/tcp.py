@@ -37,7 +37,8 @@ from dataclasses import dataclass, field
 from enum import IntFlag
 from typing import ClassVar, TypeAlias, TypeVar
 
-from netfast.wire.checksum import IPPROTO_TCP, Buffer, l4_checksum, l4_verify
+from netfast.wire.buffer import Buffer, as_bytes_view
+from netfast.wire.checksum import IPPROTO_TCP, l4_checksum, l4_verify
 from netfast.wire.errors import ChecksumError, MalformedError, TruncatedError
 
 HEADER_LEN = 20
@@ -609,10 +610,7 @@ class TcpSegment:
     __slots__ = ("buffer",)
 
     def __init__(self, buffer: Buffer) -> None:
-        view = memoryview(buffer)
-        if view.format != "B" or view.ndim != 1:
-            view = view.cast("B")
-        self.buffer = view
+        self.buffer = as_bytes_view(buffer)
 
     @classmethod
     def new_checked(cls, buffer: Buffer) -> TcpSegment:

@@ -19,7 +19,8 @@ import struct
 from dataclasses import dataclass
 
 from netfast.wire import checksum
-from netfast.wire.checksum import IPPROTO_UDP, Buffer
+from netfast.wire.buffer import Buffer, as_bytes_view
+from netfast.wire.checksum import IPPROTO_UDP
 from netfast.wire.errors import ChecksumError, MalformedError, TruncatedError
 
 HEADER_LEN = 8
@@ -28,13 +29,6 @@ _HEADER = "udp"
 _U16 = struct.Struct(">H")
 # source port, destination port, length, checksum
 _FIXED = struct.Struct(">HHHH")
-
-
-def _as_bytes_view(buffer: Buffer) -> memoryview:
-    view = memoryview(buffer)
-    if view.format != "B" or view.ndim != 1:
-        view = view.cast("B")
-    return view
 
 
 class UdpDatagram:
@@ -47,7 +41,7 @@ class UdpDatagram:
     __slots__ = ("buffer",)
 
     def __init__(self, buffer: Buffer) -> None:
-        self.buffer = _as_bytes_view(buffer)
+        self.buffer = as_bytes_view(buffer)
 
     @classmethod
     def new_checked(cls, buffer: Buffer) -> UdpDatagram:
