@@ -22,6 +22,7 @@ class CliError(Exception):
 def build_parser() -> argparse.ArgumentParser:
     from netfast.cli.bench import register as register_bench
     from netfast.cli.pcap import register as register_pcap
+    from netfast.cli.route import register as register_route
 
     parser = argparse.ArgumentParser(
         prog="netfast",
@@ -31,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     register_pcap(sub)
+    register_route(sub)
     register_bench(sub)
     return parser
 

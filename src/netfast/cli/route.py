@@ -1,0 +1,424 @@
+"""``netfast route``: longest-prefix match against a real BGP table.
+
+- ``route lookup ADDR...``: the matched prefix and value (origin AS, next hop, ...) of each address.
+- ``route annotate [FILE]``: every address of a file (one per line, or a CSV column) with its
+  matched prefix and value; the batch path, millions of addresses per second.
+- ``route stats``: the table's prefix-length histogram and the memory and build time of every FIB
+  algorithm on it.
+
+Every command uses the bundled 2026 IPv4 table unless given ``--table FILE`` (text
+``prefix<TAB>value``, CAIDA pfx2as, bgpdump ``-m`` or MRT; gzip or not).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import socket
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TextIO, TypeVar
+
+import numpy as np
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from netfast.cli import CliError
+from netfast.route.loaders import LoadResult, RouteFileError, default_table_path, load_table
+from netfast.route.rib import NO_ROUTE, Rib, format_prefix
+from netfast.route.table import DEFAULT_ALGORITHM, RoutingTable, algorithm, algorithms
+
+T = TypeVar("T")
+
+#: Addresses looked up per batch by ``annotate`` (bounded memory on any input size).
+CHUNK = 1 << 20
+
+
+def _add_table_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--table", type=Path, metavar="FILE", help="route file (default: the bundled 2026 table)"
+    )
+    p.add_argument(
+        "--value",
+        choices=("origin", "nexthop", "aspath"),
+        default="origin",
+        help="for BGP update/RIB files: what a route's value is (default: origin AS)",
+    )
+    p.add_argument(
+        "--skip-bad", action="store_true", help="skip and count malformed table lines/records"
+    )
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    route = sub.add_parser("route", help="longest-prefix match against a BGP table")
+    route_sub = route.add_subparsers(dest="route_command", metavar="COMMAND")
+    route_sub.required = True
+
+    lookup = route_sub.add_parser("lookup", help="matched prefix and value of addresses")
+    lookup.add_argument("addresses", nargs="+", metavar="ADDR")
+    _add_table_args(lookup)
+    lookup.add_argument("--algo", default=DEFAULT_ALGORITHM, help="FIB algorithm")
+    lookup.set_defaults(func=cmd_lookup)
+
+    annotate = route_sub.add_parser(
+        "annotate", help="annotate a file of addresses with prefix and value"
+    )
+    annotate.add_argument("input", nargs="?", default="-", help="input file (default: stdin)")
+    annotate.add_argument("-o", "--output", type=Path, help="output file (default: stdout)")
+    annotate.add_argument(
+        "--column",
+        help="CSV input: the address column, by 1-based number or header name",
+    )
+    annotate.add_argument(
+        "--skip-bad-addresses",
+        action="store_true",
+        help="pass malformed addresses through unannotated (counted) instead of failing",
+    )
+    _add_table_args(annotate)
+    annotate.add_argument("--algo", default=DEFAULT_ALGORITHM, help="FIB algorithm")
+    annotate.add_argument(
+        "--no-progress", action="store_true", help="no progress bar even on a terminal"
+    )
+    annotate.set_defaults(func=cmd_annotate)
+
+    stats = route_sub.add_parser("stats", help="prefix-length histogram, memory per algorithm")
+    _add_table_args(stats)
+    stats.add_argument(
+        "--algo",
+        action="append",
+        help="algorithm(s) to build and measure (default: all)",
+    )
+    stats.set_defaults(func=cmd_stats)
+
+
+def load(args: argparse.Namespace) -> LoadResult:
+    path = args.table if args.table is not None else default_table_path()
+    try:
+        result = load_table(path, value=args.value, skip_bad=args.skip_bad)
+    except FileNotFoundError:
+        raise CliError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise CliError(f"{path}: is a directory, not a route file") from None
+    except RouteFileError as exc:
+        hint = "" if args.skip_bad else " (--skip-bad skips and counts such lines)"
+        raise CliError(f"{exc}{hint}") from None
+    if result.stats.skipped_total:
+        print(
+            f"netfast: warning: {path}: skipped {result.stats.skipped_total} bad "
+            f"lines/records; first: {result.stats.first_errors[0]}",
+            file=sys.stderr,
+        )
+    if len(result.rib) == 0:
+        raise CliError(f"{path}: no IPv4 routes in the file")
+    return result
+
+
+def _table(args: argparse.Namespace) -> RoutingTable:
+    try:
+        cls = algorithm(args.algo)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    return RoutingTable(load(args).rib, cls)
+
+
+def parse_address(text: str) -> int:
+    """A strict dotted quad as an int; ``ValueError`` otherwise."""
+    try:
+        return int.from_bytes(socket.inet_pton(socket.AF_INET, text), "big")
+    except OSError:
+        raise ValueError(f"{text!r} is not an IPv4 address") from None
+
+
+def cmd_lookup(args: argparse.Namespace) -> int:
+    addrs = []
+    for text in args.addresses:
+        try:
+            addrs.append(parse_address(text.strip()))
+        except ValueError as exc:
+            raise CliError(str(exc)) from None
+    table = _table(args)
+    out = Table(title=f"longest-prefix match ({table.algorithm}, {len(table.rib):,} prefixes)")
+    for col in ("address", "prefix", "value"):
+        out.add_column(col)
+    for text, addr in zip(args.addresses, addrs, strict=True):
+        found = table.describe(table.lookup(addr))
+        prefix, value = found if found is not None else ("-", "no route")
+        out.add_row(text.strip(), prefix, str(value))
+    Console().print(out)
+    return 0
+
+
+# --- annotate ----------------------------------------------------------------------------------
+
+
+def _open_input(name: str) -> TextIO:
+    if name == "-":
+        return sys.stdin
+    try:
+        return open(name, encoding="utf-8", errors="replace", newline="")
+    except FileNotFoundError:
+        raise CliError(f"{name}: no such file") from None
+    except IsADirectoryError:
+        raise CliError(f"{name}: is a directory") from None
+
+
+def _chunks(lines: Iterator[T], size: int) -> Iterator[list[T]]:
+    chunk: list[T] = []
+    for line in lines:
+        chunk.append(line)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+class _Annotator:
+    """Looks a chunk of address strings up in one batch and formats the answers."""
+
+    def __init__(self, table: RoutingTable, source: str, skip_bad: bool) -> None:
+        rib: Rib = table.rib
+        self.table = table
+        self.source = source
+        self.skip_bad = skip_bad
+        self.bad = 0
+        # Precomputed text per value id: the formatting stays out of the per-address loop.
+        self._value_text = [str(v) for v in rib.values]
+        self._rib = rib
+
+    def annotate(self, texts: list[str], first_line: int) -> list[tuple[str, str]]:
+        n = len(texts)
+        addrs = np.zeros(n, np.uint32)
+        valid = np.ones(n, np.bool_)
+        for i, text in enumerate(texts):
+            try:
+                addrs[i] = int.from_bytes(socket.inet_pton(socket.AF_INET, text.strip()), "big")
+            except OSError:
+                if not self.skip_bad:
+                    raise CliError(
+                        f"{self.source}: line {first_line + i}: {text.strip()!r} is not an IPv4 "
+                        "address (--skip-bad-addresses passes such lines through)"
+                    ) from None
+                valid[i] = False
+                self.bad += 1
+        rids = self.table.lookup_batch(addrs)
+        rids[~valid] = NO_ROUTE
+        rib = self._rib
+        if len(self._value_text) < len(rib.values):
+            self._value_text = [str(v) for v in rib.values]
+        out: list[tuple[str, str]] = []
+        nets = rib.net[np.maximum(rids, 0)]
+        plens = rib.plen[np.maximum(rids, 0)]
+        vids = rib.value_id[np.maximum(rids, 0)]
+        vt = self._value_text
+        for rid, net, plen, vid, ok in zip(
+            rids.tolist(), nets.tolist(), plens.tolist(), vids.tolist(), valid.tolist(), strict=True
+        ):
+            if not ok:
+                out.append(("invalid", "-"))
+            elif rid == NO_ROUTE:
+                out.append(("-", "-"))
+            else:
+                out.append((format_prefix(net, plen), vt[vid]))
+        return out
+
+
+def cmd_annotate(args: argparse.Namespace) -> int:
+    table = _table(args)
+    source = "<stdin>" if args.input == "-" else args.input
+    annotator = _Annotator(table, source, args.skip_bad_addresses)
+    infile = _open_input(args.input)
+    # Write to a temporary file beside the target and rename at the end: a failure half way
+    # never leaves a user's file partially overwritten.
+    tmp: Path | None = None
+    if args.output is not None:
+        tmp = args.output.with_name(f".{args.output.name}.netfast-tmp")
+        outfile: TextIO = open(tmp, "w", encoding="utf-8", newline="")  # noqa: SIM115
+    else:
+        outfile = sys.stdout
+    show_progress = (
+        not args.no_progress
+        and sys.stderr.isatty()
+        and args.input != "-"
+        and Path(args.input).stat().st_size > 4_000_000
+    )
+    total = 0
+    t0 = time.perf_counter()
+    try:
+        with _progress(show_progress, Path(args.input) if show_progress else None) as advance:
+            if args.column is None:
+                total = _annotate_lines(annotator, infile, outfile, advance)
+            else:
+                total = _annotate_csv(annotator, infile, outfile, args.column, advance)
+        outfile.flush()
+        if tmp is not None:
+            outfile.close()
+            tmp.replace(args.output)
+            tmp = None
+    finally:
+        if tmp is not None:
+            outfile.close()
+            tmp.unlink(missing_ok=True)
+        if infile is not sys.stdin:
+            infile.close()
+    dt = time.perf_counter() - t0
+    if args.output is not None or annotator.bad:
+        rate = total / dt if dt > 0 else 0.0
+        msg = f"netfast: annotated {total:,} addresses in {dt:.2f} s ({rate:,.0f}/s)"
+        if annotator.bad:
+            msg += f"; {annotator.bad:,} malformed passed through as 'invalid'"
+        print(msg, file=sys.stderr)
+    return 0
+
+
+class _progress:
+    """A rich progress bar over the input file's bytes, or nothing."""
+
+    def __init__(self, enabled: bool, path: Path | None) -> None:
+        self.enabled = enabled
+        self.path = path
+        self._progress: Progress | None = None
+        self._task = TaskID(0)
+
+    def __enter__(self) -> _progress:
+        if self.enabled and self.path is not None:
+            self._progress = Progress(
+                TextColumn("annotating"),
+                BarColumn(),
+                TextColumn("{task.percentage:>3.0f}%"),
+                TimeElapsedColumn(),
+                console=Console(file=sys.stderr),
+            )
+            self._progress.start()
+            self._task = self._progress.add_task("annotate", total=self.path.stat().st_size)
+        return self
+
+    def __call__(self, nbytes: int) -> None:
+        if self._progress is not None:
+            self._progress.advance(self._task, nbytes)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+
+def _annotate_lines(
+    annotator: _Annotator, infile: TextIO, outfile: TextIO, advance: _progress
+) -> int:
+    total = 0
+    line_no = 1
+    for chunk in _chunks(iter(infile), CHUNK):
+        texts = [line.strip() for line in chunk]
+        keep = [i for i, t in enumerate(texts) if t and not t.startswith("#")]
+        answers = annotator.annotate([texts[i] for i in keep], line_no)
+        # Line numbers in errors are exact only when no blank/comment lines precede; the
+        # address itself is named in the message too.
+        buf = io.StringIO()
+        for i, (prefix, value) in zip(keep, answers, strict=True):
+            buf.write(f"{texts[i]}\t{prefix}\t{value}\n")
+        outfile.write(buf.getvalue())
+        advance(sum(map(len, chunk)))
+        total += len(keep)
+        line_no += len(chunk)
+    return total
+
+
+def _annotate_csv(
+    annotator: _Annotator, infile: TextIO, outfile: TextIO, column: str, advance: _progress
+) -> int:
+    reader = csv.reader(infile)
+    writer = csv.writer(outfile, lineterminator="\n")
+    try:
+        first = next(reader)
+    except StopIteration:
+        return 0
+    if column.isdigit():
+        col = int(column) - 1
+        if col < 0:
+            raise CliError(f"--column is 1-based, got {column}")
+        header = None
+        pending = [first]
+    else:
+        if column not in first:
+            raise CliError(f"{annotator.source}: line 1: no column named {column!r} in {first}")
+        col = first.index(column)
+        header = first
+        pending = []
+    if header is not None:
+        writer.writerow([*header, "prefix", "value"])
+    total = 0
+    line_no = 2 if header is not None else 1
+
+    def rows() -> Iterator[list[str]]:
+        yield from pending
+        yield from reader
+
+    for chunk in _chunks(rows(), CHUNK):
+        for i, row in enumerate(chunk):
+            if len(row) <= col:
+                raise CliError(
+                    f"{annotator.source}: line {line_no + i}: has {len(row)} columns, "
+                    f"no column {col + 1}"
+                )
+        answers = annotator.annotate([row[col] for row in chunk], line_no)
+        writer.writerows(
+            [*row, prefix, value] for row, (prefix, value) in zip(chunk, answers, strict=True)
+        )
+        advance(sum(sum(map(len, row)) + len(row) for row in chunk))
+        total += len(chunk)
+        line_no += len(chunk)
+    return total
+
+
+# --- stats -------------------------------------------------------------------------------------
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    names = args.algo or list(algorithms())
+    classes = []
+    for name in names:
+        try:
+            classes.append(algorithm(name))
+        except ValueError as exc:
+            raise CliError(str(exc)) from None
+    result = load(args)
+    rib = result.rib
+    console = Console()
+    _, plens, _ = rib.live_arrays()
+    hist = np.bincount(plens, minlength=33)
+    n = len(plens)
+    table = Table(title=f"{result.stats.path}: {n:,} prefixes by length")
+    for col in ("length", "prefixes", "%", ""):
+        table.add_column(col, justify="right" if col != "" else "left")
+    peak = int(hist.max()) or 1
+    for plen in range(33):
+        if hist[plen]:
+            share = 100.0 * hist[plen] / n
+            table.add_row(
+                f"/{plen}",
+                f"{int(hist[plen]):,}",
+                f"{share:.1f}",
+                "█" * max(1, round(40 * hist[plen] / peak)),
+            )
+    console.print(table)
+    mem = Table(title="FIB algorithms on this table")
+    for col in ("algorithm", "build s", "memory bytes", "bytes/prefix", "lock-free updates"):
+        mem.add_column(col, justify="right" if col != "algorithm" else "left")
+    for cls in classes:
+        t0 = time.perf_counter()
+        fib = cls.build(rib)
+        dt = time.perf_counter() - t0
+        size = fib.memory_bytes()
+        mem.add_row(
+            cls.name,
+            f"{dt:.2f}",
+            f"{size:,}",
+            f"{size / max(n, 1):.1f}",
+            "yes" if cls.concurrent_updates else "no",
+        )
+    console.print(mem)
+    return 0
