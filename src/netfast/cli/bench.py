@@ -8,6 +8,8 @@ terminal as a table and, with ``--json FILE``, to a JSON file.
   speeds) computed from first principles, plus jumbo frames.
 - ``netfast bench checksum``: the RFC 1071 checksum (the CPU fallback the paper says broken
   offload needs) against scapy's and a plain Python loop, and the batch kernel in headers/s.
+- ``netfast bench route``: every FIB algorithm against pytricia and py-radix on real BGP tables
+  and update streams, with the routing issue's targets checked (see :mod:`netfast.bench.route`).
 """
 
 from __future__ import annotations
@@ -42,6 +44,32 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     cks.add_argument("--seconds", type=float, default=0.3, help="time per measurement")
     cks.add_argument("--json", type=Path, metavar="FILE", help="also write the results as JSON")
     cks.set_defaults(func=cmd_checksum)
+    rt = bench_sub.add_parser("route", help="FIB algorithms vs pytricia and py-radix")
+    rt.add_argument(
+        "--table",
+        action="append",
+        type=Path,
+        metavar="FILE",
+        help="route table(s) to measure (default: the bundled 2026 table)",
+    )
+    rt.add_argument(
+        "--trend",
+        action="store_true",
+        help="also the 2002 and 2016 tables from the shared data folder",
+    )
+    rt.add_argument("--algo", action="append", help="algorithm(s) (default: all)")
+    rt.add_argument(
+        "--updates",
+        type=Path,
+        metavar="DIR",
+        help="folder of the BGP update streams (default: the shared data folder's bgp-updates)",
+    )
+    rt.add_argument("--quick", action="store_true", help="fewer addresses and rounds")
+    rt.add_argument("--no-competitors", action="store_true", help="skip pytricia and py-radix")
+    rt.add_argument(
+        "--out", type=Path, default=Path("bench-results"), help="folder for JSON + markdown"
+    )
+    rt.set_defaults(func=cmd_route)
 
 
 def _write_json(path: Path | None, payload: Any) -> None:
@@ -191,3 +219,119 @@ def cmd_checksum(args: argparse.Namespace) -> int:
         },
     )
     return 0
+
+
+def shared_data_dir() -> Path | None:
+    """The shared data folder: $NETFAST_SHARED_DATA, or ../shared/data from here or the checkout."""
+    candidates = [os.environ.get("NETFAST_SHARED_DATA", "")]
+    candidates += [str(p / "shared" / "data") for p in (Path.cwd().parent, Path.cwd())]
+    candidates.append(str(Path(__file__).resolve().parents[3].parent / "shared" / "data"))
+    for c in candidates:
+        if c and (Path(c) / "routes").is_dir():
+            return Path(c)
+    return None
+
+
+TREND_TABLES = ("ipv4-historic-20020722-ris-rrc05.txt.gz", "ipv4-dfz-20160202-caida-pfx2as.txt.gz")
+
+
+def cmd_route(args: argparse.Namespace) -> int:
+    from netfast.bench import route as rb
+    from netfast.route.loaders import default_table_path
+    from netfast.route.table import algorithms
+
+    known = algorithms()
+    algos = args.algo or list(known)
+    for a in algos:
+        if a not in known:
+            raise CliError(f"unknown FIB algorithm {a!r}; choose from {sorted(known)}")
+    data = shared_data_dir()
+    tables = list(args.table or [default_table_path()])
+    if args.trend:
+        if data is None:
+            raise CliError("--trend needs the shared data folder (set NETFAST_SHARED_DATA)")
+        tables = [data / "routes" / t for t in TREND_TABLES] + tables
+    for t in tables:
+        if not t.exists():
+            raise CliError(f"{t}: no such file")
+    updates = args.updates or (data / "bgp-updates" if data is not None else None)
+    console = Console(width=max(Console().width, 180))
+    if updates is None or not updates.is_dir():
+        console.print("[yellow]no BGP update streams found: update rates are not measured[/]")
+        updates = None
+    results = []
+    with console.status("measuring") as status:
+        for t in tables:
+            results.append(
+                rb.measure_table(
+                    t,
+                    updates,
+                    algos,
+                    n_addrs=(1 << 18) if args.quick else (1 << 20),
+                    rounds=2 if args.quick else 5,
+                    update_budget_s=1.0 if args.quick else 5.0,
+                    competitors=not args.no_competitors,
+                    progress=lambda msg: status.update(f"measuring {msg}"),
+                )
+            )
+    md: list[str] = ["# netfast bench route", ""]
+    for res in results:
+        table, lines = _route_table(res)
+        console.print(table)
+        md += lines
+        checks = rb.check_targets(res)
+        if checks:
+            tt = Table(title=f"{res.table}: targets")
+            for col in ("target", "measured", "met"):
+                tt.add_column(col)
+            md += ["", "| target | measured | met |", "|---|---|---|"]
+            for target, measured, _, met in checks:
+                tt.add_row(target, measured, "[green]yes[/]" if met else "[red]no[/]")
+                md.append(f"| {target} | {measured} | {'yes' if met else 'no'} |")
+            console.print(tt)
+        md.append("")
+    args.out.mkdir(parents=True, exist_ok=True)
+    _write_json(args.out / "route.json", rb.to_json(results))
+    md_path = args.out / "route.md"
+    tmp = md_path.with_name(f".{md_path.name}.tmp")
+    tmp.write_text("\n".join(md) + "\n")
+    os.replace(tmp, md_path)
+    console.print(f"wrote {args.out / 'route.json'} and {md_path}")
+    return 0
+
+
+def _fmt_rate(x: float | None) -> str:
+    return "-" if x is None else f"{x / 1e6:,.2f}M"
+
+
+def _route_table(res: Any) -> tuple[Table, list[str]]:
+    cols = (
+        "algorithm", "build s", "MiB", "B/prefix", "scalar/s", "batch/s inside",
+        "batch/s skewed", "batch/s uniform", "updates/s", "batch/s during updates",
+        "longest reader batch ms",
+    )  # fmt: skip
+    title = (
+        f"{res.table}: {res.prefixes:,} prefixes, loaded in {res.load_s:.2f} s "
+        f"(calibration: numpy gather {res.calibration_gather_lps / 1e6:,.0f}M/s)"
+    )
+    table = Table(title=title)
+    for c in cols:
+        table.add_column(c, justify="left" if c == "algorithm" else "right")
+    lines = [f"## {title}", "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for a in res.algorithms:
+        row = [
+            a.name,
+            f"{a.build_s:.2f}",
+            "-" if a.memory_bytes is None else f"{a.memory_bytes / 2**20:.2f}",
+            "-" if a.bytes_per_prefix is None else f"{a.bytes_per_prefix:.1f}",
+            _fmt_rate(a.scalar_lps),
+            _fmt_rate(a.batch_lps_inside),
+            _fmt_rate(a.batch_lps_skewed) if a.batch_lps_skewed else "-",
+            _fmt_rate(a.batch_lps_uniform) if a.batch_lps_uniform else "-",
+            "-" if a.updates_per_s is None else f"{a.updates_per_s:,.0f}",
+            _fmt_rate(a.batch_lps_during_updates),
+            "-" if a.max_reader_pause_ms is None else f"{a.max_reader_pause_ms:.1f}",
+        ]
+        table.add_row(*row)
+        lines.append("| " + " | ".join(row) + " |")
+    return table, lines

@@ -1,0 +1,1 @@
+"""Benchmarks behind ``netfast bench``: measurement code, kept apart from the CLI that prints it."""
