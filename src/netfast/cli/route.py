@@ -20,7 +20,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TextIO, TypeVar
+from typing import BinaryIO, TextIO, TypeVar
 
 import numpy as np
 from rich.console import Console
@@ -28,8 +28,8 @@ from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedCo
 from rich.table import Table
 
 from netfast.cli import CliError
+from netfast.route.annotate import LINE_ADDRESS, Annotator, line_text
 from netfast.route.loaders import LoadResult, RouteFileError, default_table_path, load_table
-from netfast.route.rib import NO_ROUTE, Rib, format_prefix
 from netfast.route.table import DEFAULT_ALGORITHM, RoutingTable, algorithm, algorithms
 
 T = TypeVar("T")
@@ -154,106 +154,41 @@ def cmd_lookup(args: argparse.Namespace) -> int:
 
 # --- annotate ----------------------------------------------------------------------------------
 
-
-def _open_input(name: str) -> TextIO:
-    if name == "-":
-        return sys.stdin
-    try:
-        return open(name, encoding="utf-8", errors="replace", newline="")
-    except FileNotFoundError:
-        raise CliError(f"{name}: no such file") from None
-    except IsADirectoryError:
-        raise CliError(f"{name}: is a directory") from None
-
-
-def _chunks(lines: Iterator[T], size: int) -> Iterator[list[T]]:
-    chunk: list[T] = []
-    for line in lines:
-        chunk.append(line)
-        if len(chunk) == size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
-
-
-class _Annotator:
-    """Looks a chunk of address strings up in one batch and formats the answers."""
-
-    def __init__(self, table: RoutingTable, source: str, skip_bad: bool) -> None:
-        rib: Rib = table.rib
-        self.table = table
-        self.source = source
-        self.skip_bad = skip_bad
-        self.bad = 0
-        # Precomputed text per value id: the formatting stays out of the per-address loop.
-        self._value_text = [str(v) for v in rib.values]
-        self._rib = rib
-
-    def annotate(self, texts: list[str], first_line: int) -> list[tuple[str, str]]:
-        n = len(texts)
-        addrs = np.zeros(n, np.uint32)
-        valid = np.ones(n, np.bool_)
-        for i, text in enumerate(texts):
-            try:
-                addrs[i] = int.from_bytes(socket.inet_pton(socket.AF_INET, text.strip()), "big")
-            except OSError:
-                if not self.skip_bad:
-                    raise CliError(
-                        f"{self.source}: line {first_line + i}: {text.strip()!r} is not an IPv4 "
-                        "address (--skip-bad-addresses passes such lines through)"
-                    ) from None
-                valid[i] = False
-                self.bad += 1
-        rids = self.table.lookup_batch(addrs)
-        rids[~valid] = NO_ROUTE
-        rib = self._rib
-        if len(self._value_text) < len(rib.values):
-            self._value_text = [str(v) for v in rib.values]
-        out: list[tuple[str, str]] = []
-        nets = rib.net[np.maximum(rids, 0)]
-        plens = rib.plen[np.maximum(rids, 0)]
-        vids = rib.value_id[np.maximum(rids, 0)]
-        vt = self._value_text
-        for rid, net, plen, vid, ok in zip(
-            rids.tolist(), nets.tolist(), plens.tolist(), vids.tolist(), valid.tolist(), strict=True
-        ):
-            if not ok:
-                out.append(("invalid", "-"))
-            elif rid == NO_ROUTE:
-                out.append(("-", "-"))
-            else:
-                out.append((format_prefix(net, plen), vt[vid]))
-        return out
+#: Bytes of input annotated per block (bounded memory on any input size).
+BLOCK = 8 << 20
 
 
 def cmd_annotate(args: argparse.Namespace) -> int:
     table = _table(args)
     source = "<stdin>" if args.input == "-" else args.input
-    annotator = _Annotator(table, source, args.skip_bad_addresses)
-    infile = _open_input(args.input)
+    annotator = Annotator(table.lookup_batch, table.rib, args.skip_bad_addresses)
+    if args.input == "-":
+        infile: BinaryIO = sys.stdin.buffer
+        size = 0
+    else:
+        try:
+            infile = open(args.input, "rb")  # noqa: SIM115 - closed in the finally below
+        except FileNotFoundError:
+            raise CliError(f"{args.input}: no such file") from None
+        except IsADirectoryError:
+            raise CliError(f"{args.input}: is a directory") from None
+        size = Path(args.input).stat().st_size
     # Write to a temporary file beside the target and rename at the end: a failure half way
     # never leaves a user's file partially overwritten.
     tmp: Path | None = None
     if args.output is not None:
         tmp = args.output.with_name(f".{args.output.name}.netfast-tmp")
-        outfile: TextIO = open(tmp, "w", encoding="utf-8", newline="")  # noqa: SIM115
+        outfile: BinaryIO = open(tmp, "wb")  # noqa: SIM115 - closed in the finally below
     else:
-        outfile = sys.stdout
-    show_progress = (
-        not args.no_progress
-        and sys.stderr.isatty()
-        and args.input != "-"
-        and Path(args.input).stat().st_size > 4_000_000
-    )
-    total = 0
+        outfile = sys.stdout.buffer
+    show = not args.no_progress and sys.stderr.isatty() and size > 4 * BLOCK
     t0 = time.perf_counter()
     try:
-        with _progress(show_progress, Path(args.input) if show_progress else None) as advance:
+        with _progress(show, size) as advance:
             if args.column is None:
-                total = _annotate_lines(annotator, infile, outfile, advance)
+                total = _annotate_lines(annotator, source, infile, outfile, advance)
             else:
-                total = _annotate_csv(annotator, infile, outfile, args.column, advance)
+                total = _annotate_csv(annotator, source, infile, outfile, args.column, advance)
         outfile.flush()
         if tmp is not None:
             outfile.close()
@@ -263,29 +198,29 @@ def cmd_annotate(args: argparse.Namespace) -> int:
         if tmp is not None:
             outfile.close()
             tmp.unlink(missing_ok=True)
-        if infile is not sys.stdin:
+        if infile is not sys.stdin.buffer:
             infile.close()
     dt = time.perf_counter() - t0
-    if args.output is not None or annotator.bad:
+    if args.output is not None or annotator.invalid:
         rate = total / dt if dt > 0 else 0.0
         msg = f"netfast: annotated {total:,} addresses in {dt:.2f} s ({rate:,.0f}/s)"
-        if annotator.bad:
-            msg += f"; {annotator.bad:,} malformed passed through as 'invalid'"
+        if annotator.invalid:
+            msg += f"; {annotator.invalid:,} malformed passed through as 'invalid'"
         print(msg, file=sys.stderr)
     return 0
 
 
 class _progress:
-    """A rich progress bar over the input file's bytes, or nothing."""
+    """A rich progress bar over the input's bytes, or nothing."""
 
-    def __init__(self, enabled: bool, path: Path | None) -> None:
+    def __init__(self, enabled: bool, total: int) -> None:
         self.enabled = enabled
-        self.path = path
+        self.total = total
         self._progress: Progress | None = None
         self._task = TaskID(0)
 
     def __enter__(self) -> _progress:
-        if self.enabled and self.path is not None:
+        if self.enabled:
             self._progress = Progress(
                 TextColumn("annotating"),
                 BarColumn(),
@@ -294,7 +229,7 @@ class _progress:
                 console=Console(file=sys.stderr),
             )
             self._progress.start()
-            self._task = self._progress.add_task("annotate", total=self.path.stat().st_size)
+            self._task = self._progress.add_task("annotate", total=self.total)
         return self
 
     def __call__(self, nbytes: int) -> None:
@@ -306,29 +241,80 @@ class _progress:
             self._progress.stop()
 
 
+def _chunks(items: Iterator[T], size: int) -> Iterator[list[T]]:
+    chunk: list[T] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _bad_address(source: str, line_no: int, text: str) -> CliError:
+    return CliError(
+        f"{source}: line {line_no}: {text!r} is not an IPv4 address "
+        "(--skip-bad-addresses passes such lines through)"
+    )
+
+
 def _annotate_lines(
-    annotator: _Annotator, infile: TextIO, outfile: TextIO, advance: _progress
+    annotator: Annotator, source: str, infile: BinaryIO, outfile: BinaryIO, advance: _progress
 ) -> int:
     total = 0
-    line_no = 1
-    for chunk in _chunks(iter(infile), CHUNK):
-        texts = [line.strip() for line in chunk]
-        keep = [i for i, t in enumerate(texts) if t and not t.startswith("#")]
-        answers = annotator.annotate([texts[i] for i in keep], line_no)
-        # Line numbers in errors are exact only when no blank/comment lines precede; the
-        # address itself is named in the message too.
-        buf = io.StringIO()
-        for i, (prefix, value) in zip(keep, answers, strict=True):
-            buf.write(f"{texts[i]}\t{prefix}\t{value}\n")
-        outfile.write(buf.getvalue())
-        advance(sum(map(len, chunk)))
-        total += len(keep)
-        line_no += len(chunk)
+    first_line = 1
+    rest = b""
+    while True:
+        data = infile.read(BLOCK)
+        if data:
+            data = rest + data
+            cut = data.rfind(b"\n")
+            if cut < 0:
+                rest = data
+                continue
+            block, rest = data[: cut + 1], data[cut + 1 :]
+        else:
+            block, rest = rest, b""
+            if not block:
+                break
+        result = annotator.block(block)
+        outfile.write(result.output)
+        if len(result.invalid_lines) and not annotator.skip_bad:
+            i = int(result.invalid_lines[0])
+            raise _bad_address(source, first_line + i, line_text(block, i))
+        advance(len(block))
+        total += result.annotated
+        first_line += result.lines
     return total
 
 
 def _annotate_csv(
-    annotator: _Annotator, infile: TextIO, outfile: TextIO, column: str, advance: _progress
+    annotator: Annotator,
+    source: str,
+    infile: BinaryIO,
+    outfile: BinaryIO,
+    column: str,
+    advance: _progress,
+) -> int:
+    text_in = io.TextIOWrapper(infile, encoding="utf-8", errors="replace", newline="")
+    text_out = io.TextIOWrapper(outfile, encoding="utf-8", newline="", write_through=True)
+    try:
+        return _annotate_csv_rows(annotator, source, text_in, text_out, column, advance)
+    finally:
+        # The wrappers must not close the underlying files (stdin/stdout or our temp file).
+        text_out.flush()
+        text_in.detach()
+        text_out.detach()
+
+
+def _annotate_csv_rows(
+    annotator: Annotator,
+    source: str,
+    infile: TextIO,
+    outfile: TextIO,
+    column: str,
+    advance: _progress,
 ) -> int:
     reader = csv.reader(infile)
     writer = csv.writer(outfile, lineterminator="\n")
@@ -340,18 +326,16 @@ def _annotate_csv(
         col = int(column) - 1
         if col < 0:
             raise CliError(f"--column is 1-based, got {column}")
-        header = None
         pending = [first]
+        line_no = 1
     else:
         if column not in first:
-            raise CliError(f"{annotator.source}: line 1: no column named {column!r} in {first}")
+            raise CliError(f"{source}: line 1: no column named {column!r} in {first}")
         col = first.index(column)
-        header = first
+        writer.writerow([*first, "prefix", "value"])
         pending = []
-    if header is not None:
-        writer.writerow([*header, "prefix", "value"])
+        line_no = 2
     total = 0
-    line_no = 2 if header is not None else 1
 
     def rows() -> Iterator[list[str]]:
         yield from pending
@@ -361,13 +345,20 @@ def _annotate_csv(
         for i, row in enumerate(chunk):
             if len(row) <= col:
                 raise CliError(
-                    f"{annotator.source}: line {line_no + i}: has {len(row)} columns, "
-                    f"no column {col + 1}"
+                    f"{source}: line {line_no + i}: has {len(row)} columns, no column {col + 1}"
                 )
-        answers = annotator.annotate([row[col] for row in chunk], line_no)
-        writer.writerows(
-            [*row, prefix, value] for row, (prefix, value) in zip(chunk, answers, strict=True)
-        )
+        cells = [row[col].replace("\n", " ") for row in chunk]
+        parsed = annotator.parse("\n".join(cells).encode())
+        out_rows = []
+        for i, (row, rid) in enumerate(zip(chunk, parsed.rids.tolist(), strict=True)):
+            if parsed.status[i] != LINE_ADDRESS:
+                if not annotator.skip_bad:
+                    raise _bad_address(source, line_no + i, cells[i])
+                annotator.invalid += 1
+                rid = -2
+            prefix, value = annotator.text(rid).decode().split("\t", 1)
+            out_rows.append([*row, prefix, value])
+        writer.writerows(out_rows)
         advance(sum(sum(map(len, row)) + len(row) for row in chunk))
         total += len(chunk)
         line_no += len(chunk)
