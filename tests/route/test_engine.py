@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from netfast.route.dxr import MAX_RID, Dxr
+from netfast.route.dxr import MAX_RID, Dxr, WordPool
 from netfast.route.fib import Fib
 from netfast.route.rib import NO_ROUTE, Rib, format_prefix, parse_prefix, prefix_mask
 
@@ -138,6 +138,9 @@ def test_protocol_and_misuse() -> None:
     with pytest.raises(ValueError, match="shaped"):
         fib.lookup_batch(np.zeros(3, np.uint32), np.zeros(2, np.int32))
     assert fib.memory_bytes() > 0
+    for bad in (-1, 2**32, 2**40):
+        with pytest.raises(ValueError, match="32-bit"):
+            fib.lookup(bad)
 
 
 def test_retired_chunks_wait_for_readers() -> None:
@@ -215,6 +218,163 @@ def test_concurrent_readers_see_before_or_after() -> None:
     assert lookups[0] > 0
     assert fib.reclaimed > 0
     assert (fib.lookup_batch(batch) == before).all()
+
+
+def test_memory_and_control_bytes_are_separate() -> None:
+    rib = Rib()
+    for i in range(300):
+        rib.add(0x0A000000 | (i << 8), 24, i)
+    fib = Dxr.build(rib)
+    state = fib._state
+    lookup_path = state.direct.nbytes + state.bits.nbytes + state.pool.nbytes
+    assert fib.memory_bytes() == lookup_path
+    before = fib.control_bytes()
+    # the shadow of 300 prefixes alone is more than 300 * (4 + 1 + 4) bytes
+    assert before > 300 * 9
+    stats = fib.stats()
+    assert stats["memory_bytes"] == fib.memory_bytes()
+    assert stats["control_bytes"] == before
+    rid, _ = rib.add(0x0A7F0000, 24, "new")
+    fib.insert(0x0A7F0000, 24, rid)  # gives the slot its own arrays: control grows, lookup not
+    assert fib.control_bytes() > before
+    assert fib.memory_bytes() == lookup_path
+
+
+def test_word_pool_reuses_split_and_coalesced_space() -> None:
+    pool = WordPool(0)
+    a, b, c = pool.alloc(10), pool.alloc(20), pool.alloc(5)
+    assert (a, b, c) == (0, 10, 30) and pool.top == 35
+    pool.release(b, 20)
+    assert pool.alloc(8) == 10  # best fit splits the free block
+    assert pool.free_words == 12
+    assert pool.alloc(12) == 18  # and the rest is reusable
+    pool.release(10, 8)
+    pool.release(18, 12)
+    pool.release(a, 10)  # coalesces 0..30 into one block
+    assert pool.free_words == 30
+    assert pool.alloc(30) == 0
+    pool.release(0, 30)
+    pool.release(c, 5)  # everything free: top returns to zero
+    assert pool.top == 0 and pool.free_words == 0
+
+
+@given(st.lists(st.tuples(st.booleans(), st.integers(1, 40)), max_size=200))
+def test_word_pool_blocks_never_overlap(ops: list[tuple[bool, int]]) -> None:
+    pool = WordPool(0)
+    live: dict[int, int] = {}
+    for i, (alloc, n) in enumerate(ops):
+        if alloc or not live:
+            off = pool.alloc(n)
+            assert off + n <= pool.top
+            assert all(off + n <= o or o + m <= off for o, m in live.items())
+            live[off] = n
+        else:
+            off = sorted(live)[i % len(live)]
+            pool.release(off, live.pop(off))
+        assert pool.top - pool.free_words == sum(live.values())
+    for off, n in list(live.items()):
+        pool.release(off, n)
+    assert pool.top == 0 and pool.free_words == 0
+
+
+def test_churn_does_not_grow_the_pool() -> None:
+    """Delete/re-insert churn shifts chunk sizes by a word or two; freed space must be reused."""
+    rib = Rib()
+    rng = np.random.default_rng(3)
+    nets = sorted({int(x) << 8 for x in rng.integers(0, 1 << 24, 4000)})
+    for net in nets:
+        rib.add(net, 24, net)
+    fib = Dxr.build(rib, headroom=0.0)
+    size = fib.memory_bytes()
+    for net in rng.choice(nets, 3000).tolist():
+        rib.delete(net, 24)
+        fib.delete(net, 24)
+        rid, _ = rib.add(net, 24, net)
+        fib.insert(net, 24, rid)
+    assert fib.grown <= 1
+    assert fib.memory_bytes() <= size * 1.2
+    check_all(fib, rib, probes([(n, 24) for n in nets[:300]], []))
+
+
+def test_replaced_state_waits_for_readers() -> None:
+    rib = Rib()
+    rib.add(0x0A000000, 24, "a")
+    fib = Dxr.build(rib, headroom=0.0)
+    old_pool = fib._state.pool
+    reader = fib.epochs.enter()
+    fib._grow(1, len(old_pool) + 1)  # the pool, as when an insert finds no room
+    assert fib.grown == 1 and fib._state.pool is not old_pool
+    assert fib.stats()["retired_states"] == 1
+    fib.reclaim()
+    assert fib.stats()["retired_states"] == 1  # a reader may still read it by address
+    fib.epochs.leave(reader)
+    fib.reclaim()
+    assert fib.stats()["retired_states"] == 0
+    assert fib.lookup(0x0A000001) == rib.get(0x0A000000, 24)
+
+
+def test_lookups_leave_their_slot_idle() -> None:
+    rib = Rib()
+    rib.add(0x0A000000, 8, "a")
+    fib = Dxr.build(rib)
+    assert fib.lookup(0x0A010203) == 0
+    fib.lookup_batch(np.arange(100, dtype=np.uint32))
+    done: list[int] = []
+    th = threading.Thread(target=lambda: done.append(fib.lookup(0x0A000001)))
+    th.start()
+    th.join()
+    assert done == [0]
+    assert not fib.epochs.slots.any()
+    assert fib.epochs.safe_epoch() == fib.epochs.epoch
+
+
+def test_concurrent_scalar_readers_through_growth() -> None:
+    """Scalar lookups (one kernel call each, epoch published inside) from threads while a writer
+    adds and removes /28s, which turns bitmap chunks into larger long chunks and forces the pool
+    to grow: every answer is the route before or after, never anything else."""
+    rib = Rib()
+    rib.add(0, 0, "default")
+    for i in range(256):  # 256 slots with 20 /24s each: a /28 makes each chunk 4x larger
+        for j in range(0, 40, 2):
+            rib.add(0x0A000000 | (i << 16) | (j << 8), 24, (i, j))
+    fib = Dxr.build(rib, headroom=0.0)
+    toggled = [(0x0A000000 | (i << 16) | 0x40, 28) for i in range(256)]
+    addrs = [net | 0x45 for net, _ in toggled] + [net | 0x85 for net, _ in toggled]
+    before = [rib.reference_lookup(a) for a in addrs]
+    rids = [rib.add(net, plen, "t")[0] for net, plen in toggled]
+    after = rids + before[len(toggled) :]
+    for net, plen in toggled:
+        rib.delete(net, plen)
+    stop = threading.Event()
+    errors: list[str] = []
+    count = [0]
+
+    def reader() -> None:
+        while not stop.is_set():
+            for a, b, c in zip(addrs, before, after, strict=True):
+                r = fib.lookup(a)
+                if r != b and r != c:
+                    errors.append(f"{a:#x}: {r} not in ({b}, {c})")
+                    return
+            count[0] += 1
+
+    threads = [threading.Thread(target=reader) for _ in range(2)]
+    for th in threads:
+        th.start()
+    try:
+        for _ in range(10):
+            for (net, plen), rid in zip(toggled, rids, strict=True):
+                fib.insert(net, plen, rid)
+            for net, plen in toggled:
+                fib.delete(net, plen)
+    finally:
+        stop.set()
+        for th in threads:
+            th.join()
+    assert not errors, errors[0]
+    assert count[0] > 0
+    assert fib.grown >= 1
+    assert [fib.lookup(a) for a in addrs] == before
 
 
 @pytest.mark.slow

@@ -32,32 +32,69 @@ The batch kernel is software-pipelined over groups of eight addresses: eight dir
 loaded, then eight bitmap words, then eight rids, so cache misses overlap instead of queueing.
 Route ids are limited to 24 bits (16.7M routes handed out over a RIB's life).
 
-Updates and reclamation
------------------------
-The engine keeps a control-plane shadow of its prefixes: the prefixes of at most ``k`` bits
-(which decide the *cover*, the default route of each slot) and, per slot, the longer ones.  An
-insert or delete recomputes the ranges of each affected slot from that shadow, writes the new
-chunk into free pool words no reader can be using, and publishes it with one aligned uint32 store
-into the direct table -- lookups running concurrently in other threads (the kernels release the
-GIL) see either the old chunk or the new one, never a mix.  Writers are serialized by a lock.
+Memory: :meth:`Dxr.memory_bytes` is the lookup structure (direct table, bitmap words, pool,
+spare room included) -- what the 8 MB target is about; :meth:`Dxr.control_bytes` is the
+writer-side bookkeeping (the prefix shadow, per-slot block table, allocator), which lookups
+never touch.
 
-The old chunk is *retired*, not freed: a lookup that read the old direct entry may still be
-searching it.  Reclamation is epoch based (:class:`EpochSlots`): every lookup wrapper publishes
-the global epoch into its thread's slot before it reads the table and clears the slot when the
-kernel returns; a writer stamps each retired chunk with the current epoch and then advances the
-epoch.  A retired chunk is reused only once every slot is either idle or holds a later epoch,
-so no reader that could have seen it is still running.  When the pool runs out of room the
-writer copies table and pool into larger arrays and publishes the pair as a new state object
-(a single reference store); readers holding the previous pair keep a consistent, older view.
+Updates
+-------
+The engine keeps a control-plane shadow of its prefixes (:class:`SlotShadow`): the prefixes of
+at most ``k`` bits (which decide the *cover*, the default route of each slot) and, per slot, the
+longer ones as sorted numpy arrays (so recomputing a slot is a few compiled calls, not Python
+loops over its prefixes).  An insert or delete recomputes the ranges of each affected slot,
+writes the new chunk into free pool words no reader can be using, and publishes it with one
+aligned uint32 release store into the direct table -- lookups running concurrently in other
+threads (the kernels release the GIL) see either the old chunk or the new one, never a mix.
+Writers are serialized by a lock.  Pool space is managed by :class:`WordPool` (exact-size reuse,
+then best-fit with splitting, coalescing on release), so churn does not fragment the pool into
+growth.  When the pool does run out of room the writer copies table and pool into larger arrays
+and publishes the triple as a new state with one 8-byte release store.
+
+Reclamation and the reader protocol
+-----------------------------------
+A replaced chunk (or a whole replaced state) is *retired*, not freed: a lookup that read the old
+direct entry may still be reading it.  Reclamation is epoch based (:class:`EpochSlots`).  Every
+lookup -- scalar or batch -- is one ``nogil`` kernel call that, before it touches the table,
+
+1. loads the global epoch ``e`` and stores it into its thread's slot with a sequentially
+   consistent atomic store (``xchg`` on x86-64: a full barrier),
+2. only then loads the address of the current state (direct table, bitmap words, pool) from
+   the published root word, and looks up,
+3. clears its slot with a release store after its last table load.
+
+The writer unpublishes a chunk (release store of the new direct entry, or of the new root),
+stamps it with the current epoch ``E`` and advances the epoch; before scanning the slots it
+issues a full fence.  With full barriers on both sides, the reader's slot store and the writer's
+unpublishing store are ordered one way or the other: if the reader can have loaded the old
+entry or root, its slot store came first, so the writer's scan sees the slot holding an epoch
+``e <= E`` (it was loaded before the slot store); the chunk stays allocated until the slot is
+cleared, and that clearing store follows every load the kernel made.  Otherwise the reader loads
+the new entry and never touches the chunk.  Memory stamped ``E`` is reused only once every slot
+is idle or holds an epoch above ``E``.  Old states are kept referenced on the same terms, so the
+arrays a kernel reads through raw addresses stay alive while any reader may use them.
+
+The argument needs no GIL (the batch kernel runs without it, concurrently with the writer) and
+no x86 ordering assumption: the atomics are LLVM's.  Doing the whole protocol inside one kernel
+is also what makes scalar lookups cheap: the Python wrapper passes three plain integers (the
+thread's slot address, the control-word address and the address to look up) -- numba's
+dispatcher unboxes an int far faster than an ndarray (see :mod:`netfast.route.stride`) -- and
+does no numpy slot stores of its own.  The arrays are reached through raw addresses, which is
+why replaced states are retired rather than dropped.
+:meth:`EpochSlots.enter` / :meth:`EpochSlots.leave` remain for holding a grace period from
+Python (a pinned reader, tests); those stores are ordered by the writer's fence and the GIL.
 """
 
 from __future__ import annotations
 
+import bisect
 import threading
+from collections import deque
 from typing import Any, ClassVar
 
 import numpy as np
 import numpy.typing as npt
+from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic
 
@@ -72,8 +109,103 @@ _LONG_FLAGS = 0xC0000000
 _MAX_POOL_WORDS = 1 << 22  # the short-format offset field is 22 bits wide
 
 U32 = npt.NDArray[np.uint32]
+U8 = npt.NDArray[np.uint8]
 I32 = npt.NDArray[np.int32]
 I64 = npt.NDArray[np.int64]
+
+
+# --------------------------------------------------------------------------------------------
+# Raw pointers and atomics for the kernels
+# --------------------------------------------------------------------------------------------
+
+
+def _ptr_typer(elem: Any) -> Any:
+    def typer(typingctx: Any, addr: Any) -> Any:
+        sig = types.CPointer(elem)(types.intp)
+
+        def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+            return builder.inttoptr(args[0], context.get_value_type(signature.return_type))
+
+        return sig, codegen
+
+    return typer
+
+
+_u32_ptr: Any = intrinsic(_ptr_typer(types.uint32))
+_u64_ptr: Any = intrinsic(_ptr_typer(types.uint64))
+_i64_ptr: Any = intrinsic(_ptr_typer(types.int64))
+
+
+def _load_acquire_typer(typingctx: Any, addr: Any) -> Any:
+    """``*(int64*)addr`` as an acquire load."""
+    sig = types.int64(types.intp)
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        ptr = builder.inttoptr(args[0], ir.IntType(64).as_pointer())
+        return builder.load_atomic(ptr, "acquire", 8)
+
+    return sig, codegen
+
+
+def _store_i64_typer(ordering: str) -> Any:
+    def typer(typingctx: Any, addr: Any, value: Any) -> Any:
+        sig = types.void(types.intp, types.int64)
+
+        def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+            ptr = builder.inttoptr(args[0], ir.IntType(64).as_pointer())
+            builder.store_atomic(args[1], ptr, ordering, 8)
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    return typer
+
+
+def _store_u32_release_typer(typingctx: Any, addr: Any, value: Any) -> Any:
+    sig = types.void(types.intp, types.uint32)
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        ptr = builder.inttoptr(args[0], ir.IntType(32).as_pointer())
+        builder.store_atomic(args[1], ptr, "release", 4)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+def _fence_typer(typingctx: Any) -> Any:
+    sig = types.void()
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        builder.fence("seq_cst")
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+_load_acquire: Any = intrinsic(_load_acquire_typer)
+_store_seq_cst: Any = intrinsic(_store_i64_typer("seq_cst"))
+_store_release: Any = intrinsic(_store_i64_typer("release"))
+_store_u32_release: Any = intrinsic(_store_u32_release_typer)
+_fence: Any = intrinsic(_fence_typer)
+
+
+@njit(cache=True)
+def full_fence() -> None:
+    """A sequentially consistent fence (``mfence`` on x86-64)."""
+    _fence()
+
+
+@njit(cache=True)
+def publish_u32(addr: int, value: int) -> None:
+    """Store ``value`` to the uint32 at ``addr`` with release ordering: every store made before
+    it is visible to a thread that loads the new value."""
+    _store_u32_release(addr, np.uint32(value))
+
+
+@njit(cache=True)
+def publish_i64(addr: int, value: int) -> None:
+    """Store ``value`` to the int64 at ``addr`` with release ordering."""
+    _store_release(addr, np.int64(value))
 
 
 # --------------------------------------------------------------------------------------------
@@ -84,11 +216,12 @@ I64 = npt.NDArray[np.int64]
 class _SlotLease:
     """Returns a thread's epoch slot to the free list when the thread's locals are dropped."""
 
-    __slots__ = ("index", "owner")
+    __slots__ = ("address", "index", "owner")
 
     def __init__(self, owner: EpochSlots, index: int) -> None:
         self.owner = owner
         self.index = index
+        self.address = int(owner.slots.ctypes.data) + 8 * index
 
     def __del__(self) -> None:
         self.owner._release(self.index)
@@ -97,19 +230,28 @@ class _SlotLease:
 class EpochSlots:
     """One slot per reader thread; a slot holds 0 (idle) or the epoch its reader entered in.
 
-    Readers call :meth:`enter` before touching the lookup arrays and :meth:`leave` after the
-    kernel returns.  The writer retires memory with :meth:`retire_epoch` and asks
-    :meth:`safe_epoch` which retired memory no reader can still hold.
+    ``ctl[0]`` is the global epoch and ``ctl[1]`` a word the owning engine publishes its current
+    state's address in; lookup kernels get the address of ``ctl`` and of their thread's slot
+    (:meth:`slot_address`) and run the reader protocol themselves (see the module docstring).
+    From Python, :meth:`enter` / :meth:`leave` hold a grace period.  The writer retires memory
+    with :meth:`retire_epoch` and asks :meth:`safe_epoch` which retired memory no reader can
+    still hold.
     """
 
     def __init__(self, nslots: int = 128) -> None:
         self.slots: npt.NDArray[np.int64] = np.zeros(nslots, np.int64)
-        self.epoch = 1
+        self.ctl: npt.NDArray[np.int64] = np.zeros(2, np.int64)
+        self.ctl[0] = 1
+        self.ctl_address = int(self.ctl.ctypes.data)
         self._free = list(range(nslots - 1, -1, -1))
         self._lock = threading.Lock()
         self._local = threading.local()
 
-    def enter(self) -> int:
+    @property
+    def epoch(self) -> int:
+        return int(self.ctl[0])
+
+    def _lease(self) -> _SlotLease:
         lease: _SlotLease | None = getattr(self._local, "lease", None)
         if lease is None:
             with self._lock:
@@ -117,10 +259,18 @@ class EpochSlots:
                     raise RuntimeError("more concurrent reader threads than epoch slots")
                 lease = _SlotLease(self, self._free.pop())
             self._local.lease = lease
+        return lease
+
+    def slot_address(self) -> int:
+        """The address of this thread's slot (leased on first use, for the thread's life)."""
+        return self._lease().address
+
+    def enter(self) -> int:
+        index = self._lease().index
         # The slot store happens before the caller loads the table state (program order under
         # the GIL), so a writer that sees this slot idle knows the reader has not started.
-        self.slots[lease.index] = self.epoch
-        return lease.index
+        self.slots[index] = self.ctl[0]
+        return index
 
     def leave(self, index: int) -> None:
         self.slots[index] = 0
@@ -132,14 +282,18 @@ class EpochSlots:
 
     def retire_epoch(self) -> int:
         """Stamp for memory unpublished just now; advances the global epoch."""
-        stamp = self.epoch
-        self.epoch = stamp + 1
+        stamp = int(self.ctl[0])
+        self.ctl[0] = stamp + 1
         return stamp
 
     def safe_epoch(self) -> int:
         """Memory retired with a stamp below this value is unreachable by every reader."""
-        active = self.slots[self.slots != 0]
-        return int(active.min()) if len(active) else self.epoch
+        # Orders the writer's unpublishing stores before its reads of the slots (the other half
+        # of the readers' seq_cst slot store; see the module docstring).
+        full_fence()
+        slots = self.slots
+        active = slots[slots != 0]
+        return int(active.min()) if len(active) else int(self.ctl[0])
 
 
 # --------------------------------------------------------------------------------------------
@@ -199,6 +353,72 @@ def flatten_ranges(
 
 
 @njit(cache=True)
+def _flatten_slot(
+    net: Any, plen: Any, rid: Any, lo: int, hi: int, default: int, out_edge: Any, out_rid: Any
+) -> int:
+    """:func:`flatten_ranges` of prefixes given as sorted ``(net, plen, rid)`` arrays."""
+    n = len(net)
+    start = np.empty(n, np.int64)
+    end = np.empty(n, np.int64)
+    for i in range(n):
+        start[i] = net[i]
+        end[i] = np.int64(net[i]) + (np.int64(1) << (32 - np.int64(plen[i])))
+    return flatten_ranges(start, end, rid, lo, hi, default, out_edge, out_rid)
+
+
+@njit(cache=True)
+def _lower_bound(net: Any, plen: Any, key_net: int, key_plen: int) -> int:
+    """Index of ``(key_net, key_plen)`` in arrays sorted by (net, plen); ``-(insertion point)
+    - 1`` when absent."""
+    lo = 0
+    hi = len(net)
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if net[mid] < key_net or (net[mid] == key_net and plen[mid] < key_plen):
+            lo = mid + 1
+        else:
+            hi = mid
+    if lo < len(net) and net[lo] == key_net and plen[lo] == key_plen:
+        return lo
+    return -lo - 1
+
+
+@njit(cache=True)
+def _sorted_with(net: Any, plen: Any, rid: Any, i: int, key_net: int, key_plen: int, r: int) -> Any:
+    """Copies of the arrays with ``(key_net, key_plen) -> r`` inserted at index ``i``."""
+    n = len(net)
+    net2 = np.empty(n + 1, net.dtype)
+    plen2 = np.empty(n + 1, plen.dtype)
+    rid2 = np.empty(n + 1, rid.dtype)
+    net2[:i] = net[:i]
+    plen2[:i] = plen[:i]
+    rid2[:i] = rid[:i]
+    net2[i] = key_net
+    plen2[i] = key_plen
+    rid2[i] = r
+    net2[i + 1 :] = net[i:]
+    plen2[i + 1 :] = plen[i:]
+    rid2[i + 1 :] = rid[i:]
+    return net2, plen2, rid2
+
+
+@njit(cache=True)
+def _sorted_without(net: Any, plen: Any, rid: Any, i: int) -> Any:
+    """Copies of the arrays without index ``i``."""
+    n = len(net)
+    net2 = np.empty(n - 1, net.dtype)
+    plen2 = np.empty(n - 1, plen.dtype)
+    rid2 = np.empty(n - 1, rid.dtype)
+    net2[:i] = net[:i]
+    plen2[:i] = plen[:i]
+    rid2[:i] = rid[:i]
+    net2[i:] = net[i + 1 :]
+    plen2[i:] = plen[i + 1 :]
+    rid2[i:] = rid[i + 1 :]
+    return net2, plen2, rid2
+
+
+@njit(cache=True)
 def _paint_cover(
     net: Any, plen: Any, rid: Any, shift: int, cover_rid: Any, cover_plen: Any
 ) -> None:
@@ -215,16 +435,26 @@ def _paint_cover(
 # The control-plane shadow shared by the slot-based engines (DXR here, Poptrie next door)
 # --------------------------------------------------------------------------------------------
 
+_SlotArrays = tuple[U32, U8, I32]
+
+# Rough CPython costs for the control_bytes estimate: a dict entry with a (net, plen) tuple key
+# and an int value, and the fixed part of one per-slot override (three ndarray headers, a tuple
+# and a dict entry).
+_DICT_ENTRY_BYTES = 150
+_OVERRIDE_BYTES = 3 * 112 + 64 + 100
+
 
 class SlotShadow:
     """The prefixes an engine holds, indexed so that one slot's ranges are cheap to recompute.
 
     Prefixes of at most ``k`` bits live in a dict and determine ``cover_rid``/``cover_plen``,
     the longest of them covering each slot.  Longer prefixes start in sorted arrays (from the
-    bulk build) and move into a per-slot dict the first time their slot changes.
+    bulk build); the first change to a slot gives it its own sorted ``(net, plen, rid)`` arrays
+    (``overrides``), replaced by a compiled copy-with-insert/-delete on every later change, so
+    no Python loop ever walks a slot's prefixes.
     """
 
-    def __init__(self, k: int, net: U32, plen: npt.NDArray[np.uint8], rid: I32) -> None:
+    def __init__(self, k: int, net: U32, plen: U8, rid: I32) -> None:
         self.k = k
         self.shift = 32 - k
         short = plen <= k
@@ -248,57 +478,58 @@ class SlotShadow:
         )
         longer = ~short
         order = np.lexsort((plen[longer], net[longer]))
-        self.base_net = net[longer][order]
-        self.base_plen = plen[longer][order]
-        self.base_rid = rid[longer][order]
+        self.base_net: U32 = np.ascontiguousarray(net[longer][order], np.uint32)
+        self.base_plen: U8 = np.ascontiguousarray(plen[longer][order], np.uint8)
+        self.base_rid: I32 = np.ascontiguousarray(rid[longer][order], np.int32)
         self.base_bounds = np.searchsorted(
             self.base_net >> np.uint32(self.shift), np.arange((1 << k) + 1)
         ).astype(np.int64)
-        self.overrides: dict[int, dict[tuple[int, int], int]] = {}
+        self.overrides: dict[int, _SlotArrays] = {}
+        # scratch for slot_ranges (grown on demand): every slot is flattened into these
+        self._edge: I64 = np.empty(1025, np.int64)
+        self._rids: I64 = np.empty(1025, np.int64)
+
+    def slot_arrays(self, slot: int) -> _SlotArrays:
+        """``(net, plen, rid)`` of the prefixes longer than ``k`` bits in ``slot``, sorted by
+        (net, plen); read-only views."""
+        over = self.overrides.get(slot)
+        if over is not None:
+            return over
+        a, b = int(self.base_bounds[slot]), int(self.base_bounds[slot + 1])
+        return self.base_net[a:b], self.base_plen[a:b], self.base_rid[a:b]
 
     def slot_prefixes(self, slot: int) -> tuple[I64, I64, I64]:
         """``(start, end, rid)`` of the prefixes longer than ``k`` bits in ``slot``, sorted."""
-        over = self.overrides.get(slot)
-        if over is None:
-            a, b = self.base_bounds[slot], self.base_bounds[slot + 1]
-            start = self.base_net[a:b].astype(np.int64)
-            end = start + (np.int64(1) << (32 - self.base_plen[a:b].astype(np.int64)))
-            return start, end, self.base_rid[a:b].astype(np.int64)
-        items = sorted(over.items())
-        start = np.array([n for (n, _), _ in items], np.int64)
-        end = np.array([n + (1 << (32 - p)) for (n, p), _ in items], np.int64)
-        return start, end, np.array([r for _, r in items], np.int64)
+        net, plen, rid = self.slot_arrays(slot)
+        start = net.astype(np.int64)
+        end = start + (np.int64(1) << (32 - plen.astype(np.int64)))
+        return start, end, rid.astype(np.int64)
 
     def has_longer(self, slot: int) -> bool:
         """Whether ``slot`` holds any prefix longer than ``k`` bits."""
         over = self.overrides.get(slot)
         if over is None:
             return bool(self.base_bounds[slot] != self.base_bounds[slot + 1])
-        return bool(over)
-
-    def _slot_dict(self, slot: int) -> dict[tuple[int, int], int]:
-        over = self.overrides.get(slot)
-        if over is None:
-            a, b = self.base_bounds[slot], self.base_bounds[slot + 1]
-            over = {
-                (int(n), int(p)): int(r)
-                for n, p, r in zip(
-                    self.base_net[a:b], self.base_plen[a:b], self.base_rid[a:b], strict=True
-                )
-            }
-            self.overrides[slot] = over
-        return over
+        return len(over[0]) > 0
 
     def contains(self, net: int, plen: int) -> bool:
         if plen <= self.k:
             return (net, plen) in self.short
-        return (net, plen) in self._slot_dict(net >> self.shift)
+        a, p, _ = self.slot_arrays(net >> self.shift)
+        return bool(_lower_bound(a, p, net, plen) >= 0)
 
     def set(self, net: int, plen: int, rid: int) -> range:
         """Add or replace a prefix; returns the slots whose ranges may have changed."""
         slot = net >> self.shift
         if plen > self.k:
-            self._slot_dict(slot)[(net, plen)] = rid
+            a, p, r = self.slot_arrays(slot)
+            i = _lower_bound(a, p, net, plen)
+            if i >= 0:
+                r = r.copy()  # the arrays may be views of the shared base
+                r[i] = rid
+                self.overrides[slot] = (a, p, r)
+            else:
+                self.overrides[slot] = _sorted_with(a, p, r, -i - 1, net, plen, rid)
             return range(slot, slot + 1)
         self.short[(net, plen)] = rid
         span = slice(slot, slot + (1 << (self.k - plen)))
@@ -311,14 +542,18 @@ class SlotShadow:
         """Remove a prefix (KeyError if absent); returns the slots that may have changed."""
         slot = net >> self.shift
         if plen > self.k:
-            del self._slot_dict(slot)[(net, plen)]
+            a, p, r = self.slot_arrays(slot)
+            i = _lower_bound(a, p, net, plen)
+            if i < 0:
+                raise KeyError((net, plen))
+            self.overrides[slot] = _sorted_without(a, p, r, i)
             return range(slot, slot + 1)
         del self.short[(net, plen)]
         parent_rid, parent_plen = RID_NONE, -1
-        for p in range(plen - 1, -1, -1):
-            r = self.short.get((net & prefix_mask(p), p))
-            if r is not None:
-                parent_rid, parent_plen = r, p
+        for q in range(plen - 1, -1, -1):
+            got = self.short.get((net & prefix_mask(q), q))
+            if got is not None:
+                parent_rid, parent_plen = got, q
                 break
         span = slice(slot, slot + (1 << (self.k - plen)))
         take = self.cover_plen[span] == plen  # exactly the slots this prefix was the cover of
@@ -326,19 +561,33 @@ class SlotShadow:
         self.cover_plen[span][take] = parent_plen
         return range(span.start, span.stop)
 
+    def slot_ranges_scratch(self, slot: int) -> tuple[I64, I64]:
+        """As :meth:`slot_ranges`, but views of scratch arrays valid until the next call."""
+        net, plen, rid = self.slot_arrays(slot)
+        need = 2 * len(net) + 1
+        if need > len(self._edge):
+            self._edge = np.empty(2 * need, np.int64)
+            self._rids = np.empty(2 * need, np.int64)
+        lo = slot << self.shift
+        m = _flatten_slot(
+            net,
+            plen,
+            rid,
+            lo,
+            lo + (1 << self.shift),
+            int(self.cover_rid[slot]),
+            self._edge,
+            self._rids,
+        )
+        return self._edge[:m], self._rids[:m]
+
     def slot_ranges(self, slot: int) -> tuple[I64, I64]:
         """Left edges and rids of ``slot``'s ranges (edges absolute, as 32-bit addresses)."""
-        start, end, rid = self.slot_prefixes(slot)
-        lo = slot << self.shift
-        edge = np.empty(2 * len(start) + 1, np.int64)
-        rids = np.empty(2 * len(start) + 1, np.int64)
-        m = flatten_ranges(
-            start, end, rid, lo, lo + (1 << self.shift), int(self.cover_rid[slot]), edge, rids
-        )
-        return edge[:m], rids[:m]
+        edge, rids = self.slot_ranges_scratch(slot)
+        return edge.copy(), rids.copy()
 
     def control_bytes(self) -> int:
-        """Approximate bytes of the shadow (sorted arrays + cover; dicts estimated)."""
+        """Approximate bytes of the shadow: arrays exactly, Python containers estimated."""
         arrays = (
             self.base_net.nbytes
             + self.base_plen.nbytes
@@ -346,9 +595,15 @@ class SlotShadow:
             + self.base_bounds.nbytes
             + self.cover_rid.nbytes
             + self.cover_plen.nbytes
+            + self._edge.nbytes
+            + self._rids.nbytes
         )
-        entries = len(self.short) + sum(len(d) for d in self.overrides.values())
-        return arrays + 100 * entries
+        over = 0
+        for net, plen, rid in self.overrides.values():
+            # a slice of the base costs only its header; copies own their data
+            own = sum(x.nbytes for x in (net, plen, rid) if x.base is None)
+            over += own + _OVERRIDE_BYTES
+        return arrays + over + _DICT_ENTRY_BYTES * len(self.short)
 
 
 def global_ranges(net: U32, plen: npt.NDArray[np.uint8], rid: I32) -> tuple[I64, I64]:
@@ -365,30 +620,76 @@ def global_ranges(net: U32, plen: npt.NDArray[np.uint8], rid: I32) -> tuple[I64,
 class WordPool:
     """Free-space bookkeeping for variable-size blocks in a growable word array.
 
-    Freed blocks are kept on exact-size free lists (chunks come in few distinct sizes); new
-    space comes from a bump pointer.  The engine owns the array itself.
+    An allocation takes a freed block of exactly its size if there is one (chunks come in few
+    distinct sizes), else splits the smallest larger free block (best fit), else bumps ``top``.
+    Freed blocks are coalesced with free neighbours (and given back to ``top`` when they end
+    there), so delete/re-insert churn -- which shifts chunk sizes by a word or two -- reuses
+    space instead of growing the array.  The engine owns the array itself.
     """
 
     def __init__(self, top: int) -> None:
         self.top = top
-        self.free: dict[int, list[int]] = {}
+        self.free: dict[int, set[int]] = {}  # size -> offsets of free blocks of that size
         self.free_words = 0
+        self._sizes: list[int] = []  # sorted sizes with a non-empty free set
+        self._size_at: dict[int, int] = {}  # free block offset -> size
+        self._start_of: dict[int, int] = {}  # free block end -> offset
+
+    def _add(self, off: int, n: int) -> None:
+        got = self.free.get(n)
+        if got is None:
+            got = self.free[n] = set()
+        if not got:
+            bisect.insort(self._sizes, n)
+        got.add(off)
+        self._size_at[off] = n
+        self._start_of[off + n] = off
+        self.free_words += n
+
+    def _remove(self, off: int, n: int) -> None:
+        got = self.free[n]
+        got.discard(off)
+        if not got:
+            del self._sizes[bisect.bisect_left(self._sizes, n)]
+        del self._size_at[off]
+        del self._start_of[off + n]
+        self.free_words -= n
 
     def alloc(self, n: int) -> int:
         spare = self.free.get(n)
         if spare:
-            self.free_words -= n
-            return spare.pop()
+            off = next(iter(spare))
+            self._remove(off, n)
+            return off
+        i = bisect.bisect_right(self._sizes, n)
+        if i < len(self._sizes):
+            size = self._sizes[i]
+            off = next(iter(self.free[size]))
+            self._remove(off, size)
+            self._add(off + n, size - n)
+            return off
         off = self.top
         self.top += n
         return off
 
     def release(self, off: int, n: int) -> None:
+        after = self._size_at.get(off + n)
+        if after is not None:
+            self._remove(off + n, after)
+            n += after
+        before = self._start_of.get(off)
+        if before is not None:
+            self._remove(before, off - before)
+            n += off - before
+            off = before
         if off + n == self.top:
             self.top = off
         else:
-            self.free.setdefault(n, []).append(off)
-            self.free_words += n
+            self._add(off, n)
+
+    def bookkeeping_bytes(self) -> int:
+        """Rough bytes of the free-block maps."""
+        return 3 * _DICT_ENTRY_BYTES * len(self._size_at)
 
 
 # --------------------------------------------------------------------------------------------
@@ -532,19 +833,8 @@ def _dxr_one(direct: Any, bits: Any, pool: Any, a: Any, k: int) -> int:
     return -1 if r == 0xFFFFFF else r
 
 
-@njit(nogil=True, cache=True, boundscheck=False)
-def dxr_lookup_kernel(direct: Any, bits: Any, pool: Any, addrs: Any, out: Any, k: int) -> None:
-    """Longest-prefix match of every address in ``addrs`` into ``out`` (rids, -1: none)."""
-    for i in range(len(addrs)):
-        out[i] = _dxr_one(direct, bits, pool, addrs[i], k)
-
-
-@njit(nogil=True, cache=True, boundscheck=False)
-def dxr_lookup_kernel_x8(direct: Any, bits: Any, pool: Any, addrs: Any, out: Any, k: int) -> None:
-    """As :func:`dxr_lookup_kernel`, software-pipelined over groups of eight addresses: all
-    direct entries of a group are loaded, then all bitmap words, then all rids, so the cache
-    misses of one address overlap those of the other seven (the paper's prefetching, done by
-    issuing independent loads back to back)."""
+@njit(inline="always")
+def _x8_body(direct: Any, bits: Any, pool: Any, addrs: Any, out: Any, k: int) -> None:
     lanes = 8
     shift = 32 - k
     short_mask = (1 << (24 - k)) - 1
@@ -579,23 +869,102 @@ def dxr_lookup_kernel_x8(direct: Any, bits: Any, pool: Any, addrs: Any, out: Any
         i += 1
 
 
+@njit(nogil=True, cache=True, boundscheck=False)
+def dxr_lookup_kernel(direct: Any, bits: Any, pool: Any, addrs: Any, out: Any, k: int) -> None:
+    """Longest-prefix match of every address in ``addrs`` into ``out`` (rids, -1: none)."""
+    for i in range(len(addrs)):
+        out[i] = _dxr_one(direct, bits, pool, addrs[i], k)
+
+
+@njit(nogil=True, cache=True, boundscheck=False)
+def dxr_lookup_kernel_x8(direct: Any, bits: Any, pool: Any, addrs: Any, out: Any, k: int) -> None:
+    """As :func:`dxr_lookup_kernel`, software-pipelined over groups of eight addresses: all
+    direct entries of a group are loaded, then all bitmap words, then all rids, so the cache
+    misses of one address overlap those of the other seven (the paper's prefetching, done by
+    issuing independent loads back to back).  Unguarded: the caller holds a grace period."""
+    _x8_body(direct, bits, pool, addrs, out, k)
+
+
+# The guarded kernels run the whole reader protocol (module docstring): publish the epoch with a
+# seq_cst store, load the published root, look up, clear the slot with a release store.  The
+# root is an int64[4] record: direct, bits and pool addresses, and k.
+
+
+# ``nogil`` although the call lasts tens of nanoseconds: holding the GIL would be ~10% faster
+# from Python (3.3 vs 3.0 M lookups/s measured), but a thread looping over scalar lookups then
+# gives the GIL up only when forced, every switch interval, and a writer preempted mid-update
+# waited those 5 ms (worst update 5 ms instead of ~0.5 ms).  Safety does not depend on the
+# GIL either way (module docstring).
+@njit(nogil=True, cache=True)
+def _lookup_one_guarded(slot_addr: int, ctl_addr: int, addr: int) -> int:
+    if addr < 0 or addr > 0xFFFFFFFF:
+        return -2
+    _store_seq_cst(slot_addr, _load_acquire(ctl_addr))
+    rec = _i64_ptr(_load_acquire(ctl_addr + 8))
+    r = _dxr_one(_u32_ptr(rec[0]), _u64_ptr(rec[1]), _u32_ptr(rec[2]), np.uint32(addr), rec[3])
+    _store_release(slot_addr, 0)
+    return r
+
+
+@njit(nogil=True, cache=True, boundscheck=False)
+def _lookup_batch_guarded(slot_addr: int, ctl_addr: int, addrs: Any, out: Any) -> None:
+    _store_seq_cst(slot_addr, _load_acquire(ctl_addr))
+    rec = _i64_ptr(_load_acquire(ctl_addr + 8))
+    _x8_body(_u32_ptr(rec[0]), _u64_ptr(rec[1]), _u32_ptr(rec[2]), addrs, out, rec[3])
+    _store_release(slot_addr, 0)
+
+
 # --------------------------------------------------------------------------------------------
 # The engine
 # --------------------------------------------------------------------------------------------
 
 
 class _DxrState:
-    """What a reader needs, published as one reference: direct table, bitmap words, word pool."""
+    """What a reader needs: direct table, bitmap words, word pool, and the int64[4] record of
+    their addresses (and k) that the root word points at."""
 
-    __slots__ = ("bits", "direct", "pool")
+    __slots__ = ("bits", "direct", "direct_address", "pool", "rec", "rec_address")
 
-    def __init__(self, direct: U32, bits: npt.NDArray[np.uint64], pool: U32) -> None:
+    def __init__(self, direct: U32, bits: npt.NDArray[np.uint64], pool: U32, k: int) -> None:
         self.direct = direct
         self.bits = bits
         self.pool = pool
+        self.direct_address = int(direct.ctypes.data)
+        self.rec = np.array(
+            [self.direct_address, int(bits.ctypes.data), int(pool.ctypes.data), k], np.int64
+        )
+        self.rec_address = int(self.rec.ctypes.data)
 
 
 _BITS, _POOL = 0, 1
+
+_warmed = False
+
+
+def _warm_up() -> None:
+    """Compile (or load from numba's cache) every kernel an update or lookup calls, with the
+    argument types they get at run time, so that the first update after a build does not pay
+    milliseconds of JIT loading."""
+    global _warmed
+    if _warmed:
+        return
+    _warmed = True
+    rib = Rib()
+    for i in range(4):
+        rib.add(0x0A000000 | (i << 8), 24, i)
+    rib.add(0x0B000000, 8, "eight")
+    for k in (16, 18):
+        fib = Dxr.build(rib, direct_bits=k)
+        for net, plen in ((0x0A000400, 24), (0x0A000410, 28), (0x0C000000, 8), (0x0D000000, 16)):
+            fib.insert(net, plen, 7)
+            fib.lookup(net)
+            fib.lookup_batch(np.array([net], np.uint32))
+            fib.delete(net, plen)
+        fib.delete(0x0A000000, 24)
+        fib.delete(0x0B000000, 8)
+        fib.reclaim()
+        fib._grow(_BITS, len(fib._state.bits) + 1)
+        fib._grow(_POOL, len(fib._state.pool) + 1)
 
 
 class Dxr:
@@ -619,12 +988,18 @@ class Dxr:
         self._k = shadow.k
         self._nwords = 1 << (19 - shadow.k)
         self._shadow = shadow
-        self._state = state
-        self._alloc = (WordPool(bits_top), WordPool(pool_top))
-        self._blocks = blocks  # per slot: bits offset (-1: none), pool offset (-1), pool words
         self.epochs = EpochSlots()
         """Reader epoch slots (the grace-period clock)."""
-        self._retired: list[tuple[int, int, int, int]] = []  # (epoch stamp, which, off, words)
+        self._ctl_address = self.epochs.ctl_address
+        self._tls = threading.local()
+        self._state = state
+        publish_i64(self._ctl_address + 8, state.rec_address)
+        self._alloc = (WordPool(bits_top), WordPool(pool_top))
+        self._blocks = blocks  # per slot: bits offset (-1: none), pool offset (-1), pool words
+        # (epoch stamp, which, off, words), in stamp order
+        self._retired: deque[tuple[int, int, int, int]] = deque()
+        # replaced states: kept alive until no kernel can still read them through raw addresses
+        self._retired_states: deque[tuple[int, _DxrState]] = deque()
         self._write_lock = threading.Lock()
         self.reclaimed = 0
         """Retired blocks returned to their pools so far (the grace-period counter)."""
@@ -647,6 +1022,7 @@ class Dxr:
         """
         if direct_bits not in (16, 18):
             raise ValueError(f"direct_bits = {direct_bits}: must be 16 or 18")
+        _warm_up()
         net, plen, rid = rib.live_arrays()
         if len(rid) and int(rid.max()) > MAX_RID:
             raise ValueError(f"rid {int(rid.max())} does not fit the 24-bit rid field")
@@ -666,12 +1042,24 @@ class Dxr:
         pool[:pool_top] = scratch[:pool_top]
         bits = bits[:bits_cap].copy() if bits_cap <= len(bits) else _resized(bits, bits_cap)
         shadow = SlotShadow(direct_bits, net, plen, rid)
-        return cls(shadow, _DxrState(direct, bits, pool), bits_top, pool_top, blocks)
+        state = _DxrState(direct, bits, pool, direct_bits)
+        return cls(shadow, state, bits_top, pool_top, blocks)
 
     # -- lookups --
     def lookup(self, addr: int) -> int:
-        """The rid of the longest prefix matching ``addr`` (-1: no route)."""
-        return int(self.lookup_batch(np.array([addr], np.uint32))[0])
+        """The rid of the longest prefix matching ``addr`` (-1: no route).
+
+        One ``nogil`` kernel call that publishes this thread's epoch, reads the current state
+        and looks up (module docstring); the wrapper only passes integers.
+        """
+        try:
+            slot = self._tls.slot
+        except AttributeError:
+            slot = self._tls.slot = self.epochs.slot_address()
+        r: int = _lookup_one_guarded(slot, self._ctl_address, addr)
+        if r < -1:
+            raise ValueError(f"address {addr!r} is not a 32-bit unsigned integer")
+        return r
 
     def lookup_batch(self, addrs: U32, out: I32 | None = None) -> I32:
         """Rids of the longest matches of a batch of addresses (-1: no route).
@@ -683,12 +1071,11 @@ class Dxr:
             out = np.empty(len(addrs), np.int32)
         elif out.shape != addrs.shape or out.dtype != np.int32:
             raise ValueError("out must be an int32 array shaped like addrs")
-        slot = self.epochs.enter()
         try:
-            state = self._state
-            dxr_lookup_kernel_x8(state.direct, state.bits, state.pool, addrs, out, self._k)
-        finally:
-            self.epochs.leave(slot)
+            slot = self._tls.slot
+        except AttributeError:
+            slot = self._tls.slot = self.epochs.slot_address()
+        _lookup_batch_guarded(slot, self._ctl_address, addrs, out)
         return out
 
     # -- updates --
@@ -715,12 +1102,13 @@ class Dxr:
 
     def _refresh(self, slots: range) -> None:
         shadow = self._shadow
+        blocks = self._blocks
         for slot in slots:
-            if self._blocks[slot, 2] == 0 and not shadow.has_longer(slot):
+            if blocks[slot, 2] == 0 and not shadow.has_longer(slot):
                 # a slot without longer prefixes is a direct rid: one store, nothing to retire
-                self._state.direct[slot] = shadow.cover_rid[slot]
+                publish_u32(self._state.direct_address + 4 * slot, int(shadow.cover_rid[slot]))
                 continue
-            edge, rid = shadow.slot_ranges(slot)
+            edge, rid = shadow.slot_ranges_scratch(slot)
             self._publish(slot, edge, rid)
         self._reclaim()
 
@@ -741,10 +1129,11 @@ class Dxr:
             poff = self._take(_POOL, pwords)
             _write_long(self._state.pool, poff, edge, rid, 0, n)
             entry = _LONG_FLAGS | poff
-        # The publication: one aligned 4-byte store, after every word of the chunk was written.
-        self._state.direct[slot] = entry
-        old_boff, old_poff, old_pwords = (int(x) for x in self._blocks[slot])
-        self._blocks[slot] = (boff, poff, pwords)
+        # The publication: one aligned 4-byte release store, after every word of the chunk.
+        publish_u32(self._state.direct_address + 4 * slot, entry)
+        row = self._blocks[slot]
+        old_boff, old_poff, old_pwords = int(row[0]), int(row[1]), int(row[2])
+        row[0], row[1], row[2] = boff, poff, pwords
         if old_pwords:
             stamp = self.epochs.retire_epoch()
             if old_boff >= 0:
@@ -768,7 +1157,9 @@ class Dxr:
     def _grow(self, which: int, need: int) -> None:
         state = self._state
         old = state.bits if which == _BITS else state.pool
-        size = max(need, len(old) + len(old) // 4 + 4096)
+        # +1/8: one growth after the build's headroom keeps a full table's lookup structure
+        # under 8 MiB, and growths are rare enough (each copies the array: ~1 ms for the pool).
+        size = max(need, len(old) + len(old) // 8 + 4096)
         if which == _POOL:
             size = min(size, _MAX_POOL_WORDS)
             if need > size:
@@ -778,31 +1169,52 @@ class Dxr:
         # direct table is copied too: entries published from now on may point past the old
         # arrays' ends.
         if which == _BITS:
-            self._state = _DxrState(state.direct.copy(), new, state.pool)
+            fresh = _DxrState(state.direct.copy(), new, state.pool, self._k)
         else:
-            self._state = _DxrState(state.direct.copy(), state.bits, new)
+            fresh = _DxrState(state.direct.copy(), state.bits, new, self._k)
+        self._state = fresh
+        publish_i64(self._ctl_address + 8, fresh.rec_address)
+        self._retired_states.append((self.epochs.retire_epoch(), state))
         self.grown += 1
 
     def _reclaim(self) -> int:
-        if not self._retired:
+        retired, states = self._retired, self._retired_states
+        if not retired and not states:
             return 0
         safe = self.epochs.safe_epoch()
-        keep, freed = [], 0
-        for item in self._retired:
-            if item[0] < safe:
-                self._alloc[item[1]].release(item[2], item[3])
-                freed += 1
-            else:
-                keep.append(item)
-        self._retired = keep
+        freed = 0
+        alloc = self._alloc
+        while retired and retired[0][0] < safe:
+            _, which, off, words = retired.popleft()
+            alloc[which].release(off, words)
+            freed += 1
+        while states and states[0][0] < safe:
+            states.popleft()
         self.reclaimed += freed
         return freed
 
     # -- accounting --
     def memory_bytes(self) -> int:
-        """Bytes of the lookup structure (direct table, bitmaps, pool; spare room included)."""
+        """Bytes of the lookup structure (direct table, bitmaps, pool; spare room included).
+
+        This is what lookups read and what the 8 MB target is about.  Writer-side bookkeeping
+        is :meth:`control_bytes`; states replaced by a growth and still awaiting their grace
+        period are not counted (they are freed once no reader can hold them).
+        """
         state = self._state
         return int(state.direct.nbytes + state.bits.nbytes + state.pool.nbytes)
+
+    def control_bytes(self) -> int:
+        """Approximate bytes of the writer-side control structures, never read by lookups: the
+        prefix shadow, the per-slot block table, the allocators' free maps and the retired
+        lists (Python containers estimated)."""
+        return int(
+            self._shadow.control_bytes()
+            + self._blocks.nbytes
+            + sum(a.bookkeeping_bytes() for a in self._alloc)
+            + 100 * (len(self._retired) + len(self._retired_states))
+            + self.epochs.slots.nbytes
+        )
 
     def stats(self) -> dict[str, int]:
         """Shape of the structure: chunk counts and formats, pool use, pending reclamation."""
@@ -815,8 +1227,10 @@ class Dxr:
             "bits_words_used": bits_alloc.top - bits_alloc.free_words,
             "pool_words_used": pool_alloc.top - pool_alloc.free_words,
             "retired_pending": len(self._retired),
+            "retired_states": len(self._retired_states),
             "reclaimed": self.reclaimed,
-            "control_bytes": self._shadow.control_bytes(),
+            "memory_bytes": self.memory_bytes(),
+            "control_bytes": self.control_bytes(),
         }
 
 
@@ -843,6 +1257,9 @@ __all__ = [
     "dxr_lookup_kernel",
     "dxr_lookup_kernel_x8",
     "flatten_ranges",
+    "full_fence",
     "global_ranges",
     "popcount64",
+    "publish_i64",
+    "publish_u32",
 ]
