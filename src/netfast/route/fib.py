@@ -1,9 +1,10 @@
 """The interface every FIB lookup algorithm implements (as FreeBSD's fib_algo).
 
 A FIB is built from a :class:`~netfast.route.rib.Rib` and answers longest-prefix-match lookups
-with route ids (``-1``: no route).  Changes reach it through ``insert``/``delete`` after the RIB
-was changed; a next-hop (value) change needs no FIB change at all, since the FIB stores route
-ids and the RIB maps them to values.
+with route ids (``-1``: no route).  ``insert`` adds a prefix that is not in the FIB; ``delete``
+removes one that is, and raises ``KeyError`` when it is not.  Changes reach it through
+``insert``/``delete`` after the RIB was changed; a next-hop (value) change needs no FIB change
+at all, since the FIB stores route ids and the RIB maps them to values.
 
 Concurrency contract: ``lookup``/``lookup_batch`` may be called from any number of threads
 while one thread at a time calls ``insert``/``delete`` (algorithms that cannot do this say so

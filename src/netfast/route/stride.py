@@ -113,7 +113,7 @@ from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic
 
-from netfast.route.rib import Rib
+from netfast.route.rib import Rib, format_prefix
 
 __all__ = ["POISON", "StrideFib", "StrideSortedFib", "StrideStats"]
 
@@ -700,9 +700,13 @@ class _StrideBase:
             self._add_entry(bid, word)
 
     def delete(self, net: int, plen: int) -> None:
-        """Invalidate the route (one store); unlink and retire buckets left empty."""
+        """Invalidate the route (one store); unlink and retire buckets left empty.
+
+        Raises ``KeyError`` when the prefix is not in the table (as every FIB does)."""
         with self._lock:
             if plen == 0:
+                if not self._a.pool[_DEFAULT_SLOT]:
+                    raise KeyError(format_prefix(net, plen))
                 self._a.pool[_DEFAULT_SLOT] = 0
                 return
             level = (plen - 1) // 8
@@ -712,14 +716,14 @@ class _StrideBase:
                 slot = self._find(bid, (net >> (24 - 8 * lv)) & 0xFF, 8)
                 child = int(self._a.pool[slot]) & _FIELD_MASK if slot >= 0 else 0
                 if not child:
-                    return
+                    raise KeyError(format_prefix(net, plen))
                 path.append((bid, slot))
                 bid = child
             ml = plen - 8 * level
             bits = (net >> (24 - 8 * level)) & 0xFF & ~((1 << (8 - ml)) - 1)
             slot = self._find(bid, bits, ml)
-            if slot < 0:
-                return
+            if slot < 0 or not (int(self._a.pool[slot]) >> _RID_SHIFT) & _FIELD_MASK:
+                raise KeyError(format_prefix(net, plen))
             pool = self._a.pool
             pool[slot] = int(pool[slot]) & ~(_FIELD_MASK << _RID_SHIFT)  # invalidation
             self._tidy(bid, path)
