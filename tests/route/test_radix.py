@@ -3,15 +3,13 @@ reference lookup, and real full tables against pytricia."""
 
 from __future__ import annotations
 
-import gzip
 from pathlib import Path
-from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from tests.route.oracle import pytricia_lookup, pytricia_of, read_table, sample_addresses
 
 from netfast.route.fib import Fib
 from netfast.route.radix import (
@@ -249,41 +247,6 @@ def test_build_matches_reference(table: list[tuple[int, int]], extra: list[int])
 
 
 # -- real tables against pytricia -----------------------------------------------------------------
-
-
-def read_table(path: Path) -> Rib:
-    """A tiny reader for the shared text tables ('#' header lines, 'A.B.C.D/len<TAB>value')."""
-    rib = Rib(capacity=1 << 16)
-    with gzip.open(path, "rt") as f:
-        for line in f:
-            if not line.startswith("#"):
-                prefix, _, value = line.rstrip("\n").partition("\t")
-                rib.add(*parse_prefix(prefix), value)
-    return rib
-
-
-def pytricia_of(rib: Rib) -> Any:
-    import pytricia
-
-    pyt = pytricia.PyTricia(32)
-    for net, plen, rid in rib.items():
-        pyt.insert(net, plen, rid)
-    return pyt
-
-
-def pytricia_lookup(pyt: Any, addrs: npt.NDArray[np.uint32]) -> npt.NDArray[np.int32]:
-    get = pyt.get
-    return np.array([get(a, NO_ROUTE) for a in addrs.tolist()], np.int32)
-
-
-def sample_addresses(rib: Rib, n: int, seed: int) -> npt.NDArray[np.uint32]:
-    """``n`` addresses inside announced prefixes, then ``n`` uniform ones."""
-    rng = np.random.default_rng(seed)
-    nets, plens, _ = rib.live_arrays()
-    pick = rng.integers(0, len(nets), n)
-    offset = rng.integers(0, 2**32, n) % (np.int64(1) << (32 - plens[pick].astype(np.int64)))
-    inside = nets[pick].astype(np.int64) + offset
-    return np.concatenate([inside, rng.integers(0, 2**32, n)]).astype(np.uint32)
 
 
 @pytest.mark.slow
