@@ -1,0 +1,6 @@
+"""The IPv4 network layer, sans-IO: the router's scalar path (``ip.router``: input checks,
+local-or-not, forwarding, ICMP errors, ARP, fragmentation) and its vector path (``ip.vector``).
+
+Nothing here reads the clock or touches a socket: time is an argument (``now``, seconds as a
+float), frames come in as bytes and leave as ``(ifindex, bytes)`` pairs.  See docs/ROUTER.md.
+"""
