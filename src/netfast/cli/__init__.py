@@ -9,6 +9,8 @@ on stderr; they never show a traceback.
 from __future__ import annotations
 
 import argparse
+import importlib
+import importlib.util
 import sys
 from collections.abc import Sequence
 
@@ -19,11 +21,11 @@ class CliError(Exception):
     """A user-facing error: printed as ``netfast: error: <message>``, exit status 2."""
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from netfast.cli.bench import register as register_bench
-    from netfast.cli.pcap import register as register_pcap
-    from netfast.cli.route import register as register_route
+#: Subcommand modules (``netfast.cli.<name>``), each with ``register(subparsers)``.
+COMMANDS = ("pcap", "route", "fw", "forward", "bench")
 
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="netfast",
         description="A userspace IPv4/TCP stack and software router.",
@@ -31,9 +33,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"netfast {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    register_pcap(sub)
-    register_route(sub)
-    register_bench(sub)
+    for name in COMMANDS:
+        # Commands under construction in a checkout may be absent; an installed netfast has all.
+        if importlib.util.find_spec(f"netfast.cli.{name}") is not None:
+            importlib.import_module(f"netfast.cli.{name}").register(sub)
     return parser
 
 

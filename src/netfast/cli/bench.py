@@ -15,6 +15,8 @@ terminal as a table and, with ``--json FILE``, to a JSON file.
 from __future__ import annotations
 
 import argparse
+import importlib
+import importlib.util
 import json
 import os
 import struct
@@ -70,6 +72,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--out", type=Path, default=Path("bench-results"), help="folder for JSON + markdown"
     )
     rt.set_defaults(func=cmd_route)
+    for name in ("bench_forward", "bench_pfil"):
+        if importlib.util.find_spec(f"netfast.cli.{name}") is not None:
+            importlib.import_module(f"netfast.cli.{name}").register(bench_sub)
 
 
 def _write_json(path: Path | None, payload: Any) -> None:
