@@ -17,7 +17,6 @@ from hypothesis import strategies as st
 from netfast.route.loaders import (
     LoadStats,
     RouteFileError,
-    _fill_rib,
     default_table_path,
     detect_format,
     iter_routes,
@@ -329,7 +328,7 @@ small_prefixes = st.tuples(st.integers(0, 15), st.integers(0, 4)).map(
     st.lists(st.tuples(small_prefixes | prefixes, st.sampled_from("abcde")), max_size=60),
     st.lists(st.tuples(small_prefixes, st.sampled_from("xyz")), max_size=10),
 )
-def test_fill_rib_equals_sequential_add(
+def test_add_many_equals_sequential_add(
     rows: list[tuple[tuple[int, int], str]], before: list[tuple[tuple[int, int], str]]
 ) -> None:
     slow, fast = Rib(capacity=2), Rib(capacity=2)
@@ -339,7 +338,7 @@ def test_fill_rib_equals_sequential_add(
     expected = [slow.add(n, p, v)[0] for (n, p), v in rows]
     nets = np.array([n for (n, _), _ in rows], np.uint32)
     plens = np.array([p for (_, p), _ in rows], np.uint8)
-    rids = _fill_rib(fast, nets, plens, [v for _, v in rows])
+    rids = fast.add_many(nets, plens, [v for _, v in rows])
     assert rids.tolist() == expected
     assert list(fast.items()) == list(slow.items())
     assert fast.route_count == slow.route_count
@@ -349,12 +348,12 @@ def test_fill_rib_equals_sequential_add(
     assert [fast.value_of(r) for r in range(k)] == [slow.value_of(r) for r in range(k)]
 
 
-def test_fill_rib_rejects_bad_prefixes() -> None:
+def test_add_many_rejects_bad_prefixes() -> None:
     rib = Rib()
     with pytest.raises(ValueError, match="bad prefix"):
-        _fill_rib(rib, np.array([0x0A000001], np.uint32), np.array([8], np.uint8), ["x"])
+        rib.add_many(np.array([0x0A000001], np.uint32), np.array([8], np.uint8), ["x"])
     with pytest.raises(ValueError, match="above 32"):
-        _fill_rib(rib, np.array([0], np.uint32), np.array([33], np.uint8), ["x"])
+        rib.add_many(np.array([0], np.uint32), np.array([33], np.uint8), ["x"])
     assert len(rib) == 0
 
 

@@ -33,7 +33,7 @@ reason, with the first few messages kept.  :func:`load_table` returns a complete
 raises; it never hands back a partly filled one.
 
 The table formats take a fast path: one numba pass over the decompressed bytes validates and
-parses every line into arrays, and :func:`_fill_rib` stores them in the Rib in bulk.  Python
+parses every line into arrays, and :meth:`Rib.add_many` stores them in the Rib in bulk.  Python
 re-reads a line only to word the message for a line the scan rejected.
 """
 
@@ -43,7 +43,7 @@ import bz2
 import gzip
 import os
 from collections import Counter
-from collections.abc import Hashable, Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -53,7 +53,7 @@ import numpy.typing as npt
 from numba import njit
 
 from netfast.route import mrt
-from netfast.route.rib import NO_ROUTE, Rib, format_prefix, parse_prefix
+from netfast.route.rib import Rib, format_prefix, parse_prefix
 
 __all__ = [
     "FORMATS",
@@ -429,96 +429,6 @@ def _line_text(data: bytes, line_no: int) -> str:
 # Bulk fill
 
 
-def _fill_rib(
-    rib: Rib,
-    nets: npt.NDArray[np.uint32],
-    plens: npt.NDArray[np.uint8],
-    values: Sequence[Hashable] | npt.NDArray[np.generic],
-    codes: npt.NDArray[np.integer] | None = None,
-) -> npt.NDArray[np.int32]:
-    """Add many routes at once; the result equals calling ``rib.add`` for each row in order.
-
-    The bulk form of ``Rib.add`` proposed to the lead as ``Rib.add_many``.  ``values`` holds one
-    value per route, or, when ``codes`` is given, the distinct values that ``codes`` index (the
-    cheap form for a loader that already interned them).  Returns the rid of every row (rows
-    with the same prefix share the rid; the last row's value wins).
-
-    Besides the public API this writes the per-route arrays directly and uses ``Rib._index``,
-    ``Rib._n`` and ``Rib._grow`` -- exactly the state ``Rib.add`` maintains -- so it belongs in
-    ``Rib`` once accepted.
-    """
-    nets = np.asarray(nets, np.uint32)
-    plens = np.asarray(plens, np.uint8)
-    n = len(nets)
-    if len(plens) != n:
-        raise ValueError(f"{n} networks but {len(plens)} prefix lengths")
-    if codes is None:
-        if len(values) != n:
-            raise ValueError(f"{n} routes but {len(values)} values")
-        distinct: dict[Hashable, int] = {}
-        codes = np.fromiter((distinct.setdefault(v, len(distinct)) for v in values), np.int64, n)
-        values = list(distinct)
-    codes = np.asarray(codes, np.int64)
-    if len(codes) != n:
-        raise ValueError(f"{n} routes but {len(codes)} value codes")
-    if n == 0:
-        return np.empty(0, np.int32)
-    if (codes < 0).any() or (codes >= len(values)).any():
-        raise ValueError("value code out of range")
-    if (plens > 32).any():
-        raise ValueError(f"prefix length {int(plens.max())} above 32")
-    host = nets & ~_mask_array(plens)
-    if host.any():
-        bad = int(np.flatnonzero(host)[0])
-        raise ValueError(f"bad prefix {int(nets[bad]):#x}/{int(plens[bad])}")
-    vid_of = np.fromiter((rib.intern(v) for v in values), np.int32, len(values))
-    vids = vid_of[codes]
-
-    keys = (nets.astype(np.uint64) << np.uint64(8)) | plens
-    uniq, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
-    last = np.full(len(uniq), -1, np.int64)
-    last[inverse] = np.arange(n)  # later rows overwrite earlier ones: the last one stays
-    order = np.argsort(first, kind="stable")  # new routes get rids in order of first sight
-    u_first = first[order]
-    u_last = last[order]
-    u_nets = nets[u_first]
-    u_plens = plens[u_first]
-    u_vids = vids[u_last]
-
-    rid_of_uniq = np.empty(len(uniq), np.int32)
-    prefixes = list(zip(u_nets.tolist(), u_plens.tolist(), strict=True))
-    index = rib._index
-    existing = (
-        np.fromiter((index.get(p, NO_ROUTE) for p in prefixes), np.int64, len(prefixes))
-        if index
-        else np.full(len(prefixes), NO_ROUTE, np.int64)
-    )
-    new = existing == NO_ROUTE
-    n_new = int(np.count_nonzero(new))
-    start = rib._n
-    while start + n_new > len(rib.net):
-        rib._grow()
-    new_rids = np.arange(start, start + n_new, dtype=np.int32)
-    rids_sorted = existing.astype(np.int32)
-    rids_sorted[new] = new_rids
-    rib.net[new_rids] = u_nets[new]
-    rib.plen[new_rids] = u_plens[new]
-    rib.alive[new_rids] = True
-    rib.value_id[rids_sorted] = u_vids
-    new_idx = np.flatnonzero(new).tolist()
-    index.update(zip([prefixes[i] for i in new_idx], new_rids.tolist(), strict=True))
-    rib._n = start + n_new
-    rid_of_uniq[order] = rids_sorted
-    return rid_of_uniq[inverse.reshape(-1)]
-
-
-def _mask_array(plens: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint32]:
-    p = plens.astype(np.uint64)
-    return ((np.uint64(0xFFFFFFFF) << (np.uint64(32) - p)) & np.uint64(0xFFFFFFFF)).astype(
-        np.uint32
-    )
-
-
 # ---------------------------------------------------------------------------------------------
 # bgpdump -m text
 
@@ -852,7 +762,7 @@ def load_table(
         stats.announcements = len(t.nets)
         if len(t.nets):
             rib = Rib(capacity=len(t.nets))
-            _fill_rib(rib, t.nets, t.plens, t.values, t.codes)
+            rib.add_many(t.nets, t.plens, t.values, t.codes)
         stats.duplicates = len(t.nets) - len(rib)
     else:
         final: dict[tuple[int, int], str] = {}
@@ -870,6 +780,6 @@ def load_table(
         if final:
             rib = Rib(capacity=len(final))
             keys = np.array(list(final), np.uint32).reshape(-1, 2)
-            _fill_rib(rib, keys[:, 0], keys[:, 1].astype(np.uint8), list(final.values()))
+            rib.add_many(keys[:, 0], keys[:, 1].astype(np.uint8), list(final.values()))
     stats.routes = len(rib)
     return LoadResult(rib, stats)

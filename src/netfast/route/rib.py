@@ -14,7 +14,7 @@ single aligned store into ``value_id`` -- the paper's atomic next-hop change.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterator
+from collections.abc import Hashable, Iterator, Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -120,6 +120,86 @@ class Rib:
         self._n += 1
         return rid, True
 
+    def add_many(
+        self,
+        nets: npt.NDArray[np.uint32],
+        plens: npt.NDArray[np.uint8],
+        values: Sequence[Hashable] | npt.NDArray[np.generic],
+        codes: npt.NDArray[np.integer] | None = None,
+    ) -> npt.NDArray[np.int32]:
+        """Add many routes at once; the result equals calling :meth:`add` for each row in order.
+
+        ``values`` holds one
+        value per route, or, when ``codes`` is given, the distinct values that ``codes`` index (the
+        cheap form for a loader that already interned them).  Returns the rid of every row (rows
+        with the same prefix share the rid; the last row's value wins).
+        """
+        nets = np.asarray(nets, np.uint32)
+        plens = np.asarray(plens, np.uint8)
+        n = len(nets)
+        if len(plens) != n:
+            raise ValueError(f"{n} networks but {len(plens)} prefix lengths")
+        if codes is None:
+            if len(values) != n:
+                raise ValueError(f"{n} routes but {len(values)} values")
+            distinct: dict[Hashable, int] = {}
+            codes = np.fromiter(
+                (distinct.setdefault(v, len(distinct)) for v in values), np.int64, n
+            )
+            values = list(distinct)
+        codes = np.asarray(codes, np.int64)
+        if len(codes) != n:
+            raise ValueError(f"{n} routes but {len(codes)} value codes")
+        if n == 0:
+            return np.empty(0, np.int32)
+        if (codes < 0).any() or (codes >= len(values)).any():
+            raise ValueError("value code out of range")
+        if (plens > 32).any():
+            raise ValueError(f"prefix length {int(plens.max())} above 32")
+        host = nets & ~_mask_array(plens)
+        if host.any():
+            bad = int(np.flatnonzero(host)[0])
+            raise ValueError(f"bad prefix {int(nets[bad]):#x}/{int(plens[bad])}")
+        vid_of = np.fromiter((self.intern(v) for v in values), np.int32, len(values))
+        vids = vid_of[codes]
+
+        keys = (nets.astype(np.uint64) << np.uint64(8)) | plens
+        uniq, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+        last = np.full(len(uniq), -1, np.int64)
+        last[inverse] = np.arange(n)  # later rows overwrite earlier ones: the last one stays
+        order = np.argsort(first, kind="stable")  # new routes get rids in order of first sight
+        u_first = first[order]
+        u_last = last[order]
+        u_nets = nets[u_first]
+        u_plens = plens[u_first]
+        u_vids = vids[u_last]
+
+        rid_of_uniq = np.empty(len(uniq), np.int32)
+        prefixes = list(zip(u_nets.tolist(), u_plens.tolist(), strict=True))
+        index = self._index
+        existing = (
+            np.fromiter((index.get(p, NO_ROUTE) for p in prefixes), np.int64, len(prefixes))
+            if index
+            else np.full(len(prefixes), NO_ROUTE, np.int64)
+        )
+        new = existing == NO_ROUTE
+        n_new = int(np.count_nonzero(new))
+        start = self._n
+        while start + n_new > len(self.net):
+            self._grow()
+        new_rids = np.arange(start, start + n_new, dtype=np.int32)
+        rids_sorted = existing.astype(np.int32)
+        rids_sorted[new] = new_rids
+        self.net[new_rids] = u_nets[new]
+        self.plen[new_rids] = u_plens[new]
+        self.alive[new_rids] = True
+        self.value_id[rids_sorted] = u_vids
+        new_idx = np.flatnonzero(new).tolist()
+        index.update(zip([prefixes[i] for i in new_idx], new_rids.tolist(), strict=True))
+        self._n = start + n_new
+        rid_of_uniq[order] = rids_sorted
+        return rid_of_uniq[inverse.reshape(-1)]
+
     def delete(self, net: int, plen: int) -> int | None:
         """Remove a route; returns its rid (which stays valid as a name) or None if absent."""
         rid = self._index.pop((net, plen), None)
@@ -162,3 +242,10 @@ class Rib:
             if rid is not None:
                 return rid
         return NO_ROUTE
+
+
+def _mask_array(plens: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint32]:
+    p = plens.astype(np.uint64)
+    return ((np.uint64(0xFFFFFFFF) << (np.uint64(32) - p)) & np.uint64(0xFFFFFFFF)).astype(
+        np.uint32
+    )
