@@ -1,0 +1,1562 @@
+"""An ipfw-style firewall compiled to a pfil hook (the paper's "firewall packages" section).
+
+Contract
+--------
+:func:`parse_rules` reads a rule file into a :class:`Ruleset`; ``ruleset.hook`` is the pfil hook
+(``Callable[[PfilPacket], Verdict]``) and :meth:`Ruleset.evaluate_batch` is the same ruleset over
+numpy columns of a whole batch for the vector path (docs/ROUTER.md).  Malformed input raises
+:class:`FirewallError` naming file, rule, line, column, what was expected and what was found.
+
+Language (one rule per line, ``#`` starts a comment)::
+
+    [NUM] ACTION [log] PROTO from SRC [PORTS] to DST [PORTS] [OPTIONS...]
+    table NAME add PREFIX [VALUE]
+
+- ACTION: ``allow`` (``accept``, ``pass``, ``permit``), ``deny`` (``drop``), ``reset`` (a TCP
+  RST back; plain deny for anything else), ``unreach CODE`` (``net``, ``host``, ``proto``,
+  ``port``, ``net-prohib``, ``host-prohib``, ``filter-prohib`` or 0..15: an ICMP destination
+  unreachable back), ``count`` (count and go on), ``skipto NUM`` (go on at the first rule
+  numbered NUM or above; NUM must be above the rule's own number).
+- PROTO: ``ip`` / ``all`` (any), ``tcp``, ``udp``, ``icmp`` or a protocol number.
+- SRC / DST: ``any``, ``me`` (the addresses given as ``me``), ``A.B.C.D``, ``A.B.C.D/len``,
+  ``A.B.C.D:mask`` (any mask, contiguous or not), ``A.B.C.D-E.F.G.H``, ``{ item, ... }``,
+  ``table(NAME)`` (longest-prefix match in a named table), each optionally preceded by ``not``.
+- PORTS (tcp and udp only): ``80``, ``1024-65535``, ``80,443,8000-8080`` or service names
+  (:data:`SERVICES`).
+- OPTIONS: ``in``, ``out``, ``via IF``, ``recv IF``, ``xmit IF``, ``tcpflags LIST`` (``syn``,
+  ``!ack``, ... tcp only), ``setup`` (SYN without ACK), ``established`` (ACK or RST),
+  ``icmptypes LIST`` (icmp only), ``ttl N`` / ``ttl N-M``, ``keep-state [limit N]``, ``frag``.
+
+Rules without a number get the previous number + 100.  Numbers must increase strictly (so a
+number names one rule and its counters) and lie in 1..65534; 65535 is the default rule, ``deny ip
+from any to any`` unless ``default_allow`` (a file may restate it as its last line, which is how
+:meth:`Ruleset.text` output reads back).
+
+Semantics chosen where ipfw leaves room
+--------------------------------------
+- Direction: ``in`` matches only :attr:`Direction.IN`, ``out`` only :attr:`Direction.OUT`;
+  :attr:`Direction.FORWARD` matches neither (rules without ``in``/``out`` match every head).
+  ``recv IF`` matches a packet on interface IF at the IN and FORWARD heads (the packet's
+  ``ifindex`` is the interface it came in on), ``xmit IF`` at the OUT head (the interface it goes
+  out on), ``via IF`` at any head.  Interface names map to indexes through ``interfaces``; a name
+  not in the map matches nothing.
+- ``frag`` matches any fragment (``PfilPacket.fragment``); a fragment without a transport header
+  never matches ports, TCP flags or ICMP types.
+- Time: the ruleset is sans-IO.  ``ruleset.now`` (seconds) is set by the caller -- the router per
+  batch, the CLI from capture timestamps -- and :meth:`Ruleset.evaluate` also takes ``now``.
+- keep-state: a matching keep-state rule records a dynamic state for the packet's 5-tuple (both
+  directions).  The check for states is implied at the start of the ruleset: a packet that
+  belongs to a live state takes the action of the rule that created it, is counted on that rule
+  and skips rule evaluation.  Lifetimes (:class:`StateTimeouts`): a TCP state lives 300 s after
+  each packet once both directions have been seen, 60 s before; other protocols 60 s.  The table
+  holds at most ``max_states`` entries: when full, expired entries are reclaimed, oldest expiry
+  first; if none has expired the packet is dropped and counted (``ipfw.state.full``).  ``limit N``
+  bounds the live states one rule may own (``ipfw.state.limit``).
+- reset / unreach: the packet is dropped (:attr:`Verdict.DROP`) and the reply is put in
+  ``pkt.replies``.  Replies follow RFC 793 (RST) and RFC 1812 4.3.2.7 (no ICMP error about an
+  ICMP error, a non-first fragment, a multicast/broadcast destination or source).  The ICMP
+  source address is ``reply_source`` when set (the router sets its own address), else the
+  packet's destination.
+- ``log`` appends a line to ``ruleset.log`` (bounded) when the rule matches.
+- Counters: per rule packets and bytes (IP total length), in :attr:`Ruleset.packets` and
+  :attr:`Ruleset.bytes`; events that are not rule matches go to ``ruleset.stats``.  One thread
+  evaluates a ruleset at a time (the router's packet loop); counters are not atomic.
+
+Vector form
+-----------
+:meth:`Ruleset.evaluate_batch` evaluates every rule as a boolean mask over the packets still
+undecided, in rule order (first match wins; a ``skipto`` moves the matched packets' position
+forward so earlier-numbered rules no longer apply to them).  It decides PASS and DROP itself and
+answers PUNT (3) for anything that needs the scalar path: packets that may belong to a dynamic
+state, and matches of ``keep-state``, ``log``, ``unreach`` and ``reset`` (of TCP) rules.  Counters
+are updated only for packets it decides, exactly as the scalar path would have; the scalar path
+counts the punted ones when it handles them.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+import struct
+from collections import Counter, deque
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from netfast.pfil import Direction, PfilPacket, Verdict
+from netfast.route.rib import Rib, format_prefix, prefix_mask
+from netfast.route.table import RoutingTable
+from netfast.wire.icmpv4 import DestUnreachableCode, Icmpv4DestUnreachable
+from netfast.wire.ipv4 import IpProtocol, Ipv4Repr, ip_to_str
+from netfast.wire.tcp import TcpFlags, TcpRepr
+
+__all__ = [
+    "Action",
+    "AddrItem",
+    "AddrSpec",
+    "FirewallError",
+    "Rule",
+    "Ruleset",
+    "SERVICES",
+    "StateTimeouts",
+    "VERDICT_DROP",
+    "VERDICT_PASS",
+    "VERDICT_PUNT",
+    "parse_rule",
+    "parse_rules",
+    "load_rules",
+]
+
+DEFAULT_RULE = 65535
+MAX_RULE = 65534
+NUMBER_STEP = 100
+
+#: evaluate_batch results (docs/ROUTER.md); 2 (CONSUMED) is never answered by the vector form.
+VERDICT_PASS = 0
+VERDICT_DROP = 1
+VERDICT_PUNT = 3
+_UNDECIDED = 255
+
+#: Service names accepted for ports (printed back as numbers).
+SERVICES: dict[str, int] = {
+    "ftp": 21,
+    "ssh": 22,
+    "telnet": 23,
+    "smtp": 25,
+    "domain": 53,
+    "http": 80,
+    "pop3": 110,
+    "ntp": 123,
+    "imap": 143,
+    "snmp": 161,
+    "bgp": 179,
+    "ldap": 389,
+    "https": 443,
+    "syslog": 514,
+    "submission": 587,
+    "imaps": 993,
+}
+
+_PROTO_NAMES = {"tcp": 6, "udp": 17, "icmp": 1}
+_PROTO_BY_NUMBER = {v: k for k, v in _PROTO_NAMES.items()}
+
+_TCP_FLAG_NAMES: dict[str, int] = {
+    "fin": TcpFlags.FIN,
+    "syn": TcpFlags.SYN,
+    "rst": TcpFlags.RST,
+    "psh": TcpFlags.PSH,
+    "ack": TcpFlags.ACK,
+    "urg": TcpFlags.URG,
+    "ece": TcpFlags.ECE,
+    "cwr": TcpFlags.CWR,
+}
+
+_ICMP_TYPE_NAMES = {
+    "echo-reply": 0,
+    "dest-unreach": 3,
+    "redirect": 5,
+    "echo-request": 8,
+    "time-exceeded": 11,
+}
+
+_UNREACH_NAMES = {
+    "net": 0,
+    "host": 1,
+    "proto": 2,
+    "port": 3,
+    "net-prohib": 9,
+    "host-prohib": 10,
+    "filter-prohib": 13,
+}
+_UNREACH_BY_CODE = {v: k for k, v in _UNREACH_NAMES.items()}
+
+# ICMP types that are errors (RFC 1812 4.3.2.7: never answered with an error).
+_ICMP_ERRORS = frozenset({3, 4, 5, 11, 12})
+
+
+class FirewallError(ValueError):
+    """A malformed rule file: ``FILE: rule N (line L), column C: expected X, found 'Y'``."""
+
+    def __init__(
+        self, filename: str, rule: int | None, line: int, column: int, expected: str, found: str
+    ) -> None:
+        self.filename = filename
+        self.rule = rule
+        self.line = line
+        self.column = column
+        self.expected = expected
+        self.found = found
+        where = f"rule {rule}" if rule is not None else "table"
+        shown = "end of line" if found == "" else f"'{found}'"
+        super().__init__(
+            f"{filename}: {where} (line {line}), column {column}: expected {expected}, "
+            f"found {shown}"
+        )
+
+
+class Action(enum.Enum):
+    ALLOW = "allow"
+    DENY = "deny"
+    RESET = "reset"
+    UNREACH = "unreach"
+    COUNT = "count"
+    SKIPTO = "skipto"
+
+
+_ACTION_WORDS = {
+    "allow": Action.ALLOW,
+    "accept": Action.ALLOW,
+    "pass": Action.ALLOW,
+    "permit": Action.ALLOW,
+    "deny": Action.DENY,
+    "drop": Action.DENY,
+    "reset": Action.RESET,
+    "unreach": Action.UNREACH,
+    "count": Action.COUNT,
+    "skipto": Action.SKIPTO,
+}
+
+
+# -- the rule as a value -------------------------------------------------------------------------
+
+
+def _quad(addr: int) -> str:
+    return ip_to_str(addr)
+
+
+@dataclass(frozen=True, slots=True)
+class AddrItem:
+    """One address form: ``host`` (a), ``prefix`` (a = network, b = length), ``mask``
+    (a = address & mask, b = mask) or ``range`` (a = low, b = high)."""
+
+    kind: str
+    a: int
+    b: int = 0
+
+    def __str__(self) -> str:
+        if self.kind == "host":
+            return _quad(self.a)
+        if self.kind == "prefix":
+            return format_prefix(self.a, self.b)
+        if self.kind == "mask":
+            return f"{_quad(self.a)}:{_quad(self.b)}"
+        return f"{_quad(self.a)}-{_quad(self.b)}"
+
+
+@dataclass(frozen=True, slots=True)
+class AddrSpec:
+    """A source or destination: ``any``, ``me``, ``table`` (``table`` names it) or ``list``
+    (``items``), optionally negated."""
+
+    kind: str = "any"
+    items: tuple[AddrItem, ...] = ()
+    table: str = ""
+    negate: bool = False
+
+    def __str__(self) -> str:
+        if self.kind == "list":
+            body = (
+                str(self.items[0])
+                if len(self.items) == 1
+                else ("{ " + ", ".join(str(i) for i in self.items) + " }")
+            )
+        elif self.kind == "table":
+            body = f"table({self.table})"
+        else:
+            body = self.kind
+        return f"not {body}" if self.negate else body
+
+
+ANY = AddrSpec()
+
+PortRanges = tuple[tuple[int, int], ...]
+
+
+def _ports_str(ports: PortRanges) -> str:
+    return ",".join(str(lo) if lo == hi else f"{lo}-{hi}" for lo, hi in ports)
+
+
+def _flags_str(flags_set: int, flags_clear: int) -> str:
+    out = []
+    for name, bit in _TCP_FLAG_NAMES.items():
+        if flags_set & bit:
+            out.append(name)
+        elif flags_clear & bit:
+            out.append("!" + name)
+    return ",".join(out)
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """One rule, as parsed (``str(rule)`` is its normalized text; ``line`` is not compared)."""
+
+    number: int
+    action: Action
+    src: AddrSpec = ANY
+    dst: AddrSpec = ANY
+    proto: int = -1  # -1: any
+    sport: PortRanges = ()
+    dport: PortRanges = ()
+    arg: int = 0  # unreach code or skipto target number
+    log: bool = False
+    direction: Direction | None = None
+    recv: str | None = None
+    xmit: str | None = None
+    via: str | None = None
+    setup: bool = False
+    established: bool = False
+    flags_set: int = 0
+    flags_clear: int = 0
+    icmptypes: tuple[int, ...] = ()
+    ttl: tuple[int, int] | None = None
+    frag: bool = False
+    keep_state: bool = False
+    limit: int = 0
+    line: int = field(default=0, compare=False)
+
+    def __str__(self) -> str:
+        words = [f"{self.number:05d}", self.action.value]
+        if self.action is Action.UNREACH:
+            words.append(_UNREACH_BY_CODE.get(self.arg, str(self.arg)))
+        elif self.action is Action.SKIPTO:
+            words.append(str(self.arg))
+        if self.log:
+            words.append("log")
+        words.append("ip" if self.proto < 0 else _PROTO_BY_NUMBER.get(self.proto, str(self.proto)))
+        words += ["from", str(self.src)]
+        if self.sport:
+            words.append(_ports_str(self.sport))
+        words += ["to", str(self.dst)]
+        if self.dport:
+            words.append(_ports_str(self.dport))
+        if self.direction is not None:
+            words.append("in" if self.direction is Direction.IN else "out")
+        for word, name in (("recv", self.recv), ("xmit", self.xmit), ("via", self.via)):
+            if name is not None:
+                words += [word, name]
+        if self.setup:
+            words.append("setup")
+        if self.established:
+            words.append("established")
+        if self.flags_set or self.flags_clear:
+            words += ["tcpflags", _flags_str(self.flags_set, self.flags_clear)]
+        if self.icmptypes:
+            words += ["icmptypes", ",".join(map(str, self.icmptypes))]
+        if self.ttl is not None:
+            lo, hi = self.ttl
+            words += ["ttl", str(lo) if lo == hi else f"{lo}-{hi}"]
+        if self.frag:
+            words.append("frag")
+        if self.keep_state:
+            words.append("keep-state")
+            if self.limit:
+                words += ["limit", str(self.limit)]
+        return " ".join(words)
+
+
+# -- parser --------------------------------------------------------------------------------------
+
+_TOKEN = re.compile(r"[{},]|[^\s{},]+")
+_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:-]*\Z")
+_TABLE_REF = re.compile(r"table\(([^()]*)\)\Z")
+
+_OPTIONS_EXPECTED = (
+    "an option (in, out, via, recv, xmit, tcpflags, setup, established, icmptypes, ttl, "
+    "keep-state, frag)"
+)
+_ADDR_EXPECTED = "an address (any, me, A.B.C.D[/len|:mask|-E.F.G.H], { list } or table(NAME))"
+
+
+class _Line:
+    """Tokens of one line, with 1-based columns, and error reporting in the file's terms."""
+
+    def __init__(self, text: str, filename: str, line_no: int, rule_no: int | None) -> None:
+        self.tokens = [(m.group(), m.start() + 1) for m in _TOKEN.finditer(text)]
+        self.end_col = len(text.rstrip()) + 2 if text.strip() else 1
+        self.pos = 0
+        self.filename = filename
+        self.line_no = line_no
+        self.rule_no = rule_no
+
+    def peek(self) -> str:
+        return self.tokens[self.pos][0] if self.pos < len(self.tokens) else ""
+
+    def col(self) -> int:
+        return self.tokens[self.pos][1] if self.pos < len(self.tokens) else self.end_col
+
+    def next(self) -> str:
+        tok = self.peek()
+        if self.pos < len(self.tokens):
+            self.pos += 1
+        return tok
+
+    def error(self, expected: str, back: int = 0) -> FirewallError:
+        """An error about the current token (or the one ``back`` tokens before it)."""
+        i = self.pos - back
+        tok, col = self.tokens[i] if i < len(self.tokens) else ("", self.end_col)
+        return FirewallError(self.filename, self.rule_no, self.line_no, col, expected, tok)
+
+    def number(self, expected: str, lo: int, hi: int) -> int:
+        tok = self.peek()
+        if not tok.isdigit() or not lo <= int(tok) <= hi:
+            raise self.error(expected)
+        self.next()
+        return int(tok)
+
+    def error_at(self, index: int, expected: str) -> FirewallError:
+        """An error about token ``index`` (end of line when past the last token)."""
+        return self.error(expected, back=self.pos - index)
+
+    def comma_list(self) -> list[tuple[str, int]]:
+        """``a,b, c`` -> the items with their token indexes (the separator may have spaces)."""
+        items = [(self.peek(), self.pos)]
+        self.next()
+        while self.peek() == ",":
+            self.next()
+            items.append((self.peek(), self.pos))
+            self.next()
+        return items
+
+
+def _parse_quad(text: str) -> int | None:
+    parts = text.split(".")
+    if len(parts) != 4 or not all(p.isdigit() and len(p) <= 3 for p in parts):
+        return None
+    octets = [int(p) for p in parts]
+    if max(octets) > 255:
+        return None
+    return (octets[0] << 24) | (octets[1] << 16) | (octets[2] << 8) | octets[3]
+
+
+def _addr_item(ln: _Line, tok: str) -> AddrItem:
+    """One address form; ``tok`` was just consumed."""
+    if "/" in tok:
+        addr_text, _, plen_text = tok.partition("/")
+        addr = _parse_quad(addr_text)
+        if addr is None:
+            raise ln.error(_ADDR_EXPECTED, back=1)
+        if not plen_text.isdigit() or int(plen_text) > 32:
+            raise ln.error("a prefix length 0..32", back=1)
+        plen = int(plen_text)
+        return AddrItem("prefix", addr & prefix_mask(plen), plen)
+    if ":" in tok:
+        addr_text, _, mask_text = tok.partition(":")
+        addr = _parse_quad(addr_text)
+        if addr is None:
+            raise ln.error(_ADDR_EXPECTED, back=1)
+        mask = _parse_quad(mask_text)
+        if mask is None:
+            raise ln.error("a mask A.B.C.D after ':'", back=1)
+        return AddrItem("mask", addr & mask, mask)
+    if "-" in tok:
+        lo_text, _, hi_text = tok.partition("-")
+        lo, hi = _parse_quad(lo_text), _parse_quad(hi_text)
+        if lo is None or hi is None:
+            raise ln.error(_ADDR_EXPECTED, back=1)
+        if lo > hi:
+            raise ln.error("an address range low-high with low <= high", back=1)
+        return AddrItem("range", lo, hi)
+    addr = _parse_quad(tok)
+    if addr is None:
+        raise ln.error(_ADDR_EXPECTED, back=1)
+    return AddrItem("host", addr)
+
+
+def _parse_addr(ln: _Line, table_refs: list[tuple[str, _Line, int]]) -> AddrSpec:
+    negate = False
+    if ln.peek() == "not":
+        ln.next()
+        negate = True
+    tok = ln.next()
+    if tok in ("any", "me"):
+        return AddrSpec(tok, negate=negate)
+    m = _TABLE_REF.match(tok)
+    if m:
+        name = m.group(1)
+        if not _NAME.match(name):
+            raise ln.error("a table name (letters, digits, '_', '.', '-')", back=1)
+        table_refs.append((name, ln, ln.pos - 1))
+        return AddrSpec("table", table=name, negate=negate)
+    if tok == "{":
+        items = []
+        while True:
+            if ln.peek() in ("", "}", ","):
+                raise ln.error(_ADDR_EXPECTED)
+            items.append(_addr_item(ln, ln.next()))
+            sep = ln.next()
+            if sep == "}":
+                break
+            if sep != ",":
+                raise ln.error("',' or '}'", back=1 if sep else 0)
+        return AddrSpec("list", tuple(items), negate=negate)
+    if tok in ("", "}", ","):
+        raise ln.error(_ADDR_EXPECTED, back=1 if tok else 0)
+    return AddrSpec("list", (_addr_item(ln, tok),), negate=negate)
+
+
+def _port_value(text: str) -> int | None:
+    if text.isdigit():
+        value = int(text)
+        return value if value <= 0xFFFF else None
+    return SERVICES.get(text)
+
+
+def _is_ports(tok: str) -> bool:
+    return bool(tok) and (tok[0].isdigit() or tok.split("-")[0] in SERVICES)
+
+
+def _parse_ports(ln: _Line, proto: int) -> PortRanges:
+    if proto not in (6, 17):
+        raise ln.error("'to' or options (ports need proto tcp or udp)")
+    out: list[tuple[int, int]] = []
+    for item, at in ln.comma_list():
+        lo_text, sep, hi_text = item.partition("-")
+        lo = _port_value(lo_text)
+        hi = _port_value(hi_text) if sep else lo
+        if lo is None or hi is None:
+            raise ln.error_at(at, "a port (0..65535 or a service name)")
+        if lo > hi:
+            raise ln.error_at(at, "a port range low-high with low <= high")
+        out.append((lo, hi))
+    return tuple(out)
+
+
+def _parse_rule_tokens(ln: _Line, number: int, table_refs: list[tuple[str, _Line, int]]) -> Rule:
+    word = ln.next()
+    action = _ACTION_WORDS.get(word)
+    if action is None:
+        raise ln.error("an action (allow, deny, reset, unreach, count, skipto)", back=1)
+    arg = 0
+    if action is Action.UNREACH:
+        code = ln.peek()
+        if code in _UNREACH_NAMES:
+            arg = _UNREACH_NAMES[code]
+            ln.next()
+        else:
+            arg = ln.number(
+                "an unreach code (net, host, proto, port, net-prohib, host-prohib, "
+                "filter-prohib or 0..15)",
+                0,
+                15,
+            )
+    elif action is Action.SKIPTO:
+        tok = ln.peek()
+        if not tok.isdigit() or not number < int(tok) <= DEFAULT_RULE:
+            raise ln.error(f"a rule number above {number} to skip to")
+        arg = int(ln.next())
+    log = ln.peek() == "log"
+    if log:
+        ln.next()
+    tok = ln.next()
+    if tok in ("ip", "all"):
+        proto = -1
+    elif tok in _PROTO_NAMES:
+        proto = _PROTO_NAMES[tok]
+    elif tok.isdigit() and int(tok) <= 255:
+        proto = int(tok)
+    else:
+        raise ln.error("a protocol (ip, tcp, udp, icmp or a number 0..255)", back=1 if tok else 0)
+    if ln.peek() != "from":
+        raise ln.error("'from'")
+    ln.next()
+    src = _parse_addr(ln, table_refs)
+    sport = _parse_ports(ln, proto) if _is_ports(ln.peek()) else ()
+    if ln.peek() != "to":
+        raise ln.error("'to'")
+    ln.next()
+    dst = _parse_addr(ln, table_refs)
+    dport = _parse_ports(ln, proto) if _is_ports(ln.peek()) else ()
+    rule = Rule(number, action, src, dst, proto, sport, dport, arg, log, line=ln.line_no)
+    seen: set[str] = set()
+    while ln.peek():
+        opt = ln.next()
+        key = "in" if opt == "out" else opt
+        if key in seen:
+            raise ln.error("each option at most once", back=1)
+        seen.add(key)
+        if opt in ("in", "out"):
+            rule = replace(rule, direction=Direction.IN if opt == "in" else Direction.OUT)
+        elif opt in ("via", "recv", "xmit"):
+            name = ln.next()
+            if not _NAME.match(name):
+                raise ln.error("an interface name", back=1 if name else 0)
+            if opt == "via":
+                rule = replace(rule, via=name)
+            elif opt == "recv":
+                rule = replace(rule, recv=name)
+            else:
+                rule = replace(rule, xmit=name)
+        elif opt in ("tcpflags", "setup", "established"):
+            if proto != 6:
+                raise ln.error(f"'{opt}' only with proto tcp", back=1)
+            if opt == "setup":
+                rule = replace(rule, setup=True)
+            elif opt == "established":
+                rule = replace(rule, established=True)
+            else:
+                rule = _parse_tcpflags(ln, rule)
+        elif opt == "icmptypes":
+            if proto != 1:
+                raise ln.error("'icmptypes' only with proto icmp", back=1)
+            types: set[int] = set()
+            for item, at in ln.comma_list():
+                value = _ICMP_TYPE_NAMES.get(item)
+                if value is None and item.isdigit() and int(item) <= 255:
+                    value = int(item)
+                if value is None:
+                    raise ln.error_at(at, "an ICMP type (0..255 or a name)")
+                types.add(value)
+            rule = replace(rule, icmptypes=tuple(sorted(types)))
+        elif opt == "ttl":
+            tok = ln.next()
+            lo_text, sep, hi_text = tok.partition("-")
+            ok = lo_text.isdigit() and (hi_text.isdigit() if sep else True)
+            lo = int(lo_text) if ok else -1
+            hi = int(hi_text) if ok and sep else lo
+            if not ok or hi > 255:
+                raise ln.error("a TTL N or N-M (0..255)", back=1 if tok else 0)
+            if lo > hi:
+                raise ln.error("a TTL range low-high with low <= high", back=1)
+            rule = replace(rule, ttl=(lo, hi))
+        elif opt == "frag":
+            rule = replace(rule, frag=True)
+        elif opt == "keep-state":
+            if action in (Action.COUNT, Action.SKIPTO):
+                raise ln.error("keep-state only on allow, deny, reset or unreach rules", back=1)
+            limit = 0
+            if ln.peek() == "limit":
+                ln.next()
+                limit = ln.number("a state limit 1..1000000000", 1, 1_000_000_000)
+            rule = replace(rule, keep_state=True, limit=limit)
+        else:
+            raise ln.error(_OPTIONS_EXPECTED, back=1)
+    return rule
+
+
+def _parse_tcpflags(ln: _Line, rule: Rule) -> Rule:
+    flags_set = flags_clear = 0
+    for item, at in ln.comma_list():
+        negate = item.startswith("!")
+        bit = _TCP_FLAG_NAMES.get(item[1:] if negate else item)
+        if bit is None or (flags_set | flags_clear) & bit:
+            raise ln.error_at(
+                at,
+                "a TCP flag (fin, syn, rst, psh, ack, urg, ece, cwr, each at most once, "
+                "'!' to require it clear)",
+            )
+        if negate:
+            flags_clear |= bit
+        else:
+            flags_set |= bit
+    return replace(rule, flags_set=flags_set, flags_clear=flags_clear)
+
+
+def parse_rule(text: str, number: int = NUMBER_STEP) -> Rule:
+    """One rule line; ``number`` is used when the line has none (no tables are checked)."""
+    ln = _Line(text.split("#", 1)[0], "<rule>", 1, number)
+    if ln.peek().isdigit():
+        ln.rule_no = number = ln.number("a rule number 1..65534", 1, MAX_RULE)
+    return _parse_rule_tokens(ln, number, [])
+
+
+def _parse_table_line(ln: _Line, tables: dict[str, dict[tuple[int, int], str | None]]) -> None:
+    ln.next()  # 'table'
+    name = ln.next()
+    if not _NAME.match(name):
+        raise ln.error("a table name (letters, digits, '_', '.', '-')", back=1 if name else 0)
+    if ln.peek() != "add":
+        raise ln.error("'add'")
+    ln.next()
+    tok = ln.next()
+    addr_text, sep, plen_text = tok.partition("/")
+    addr = _parse_quad(addr_text)
+    if addr is None:
+        raise ln.error("a prefix A.B.C.D/len", back=1 if tok else 0)
+    if sep and (not plen_text.isdigit() or int(plen_text) > 32):
+        raise ln.error("a prefix length 0..32", back=1)
+    plen = int(plen_text) if sep else 32
+    if addr & ~prefix_mask(plen) & 0xFFFFFFFF:
+        raise ln.error(f"a prefix without host bits beyond /{plen}", back=1)
+    value: str | None = None
+    if ln.peek():
+        value = ln.next()
+    if ln.peek():
+        raise ln.error("end of line")
+    tables.setdefault(name, {})[(addr, plen)] = value
+
+
+def parse_rules(
+    text: str,
+    filename: str = "<rules>",
+    *,
+    tables: Mapping[str, Rib] | None = None,
+    default_allow: bool = False,
+    me: Iterable[int] = (),
+    interfaces: Mapping[str, int] | None = None,
+    max_states: int = 4096,
+    timeouts: StateTimeouts | None = None,
+    reply_source: int | None = None,
+) -> Ruleset:
+    """Parse a whole rule file into a :class:`Ruleset`.
+
+    Parameters
+    ----------
+    text:
+        The file's text.
+    filename:
+        Used in error messages.
+    tables:
+        Named tables loaded elsewhere (e.g. ``load_table(path).rib`` from
+        :mod:`netfast.route.loaders`); ``table`` lines of the file naming one of them add their
+        prefixes to that Rib.
+    default_allow:
+        The default rule 65535 allows instead of denies (a ``65535`` line in the file wins).
+    me, interfaces, max_states, timeouts, reply_source:
+        As for :class:`Ruleset`.
+
+    Raises
+    ------
+    FirewallError
+        The first malformed line.
+    """
+    rules: list[Rule] = []
+    file_tables: dict[str, dict[tuple[int, int], str | None]] = {}
+    table_refs: list[tuple[str, _Line, int]] = []
+    last = 0
+    saw_default = False
+    for line_no, raw in enumerate(text.splitlines(), 1):
+        body = raw.split("#", 1)[0]
+        if not body.strip():
+            continue
+        ln = _Line(body, filename, line_no, None)
+        if ln.peek() == "table":
+            _parse_table_line(ln, file_tables)
+            continue
+        ln.rule_no = last + NUMBER_STEP
+        if saw_default:
+            raise ln.error("nothing after the default rule 65535")
+        if ln.peek().isdigit():
+            tok = ln.peek()
+            if tok.isdigit() and int(tok) == DEFAULT_RULE:
+                ln.rule_no = DEFAULT_RULE
+                default_allow = _parse_default(ln)
+                saw_default = True
+                continue
+            ln.rule_no = int(tok)
+            number = ln.number(
+                f"a rule number above {last} and at most {MAX_RULE}", last + 1, MAX_RULE
+            )
+        else:
+            number = last + NUMBER_STEP
+            if number > MAX_RULE:
+                raise ln.error(f"room for a rule number above {last} (number the rule)")
+        rules.append(_parse_rule_tokens(ln, number, table_refs))
+        last = number
+    ribs: dict[str, Rib] = dict(tables or {})
+    for name, entries in file_tables.items():
+        rib = ribs.get(name)
+        if rib is None:
+            rib = ribs[name] = Rib(capacity=max(16, len(entries)))
+        for (net, plen), value in entries.items():
+            rib.add(net, plen, value)
+    for name, ln, pos in table_refs:
+        if name not in ribs:
+            ln.pos = pos
+            raise ln.error(f"a defined table (known: {', '.join(sorted(ribs)) or 'none'})")
+    return Ruleset(
+        rules,
+        tables=ribs,
+        default_allow=default_allow,
+        me=me,
+        interfaces=interfaces,
+        max_states=max_states,
+        timeouts=timeouts,
+        reply_source=reply_source,
+    )
+
+
+def _parse_default(ln: _Line) -> bool:
+    """``65535 allow|deny ip from any to any``: the default rule restated; True for allow."""
+    ln.next()
+    rule = _parse_rule_tokens(ln, DEFAULT_RULE, [])
+    if rule.action not in (Action.ALLOW, Action.DENY) or rule != Rule(DEFAULT_RULE, rule.action):
+        ln.pos = 1
+        raise ln.error("the default rule as 'allow|deny ip from any to any'")
+    return rule.action is Action.ALLOW
+
+
+def load_rules(path: str | Path, **kwargs: Any) -> Ruleset:
+    """Read and parse a rule file (errors name the file); keyword arguments as for
+    :func:`parse_rules`."""
+    path = Path(path)
+    return parse_rules(path.read_text(), str(path), **kwargs)
+
+
+# -- compiled form -------------------------------------------------------------------------------
+
+_ADDR_ANY, _ADDR_ME, _ADDR_TABLE, _ADDR_LIST = range(4)
+_A_ALLOW, _A_DENY, _A_RESET, _A_UNREACH, _A_COUNT, _A_SKIPTO = range(6)
+_ACTION_CODE = {
+    Action.ALLOW: _A_ALLOW,
+    Action.DENY: _A_DENY,
+    Action.RESET: _A_RESET,
+    Action.UNREACH: _A_UNREACH,
+    Action.COUNT: _A_COUNT,
+    Action.SKIPTO: _A_SKIPTO,
+}
+_NO_IF = -2  # an interface name the ruleset does not know: matches nothing
+
+
+class _AddrMatch:
+    """An address spec reduced to integer tests: (mask, value) pairs and [lo, hi] ranges."""
+
+    __slots__ = ("kind", "me", "me_array", "negate", "nets", "ranges", "table")
+
+    def __init__(
+        self, spec: AddrSpec, tables: Mapping[str, RoutingTable], me: frozenset[int]
+    ) -> None:
+        self.kind = {"any": _ADDR_ANY, "me": _ADDR_ME, "table": _ADDR_TABLE, "list": _ADDR_LIST}[
+            spec.kind
+        ]
+        self.negate = spec.negate
+        nets: list[tuple[int, int]] = []
+        ranges: list[tuple[int, int]] = []
+        for item in spec.items:
+            if item.kind == "host":
+                nets.append((0xFFFFFFFF, item.a))
+            elif item.kind == "prefix":
+                nets.append((prefix_mask(item.b), item.a))
+            elif item.kind == "mask":
+                nets.append((item.b, item.a))
+            else:
+                ranges.append((item.a, item.b))
+        self.nets = tuple(nets)
+        self.ranges = tuple(ranges)
+        self.table = tables.get(spec.table) if spec.kind == "table" else None
+        self.me = me
+        self.me_array = np.array(sorted(me), np.uint32)
+
+    def match(self, addr: int) -> bool:
+        kind = self.kind
+        if kind == _ADDR_LIST:
+            hit = False
+            for mask, value in self.nets:
+                if addr & mask == value:
+                    hit = True
+                    break
+            else:
+                for lo, hi in self.ranges:
+                    if lo <= addr <= hi:
+                        hit = True
+                        break
+        elif kind == _ADDR_ANY:
+            hit = True
+        elif kind == _ADDR_ME:
+            hit = addr in self.me
+        else:
+            assert self.table is not None
+            hit = self.table.lookup(addr) >= 0
+        return hit != self.negate
+
+    def vmatch(self, addrs: npt.NDArray[np.uint32]) -> npt.NDArray[np.bool_]:
+        kind = self.kind
+        if kind == _ADDR_LIST:
+            hit = np.zeros(len(addrs), np.bool_)
+            for mask, value in self.nets:
+                if mask == 0xFFFFFFFF:
+                    hit |= addrs == value
+                else:
+                    hit |= (addrs & np.uint32(mask)) == value
+            for lo, hi in self.ranges:
+                hit |= (addrs >= lo) & (addrs <= hi)
+        elif kind == _ADDR_ANY:
+            hit = np.ones(len(addrs), np.bool_)
+        elif kind == _ADDR_ME:
+            hit = np.isin(addrs, self.me_array)
+        else:
+            assert self.table is not None
+            hit = self.table.lookup_batch(addrs) >= 0
+        return ~hit if self.negate else hit
+
+
+def _port_match(port: int, ranges: PortRanges) -> bool:
+    return any(lo <= port <= hi for lo, hi in ranges)
+
+
+def _vport_match(ports: npt.NDArray[np.int64], ranges: PortRanges) -> npt.NDArray[np.bool_]:
+    hit = np.zeros(len(ports), np.bool_)
+    for lo, hi in ranges:
+        if lo == hi:
+            hit |= ports == lo
+        else:
+            hit |= (ports >= lo) & (ports <= hi)
+    return hit
+
+
+class _Compiled:
+    """A rule as precomputed integers, for a tight scalar loop and mask-building in the vector
+    form.  ``None`` / ``-1`` mean "no condition"."""
+
+    __slots__ = (
+        "action",
+        "direction",
+        "dport",
+        "dst",
+        "flags_any",
+        "flags_clear",
+        "flags_set",
+        "frag",
+        "icmp_array",
+        "icmptypes",
+        "index",
+        "proto",
+        "punts",
+        "recv",
+        "rule",
+        "sport",
+        "src",
+        "target",
+        "ttl_hi",
+        "ttl_lo",
+        "via",
+        "xmit",
+    )
+
+    def __init__(
+        self,
+        index: int,
+        rule: Rule,
+        target: int,
+        tables: Mapping[str, RoutingTable],
+        me: frozenset[int],
+        interfaces: Mapping[str, int],
+    ) -> None:
+        self.index = index
+        self.rule = rule
+        self.action = _ACTION_CODE[rule.action]
+        self.target = target
+        self.proto = rule.proto
+        self.src = None if rule.src == ANY else _AddrMatch(rule.src, tables, me)
+        self.dst = None if rule.dst == ANY else _AddrMatch(rule.dst, tables, me)
+        self.sport = rule.sport or None
+        self.dport = rule.dport or None
+        self.direction = -1 if rule.direction is None else int(rule.direction)
+        self.recv = None if rule.recv is None else interfaces.get(rule.recv, _NO_IF)
+        self.xmit = None if rule.xmit is None else interfaces.get(rule.xmit, _NO_IF)
+        self.via = None if rule.via is None else interfaces.get(rule.via, _NO_IF)
+        flags_set, flags_clear = rule.flags_set, rule.flags_clear
+        if rule.setup:
+            flags_set |= TcpFlags.SYN
+            flags_clear |= TcpFlags.ACK
+        self.flags_set = int(flags_set)
+        self.flags_clear = int(flags_clear)
+        self.flags_any = int(TcpFlags.ACK | TcpFlags.RST) if rule.established else 0
+        self.icmptypes = frozenset(rule.icmptypes) if rule.icmptypes else None
+        self.icmp_array = np.array(rule.icmptypes, np.int64)
+        self.ttl_lo, self.ttl_hi = rule.ttl if rule.ttl is not None else (-1, -1)
+        self.frag = rule.frag
+        # Matches the vector form hands to the scalar path (reset is refined per packet).
+        self.punts = rule.log or rule.keep_state or self.action == _A_UNREACH
+
+    def match(self, pkt: PfilPacket) -> bool:
+        if self.proto >= 0 and pkt.proto != self.proto:
+            return False
+        if self.src is not None and not self.src.match(pkt.src):
+            return False
+        if self.dst is not None and not self.dst.match(pkt.dst):
+            return False
+        if self.sport is not None and (pkt.sport < 0 or not _port_match(pkt.sport, self.sport)):
+            return False
+        if self.dport is not None and (pkt.dport < 0 or not _port_match(pkt.dport, self.dport)):
+            return False
+        direction = pkt.direction
+        if self.direction >= 0 and direction != self.direction:
+            return False
+        if self.recv is not None and (direction == Direction.OUT or pkt.ifindex != self.recv):
+            return False
+        if self.xmit is not None and (direction != Direction.OUT or pkt.ifindex != self.xmit):
+            return False
+        if self.via is not None and pkt.ifindex != self.via:
+            return False
+        if self.flags_set or self.flags_clear or self.flags_any:
+            flags = pkt.tcp_flags
+            if flags < 0 or flags & self.flags_set != self.flags_set or flags & self.flags_clear:
+                return False
+            if self.flags_any and not flags & self.flags_any:
+                return False
+        if self.icmptypes is not None and pkt.icmp_type not in self.icmptypes:
+            return False
+        if self.ttl_lo >= 0 and not self.ttl_lo <= pkt.ttl <= self.ttl_hi:
+            return False
+        return not self.frag or pkt.fragment
+
+    def vmatch(
+        self,
+        cols: Mapping[str, npt.NDArray[np.integer]],
+        direction: int,
+        ifindex: npt.NDArray[np.integer],
+        cand: npt.NDArray[np.bool_],
+    ) -> npt.NDArray[np.bool_]:
+        """The candidates (``cand``, not modified) this rule matches."""
+        m = cand.copy()
+        if self.direction >= 0 and direction != self.direction:
+            m[:] = False
+            return m
+        if self.recv is not None:
+            if direction == Direction.OUT:
+                m[:] = False
+                return m
+            m &= ifindex == self.recv
+        if self.xmit is not None:
+            if direction != Direction.OUT:
+                m[:] = False
+                return m
+            m &= ifindex == self.xmit
+        if self.via is not None:
+            m &= ifindex == self.via
+        if self.proto >= 0:
+            m &= cols["proto"] == self.proto
+        if self.src is not None:
+            m &= self.src.vmatch(cols["src"])  # type: ignore[arg-type]
+        if self.dst is not None:
+            m &= self.dst.vmatch(cols["dst"])  # type: ignore[arg-type]
+        if self.sport is not None:
+            m &= _vport_match(cols["sport"], self.sport)  # type: ignore[arg-type]
+        if self.dport is not None:
+            m &= _vport_match(cols["dport"], self.dport)  # type: ignore[arg-type]
+        if self.flags_set or self.flags_clear or self.flags_any:
+            flags = cols["tcp_flags"]
+            m &= flags >= 0
+            m &= (flags & (self.flags_set | self.flags_clear)) == self.flags_set
+            if self.flags_any:
+                m &= (flags & self.flags_any) != 0
+        if self.icmptypes is not None:
+            m &= np.isin(cols["icmp_type"], self.icmp_array)
+        if self.ttl_lo >= 0:
+            ttl = cols["ttl"]
+            m &= (ttl >= self.ttl_lo) & (ttl <= self.ttl_hi)
+        if self.frag:
+            m &= cols["fragment"] != 0
+        return m
+
+
+# -- dynamic state -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StateTimeouts:
+    """Lifetimes of dynamic states in seconds, renewed by every packet of the flow."""
+
+    tcp_established: float = 300.0
+    tcp_opening: float = 60.0
+    other: float = 60.0
+
+
+class _State:
+    __slots__ = ("expire", "origin", "replied", "rule", "tcp")
+
+    def __init__(self, rule: int, expire: float, origin: tuple[int, int], tcp: bool) -> None:
+        self.rule = rule
+        self.expire = expire
+        self.origin = origin  # (src, sport) of the packet that created it
+        self.replied = False
+        self.tcp = tcp
+
+
+_M64 = (1 << 64) - 1
+_K1, _K2, _K3 = 0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9
+
+StateKey = tuple[int, int, int, int, int]
+
+
+def _flow_ports(proto: int, sport: int, dport: int) -> tuple[int, int]:
+    if proto in (6, 17) and sport >= 0 and dport >= 0:
+        return sport, dport
+    return 0, 0
+
+
+def _state_key(proto: int, src: int, sport: int, dst: int, dport: int) -> StateKey:
+    """The same key for both directions of a flow."""
+    sport, dport = _flow_ports(proto, sport, dport)
+    a, b = (src << 16) | sport, (dst << 16) | dport
+    lo, hi = (a, b) if a <= b else (b, a)
+    return (proto, lo >> 16, lo & 0xFFFF, hi >> 16, hi & 0xFFFF)
+
+
+def _key_hash(key: StateKey) -> int:
+    proto, la, lp, ha, hp = key
+    lo, hi = (la << 16) | lp, (ha << 16) | hp
+    return ((lo * _K1) & _M64) ^ ((hi * _K2) & _M64) ^ ((proto * _K3) & _M64)
+
+
+def _vkey_hash(cols: Mapping[str, npt.NDArray[np.integer]]) -> npt.NDArray[np.uint64]:
+    proto = cols["proto"].astype(np.uint64)
+    sport, dport = cols["sport"], cols["dport"]
+    ported = ((proto == 6) | (proto == 17)) & (sport >= 0) & (dport >= 0)
+    sp = np.where(ported, sport, 0).astype(np.uint64)
+    dp = np.where(ported, dport, 0).astype(np.uint64)
+    a = (cols["src"].astype(np.uint64) << np.uint64(16)) | sp
+    b = (cols["dst"].astype(np.uint64) << np.uint64(16)) | dp
+    lo, hi = np.minimum(a, b), np.maximum(a, b)
+    return (lo * np.uint64(_K1)) ^ (hi * np.uint64(_K2)) ^ (proto * np.uint64(_K3))
+
+
+# -- the ruleset ---------------------------------------------------------------------------------
+
+_COLUMNS = ("src", "dst", "proto", "sport", "dport", "tcp_flags", "icmp_type", "ttl", "length")
+
+
+@dataclass(frozen=True, slots=True)
+class RuleCounter:
+    number: int
+    packets: int
+    bytes: int
+    rule: Rule
+
+
+class Ruleset:
+    """Rules compiled for evaluation, with counters and dynamic state.
+
+    Parameters
+    ----------
+    rules:
+        Rules in increasing number order (the default rule is added).
+    tables:
+        Named tables (a :class:`~netfast.route.rib.Rib` each; values are shown, not matched).
+    default_allow:
+        The default rule 65535 allows instead of denying.
+    me:
+        The addresses ``me`` stands for (the router's own).
+    interfaces:
+        Interface name -> ifindex, for ``via``/``recv``/``xmit``.
+    max_states, timeouts:
+        Bound and lifetimes of the dynamic state table.
+    reply_source:
+        Source address of ICMP unreachables (default: the offending packet's destination).
+    log_size:
+        Lines of ``log`` kept.
+    """
+
+    def __init__(
+        self,
+        rules: Sequence[Rule] = (),
+        *,
+        tables: Mapping[str, Rib] | None = None,
+        default_allow: bool = False,
+        me: Iterable[int] = (),
+        interfaces: Mapping[str, int] | None = None,
+        max_states: int = 4096,
+        timeouts: StateTimeouts | None = None,
+        reply_source: int | None = None,
+        log_size: int = 1000,
+    ) -> None:
+        last = 0
+        for rule in rules:
+            if not last < rule.number <= MAX_RULE:
+                raise ValueError(f"rule {rule.number} after {last}: numbers must increase")
+            if rule.action is Action.SKIPTO and rule.arg <= rule.number:
+                raise ValueError(f"rule {rule.number} skips backwards to {rule.arg}")
+            for spec in (rule.src, rule.dst):
+                if spec.kind == "table" and spec.table not in (tables or {}):
+                    raise ValueError(f"rule {rule.number} uses unknown table {spec.table!r}")
+            last = rule.number
+        if max_states < 0:
+            raise ValueError(f"max_states must be >= 0, got {max_states}")
+        self.default_allow = default_allow
+        self.rules: list[Rule] = [
+            *rules,
+            Rule(DEFAULT_RULE, Action.ALLOW if default_allow else Action.DENY),
+        ]
+        self.ribs: dict[str, Rib] = dict(tables or {})
+        self.tables: dict[str, RoutingTable] = {
+            name: RoutingTable(rib, "dxr") for name, rib in self.ribs.items()
+        }
+        self.me: frozenset[int] = frozenset(me)
+        self.interfaces: dict[str, int] = dict(interfaces or {})
+        self.max_states = max_states
+        self.timeouts = timeouts if timeouts is not None else StateTimeouts()
+        self.reply_source = reply_source
+        #: The current time in seconds, set by the caller (see the module docstring).
+        self.now = 0.0
+        self.packets: npt.NDArray[np.int64] = np.zeros(len(self.rules), np.int64)
+        self.bytes: npt.NDArray[np.int64] = np.zeros(len(self.rules), np.int64)
+        self.stats: Counter[str] = Counter()
+        self.log: deque[str] = deque(maxlen=log_size)
+        self.states: dict[StateKey, _State] = {}
+        self._rule_states = [0] * len(self.rules)
+        self._state_hashes: npt.NDArray[np.uint64] = np.zeros(0, np.uint64)
+        self._hashes_stale = False
+        self._compile()
+
+    # -- configuration --
+    def _compile(self) -> None:
+        numbers = [r.number for r in self.rules]
+        compiled = []
+        for i, rule in enumerate(self.rules):
+            target = 0
+            if rule.action is Action.SKIPTO:
+                target = next(j for j, n in enumerate(numbers) if n >= rule.arg)
+            compiled.append(_Compiled(i, rule, target, self.tables, self.me, self.interfaces))
+        self._compiled = compiled
+        self._has_skipto = any(c.action == _A_SKIPTO for c in compiled)
+        self._has_keep_state = any(r.keep_state for r in self.rules)
+
+    def set_me(self, addrs: Iterable[int]) -> None:
+        """Change the addresses ``me`` stands for (recompiles; counters and states stay)."""
+        self.me = frozenset(addrs)
+        self._compile()
+
+    def set_interfaces(self, interfaces: Mapping[str, int]) -> None:
+        """Change the interface name -> ifindex map (recompiles; counters and states stay)."""
+        self.interfaces = dict(interfaces)
+        self._compile()
+
+    def add_table(self, name: str, rib: Rib) -> None:
+        """Add or replace a named table (e.g. ``load_table(path).rib``)."""
+        self.ribs[name] = rib
+        self.tables[name] = RoutingTable(rib, "dxr")
+        self._compile()
+
+    # -- counters --
+    @property
+    def counters(self) -> list[RuleCounter]:
+        """Packets and bytes per rule, the default rule last."""
+        return [
+            RuleCounter(r.number, int(p), int(b), r)
+            for r, p, b in zip(self.rules, self.packets, self.bytes, strict=True)
+        ]
+
+    def counter(self, number: int) -> tuple[int, int]:
+        """``(packets, bytes)`` of rule ``number``."""
+        for i, rule in enumerate(self.rules):
+            if rule.number == number:
+                return int(self.packets[i]), int(self.bytes[i])
+        raise KeyError(f"no rule {number}")
+
+    def reset_counters(self) -> None:
+        self.packets[:] = 0
+        self.bytes[:] = 0
+        self.stats.clear()
+
+    # -- text --
+    def text(self) -> str:
+        """The ruleset as a normalized rule file (tables first, the default rule last); parsing
+        it gives the same rules and tables."""
+        lines = []
+        for name, rib in self.ribs.items():
+            for net, plen, value in _rib_entries(rib):
+                suffix = "" if value is None else f" {value}"
+                lines.append(f"table {name} add {format_prefix(net, plen)}{suffix}")
+        lines += [str(r) for r in self.rules]
+        return "\n".join(lines) + "\n"
+
+    def show(self) -> str:
+        """Rules with their counters, one per line, as ``ipfw show`` prints them."""
+        return "".join(
+            f"{c.number:05d} {c.packets:>10} {c.bytes:>12} {str(c.rule)[6:]}\n"
+            for c in self.counters
+        )
+
+    # -- scalar evaluation --
+    def hook(self, pkt: PfilPacket) -> Verdict:
+        """The pfil hook: :meth:`evaluate` at ``self.now``."""
+        return self.evaluate(pkt, self.now)
+
+    def evaluate(self, pkt: PfilPacket, now: float | None = None) -> Verdict:
+        """First matching rule's verdict for one packet; counts it; may set ``pkt.replies``."""
+        if now is None:
+            now = self.now
+        if self.states:
+            key = _state_key(pkt.proto, pkt.src, pkt.sport, pkt.dst, pkt.dport)
+            state = self.states.get(key)
+            if state is not None:
+                if state.expire > now:
+                    return self._from_state(pkt, state, now)
+                self._remove_state(key)
+        compiled = self._compiled
+        i = 0
+        while True:
+            c = compiled[i]
+            if not c.match(pkt):
+                i += 1
+                continue
+            self.packets[i] += 1
+            self.bytes[i] += pkt.length
+            if c.rule.log:
+                self._log(c.rule, pkt)
+            action = c.action
+            if action == _A_COUNT:
+                i += 1
+                continue
+            if action == _A_SKIPTO:
+                i = c.target
+                continue
+            if c.rule.keep_state and not self._create_state(pkt, c, now):
+                return Verdict.DROP
+            return self._act(pkt, c)
+
+    def _act(self, pkt: PfilPacket, c: _Compiled) -> Verdict:
+        action = c.action
+        if action == _A_ALLOW:
+            return Verdict.PASS
+        if action == _A_RESET:
+            reply = tcp_reset_for(pkt)
+            if reply is not None:
+                self._reply(pkt, reply, "ipfw.reset.sent")
+        elif action == _A_UNREACH:
+            source = self.reply_source if self.reply_source is not None else pkt.dst
+            reply = icmp_unreach_for(pkt, c.rule.arg, source)
+            if reply is not None:
+                self._reply(pkt, reply, "ipfw.unreach.sent")
+        return Verdict.DROP
+
+    def _reply(self, pkt: PfilPacket, reply: bytes, counter: str) -> None:
+        if pkt.replies is None:
+            pkt.replies = []
+        pkt.replies.append(reply)
+        self.stats[counter] += 1
+
+    def _log(self, rule: Rule, pkt: PfilPacket) -> None:
+        proto = _PROTO_BY_NUMBER.get(pkt.proto, str(pkt.proto)).upper()
+        if pkt.sport >= 0:
+            ends = f"{ip_to_str(pkt.src)}:{pkt.sport} {ip_to_str(pkt.dst)}:{pkt.dport}"
+        else:
+            ends = f"{ip_to_str(pkt.src)} {ip_to_str(pkt.dst)}"
+        direction = pkt.direction.name.lower()
+        self.log.append(
+            f"{self.now:.6f} ipfw: {rule.number} {rule.action.value} {proto} {ends} "
+            f"{direction} via {pkt.ifindex}"
+        )
+        self.stats["ipfw.logged"] += 1
+
+    # -- dynamic state --
+    def _timeout(self, state: _State) -> float:
+        if not state.tcp:
+            return self.timeouts.other
+        return self.timeouts.tcp_established if state.replied else self.timeouts.tcp_opening
+
+    def _from_state(self, pkt: PfilPacket, state: _State, now: float) -> Verdict:
+        if (pkt.src, _flow_ports(pkt.proto, pkt.sport, pkt.dport)[0]) != state.origin:
+            state.replied = True
+        state.expire = now + self._timeout(state)
+        i = state.rule
+        self.packets[i] += 1
+        self.bytes[i] += pkt.length
+        self.stats["ipfw.state.hit"] += 1
+        c = self._compiled[i]
+        if c.rule.log:
+            self._log(c.rule, pkt)
+        return self._act(pkt, c)
+
+    def _create_state(self, pkt: PfilPacket, c: _Compiled, now: float) -> bool:
+        """Record a state for ``pkt``; False (counted) when the table or the rule is full."""
+        if len(self.states) >= self.max_states:
+            self._expire(now)
+            if len(self.states) >= self.max_states:
+                self.stats["ipfw.state.full"] += 1
+                return False
+        if c.rule.limit and self._rule_states[c.index] >= c.rule.limit:
+            self._expire(now)
+            if self._rule_states[c.index] >= c.rule.limit:
+                self.stats["ipfw.state.limit"] += 1
+                return False
+        key = _state_key(pkt.proto, pkt.src, pkt.sport, pkt.dst, pkt.dport)
+        origin = (pkt.src, _flow_ports(pkt.proto, pkt.sport, pkt.dport)[0])
+        state = _State(c.index, 0.0, origin, pkt.proto == IpProtocol.TCP)
+        state.expire = now + self._timeout(state)
+        self.states[key] = state
+        self._rule_states[c.index] += 1
+        self._hashes_stale = True
+        self.stats["ipfw.state.created"] += 1
+        return True
+
+    def _remove_state(self, key: StateKey) -> None:
+        state = self.states.pop(key)
+        self._rule_states[state.rule] -= 1
+        self._hashes_stale = True
+        self.stats["ipfw.state.expired"] += 1
+
+    def _expire(self, now: float) -> int:
+        """Remove every expired state, the longest expired first; returns how many."""
+        dead = sorted((s.expire, k) for k, s in self.states.items() if s.expire <= now)
+        for _, key in dead:
+            self._remove_state(key)
+        return len(dead)
+
+    def expire_states(self, now: float | None = None) -> int:
+        """Reclaim expired states now (the router may call this from its poll)."""
+        return self._expire(self.now if now is None else now)
+
+    # -- vector evaluation --
+    def evaluate_batch(
+        self,
+        cols: Mapping[str, npt.NDArray[np.integer]],
+        direction: Direction | int,
+        ifindex: npt.NDArray[np.integer] | int,
+    ) -> npt.NDArray[np.uint8]:
+        """Verdicts of a whole batch: 0 PASS, 1 DROP, 3 PUNT (see the module docstring).
+
+        ``cols`` holds equal-length integer arrays ``src``, ``dst``, ``proto``, ``sport``,
+        ``dport``, ``tcp_flags``, ``icmp_type``, ``ttl``, ``length`` (``-1`` where absent) and,
+        optionally, ``fragment`` (nonzero for fragments; absent means none is).  ``ifindex`` is
+        one interface index per packet, or one for all.
+        """
+        n = len(cols["src"])
+        verdict = np.full(n, _UNDECIDED, np.uint8)
+        if n == 0:
+            return verdict
+        length = np.asarray(cols["length"])
+        work = {k: np.asarray(cols[k]) for k in _COLUMNS if k in cols}
+        work["fragment"] = (
+            np.asarray(cols["fragment"]) if "fragment" in cols else np.zeros(n, np.bool_)
+        )
+        work["ifindex"] = np.broadcast_to(np.asarray(ifindex), (n,))
+        idx = np.arange(n)
+        alive = np.ones(n, np.bool_)
+        if self.states:
+            hashes = self._hashes()
+            in_state = np.isin(_vkey_hash(work), hashes)
+            verdict[in_state] = VERDICT_PUNT
+            alive &= ~in_state
+        nalive = int(alive.sum())
+        pos = np.zeros(n, np.int32) if self._has_skipto else None
+        deferred: list[tuple[int, npt.NDArray[np.intp]]] = []  # count/skipto: counted at the end
+        direction = int(direction)
+        for c in self._compiled:
+            if nalive == 0:
+                break
+            if 4 * nalive < len(idx) and len(idx) > 1024:
+                # Few left: shrink the working set so later rules touch fewer packets.
+                idx, work, alive, pos = _compact(idx, work, alive, pos)
+            cand = alive if pos is None else alive & (pos <= c.index)
+            m = c.vmatch(work, direction, work["ifindex"], cand)
+            hit = np.flatnonzero(m)
+            if len(hit) == 0:
+                continue
+            g = idx[hit]
+            action = c.action
+            if c.punts or action == _A_RESET:
+                if action == _A_RESET and not c.punts:
+                    tcp = work["proto"][hit] == IpProtocol.TCP
+                    verdict[g[tcp]] = VERDICT_PUNT
+                    dropped = g[~tcp]
+                    verdict[dropped] = VERDICT_DROP
+                    self._count(c.index, dropped, length)
+                else:
+                    verdict[g] = VERDICT_PUNT
+                alive[hit] = False
+                nalive -= len(hit)
+            elif action == _A_COUNT:
+                deferred.append((c.index, g))
+            elif action == _A_SKIPTO:
+                deferred.append((c.index, g))
+                assert pos is not None
+                pos[hit] = c.target
+            else:
+                verdict[g] = VERDICT_PASS if action == _A_ALLOW else VERDICT_DROP
+                self._count(c.index, g, length)
+                alive[hit] = False
+                nalive -= len(hit)
+        for i, g in deferred:
+            self._count(i, g[verdict[g] != VERDICT_PUNT], length)
+        return verdict
+
+    def _count(self, i: int, rows: npt.NDArray[np.intp], length: npt.NDArray[np.integer]) -> None:
+        if len(rows):
+            self.packets[i] += len(rows)
+            self.bytes[i] += int(length[rows].sum())
+
+    def _hashes(self) -> npt.NDArray[np.uint64]:
+        if self._hashes_stale:
+            self._state_hashes = np.array(sorted(_key_hash(k) for k in self.states), np.uint64)
+            self._hashes_stale = False
+        return self._state_hashes
+
+
+def _compact(
+    idx: npt.NDArray[np.intp],
+    work: dict[str, npt.NDArray[np.integer]],
+    alive: npt.NDArray[np.bool_],
+    pos: npt.NDArray[np.int32] | None,
+) -> tuple[
+    npt.NDArray[np.intp],
+    dict[str, npt.NDArray[np.integer]],
+    npt.NDArray[np.bool_],
+    npt.NDArray[np.int32] | None,
+]:
+    keep = np.flatnonzero(alive)
+    return (
+        idx[keep],
+        {k: v[keep] for k, v in work.items()},
+        np.ones(len(keep), np.bool_),
+        None if pos is None else pos[keep],
+    )
+
+
+def _rib_entries(rib: Rib) -> list[tuple[int, int, object]]:
+    out = []
+    for rid in range(rib.route_count):
+        if rib.alive[rid]:
+            out.append((int(rib.net[rid]), int(rib.plen[rid]), rib.value_of(rid)))
+    return out
+
+
+# -- replies -------------------------------------------------------------------------------------
+
+_U32 = struct.Struct("!I")
+
+
+def tcp_reset_for(pkt: PfilPacket) -> bytes | None:
+    """The RST answering ``pkt`` (RFC 793 "Reset Generation"), or None when it gets none: not
+    TCP, a RST itself, a fragment without the TCP header, a multicast/broadcast destination."""
+    data = bytes(pkt.data)
+    if pkt.proto != IpProtocol.TCP or len(data) < 20 or pkt.tcp_flags < 0:
+        return None
+    if pkt.tcp_flags & TcpFlags.RST or _not_unicast(pkt.dst) or _not_unicast(pkt.src):
+        return None
+    ihl = (data[0] & 0x0F) * 4
+    tcp = data[ihl:]
+    if len(tcp) < 20:
+        return None
+    total = int.from_bytes(data[2:4], "big")
+    offset = (tcp[12] >> 4) * 4
+    seq = _U32.unpack_from(tcp, 4)[0]
+    ack = _U32.unpack_from(tcp, 8)[0]
+    flags = pkt.tcp_flags
+    seg_len = max(0, total - ihl - offset) + bool(flags & TcpFlags.SYN) + bool(flags & TcpFlags.FIN)
+    if flags & TcpFlags.ACK:
+        rst = TcpRepr(pkt.dport, pkt.sport, ack, 0, TcpFlags.RST, 0)
+    else:
+        rst = TcpRepr(
+            pkt.dport, pkt.sport, 0, (seq + seg_len) & 0xFFFFFFFF, TcpFlags.RST | TcpFlags.ACK, 0
+        )
+    segment = rst.to_bytes(pkt.dst, pkt.src)
+    ip = Ipv4Repr(src=pkt.dst, dst=pkt.src, protocol=IpProtocol.TCP, payload_len=len(segment))
+    return ip.to_bytes(segment)
+
+
+def _not_unicast(addr: int) -> bool:
+    return addr >= 0xE0000000 or addr == 0 or addr >> 24 == 127
+
+
+def icmp_unreach_for(pkt: PfilPacket, code: int, source: int) -> bytes | None:
+    """The ICMP destination unreachable answering ``pkt`` (quoting its IP header and 8 bytes of
+    payload, RFC 792), or None where RFC 1812 4.3.2.7 forbids one."""
+    data = bytes(pkt.data)
+    if len(data) < 20 or _not_unicast(pkt.src) or _not_unicast(pkt.dst):
+        return None
+    frag_offset = int.from_bytes(data[6:8], "big") & 0x1FFF
+    if frag_offset:
+        return None
+    if pkt.proto == IpProtocol.ICMP and (pkt.icmp_type < 0 or pkt.icmp_type in _ICMP_ERRORS):
+        return None
+    ihl = (data[0] & 0x0F) * 4
+    total = int.from_bytes(data[2:4], "big")
+    quote = data[: min(ihl + 8, total, len(data))]
+    message = Icmpv4DestUnreachable(DestUnreachableCode(code), quote).to_bytes()
+    ip = Ipv4Repr(src=source, dst=pkt.src, protocol=IpProtocol.ICMP, payload_len=len(message))
+    return ip.to_bytes(message)
