@@ -1,0 +1,728 @@
+"""A router described by a TOML file: interfaces, links, routes, neighbours and the firewall.
+
+The file (read with :mod:`tomllib`) is validated in full before anything is opened or loaded;
+every problem raises :class:`ConfigError`, whose message names the file, the key path
+(``interface[1].mtu``, ``routes."10.0.0.0/8"``) and the problem.  Unknown keys are errors, so a
+misspelt option never goes unnoticed.  Relative file names are relative to the config file.
+
+Schema
+------
+::
+
+    [router]                        # optional: the Router's limits
+    icmp_rate = 100.0               # ICMP errors per second (token bucket) ...
+    icmp_burst = 50                 # ... and its depth
+    arp_timeout = 1200.0            # seconds an ARP entry lives
+    arp_hold = 16                   # packets held per unresolved next hop
+
+    [[interface]]                   # one per port, in ifindex order (0, 1, 2, ...)
+    name = "eth0"
+    mac = "02:00:00:00:00:01"
+    addresses = ["198.18.0.1/24"]   # each adds a connected route
+    mtu = 1500                      # default 1500
+    link = { type = "afpacket", device = "veth0", promiscuous = true }
+    #      { type = "tap", device = "nftap0" }
+    #      { type = "pcap", in = "rx.pcap", out = "tx.pcap" }   (both optional)
+
+    [routes]
+    algorithm = "dxr"               # FIB algorithm (netfast.route.table.algorithms())
+    "0.0.0.0/0" = "via 198.18.1.2 dev eth1"   # static routes: "via GW [dev NAME]" | "dev NAME"
+    "198.18.9.0/24" = "dev eth2"
+    table = "ipv4-dfz-20260619.txt.gz"        # a route file (text, pfx2as, bgpdump -m, MRT)
+    table_map = "hash"              # how its values become next hops: "hash" or "nexthop"
+    hash_over = ["via 198.18.1.2 dev eth1", "via 198.18.2.2 dev eth2"]
+
+    [neighbors]                     # static ARP entries; the interface is the connected one
+    "198.18.1.2" = "02:00:00:00:01:02"
+
+    [firewall]
+    rules = "sample-rules.fw"       # ipfw-style rules (netfast.pfil.ipfw)
+    heads = ["in"]                  # pfil heads the rules hook: "in", "forward", "out"
+
+Route tables
+------------
+A BGP table's values are not next hops of this router, so ``table_map`` says how they become
+one:
+
+``"hash"``
+    The value (an origin AS for the bundled table) is hashed -- CRC-32 of its text, modulo the
+    length of ``hash_over`` -- onto one of the ``hash_over`` next hops.  Every prefix of one
+    origin leaves by the same port, and the spread is stable across runs and machines.
+``"nexthop"``
+    The value is a next-hop address (``netfast route`` ``--value nexthop`` tables, or bgpdump
+    files loaded with next hops): it is matched to the interface whose connected subnet holds
+    it.  Routes whose next hop is in no connected subnet cannot be used; they are skipped and
+    counted in :attr:`RouterConfig.route_stats` (``table.unreachable_next_hop``).
+
+Precedence, for a prefix given more than once: table < connected < static.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import tomllib
+import zlib
+from collections import Counter
+from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from netfast.ip.iface import IfAddr, Interface, NextHop
+from netfast.route.rib import Rib, parse_prefix, prefix_mask
+from netfast.route.table import DEFAULT_ALGORITHM, RoutingTable, algorithms
+from netfast.wire.ethernet import mac_from_str
+
+if TYPE_CHECKING:
+    from netfast.link.base import Link
+
+__all__ = [
+    "LINK_TYPES",
+    "ConfigError",
+    "InterfaceConfig",
+    "LinkConfig",
+    "RouterConfig",
+    "load_config",
+    "parse_config",
+]
+
+#: The link types an interface may name, with the keys each accepts (besides ``type``).
+LINK_TYPES: dict[str, frozenset[str]] = {
+    "afpacket": frozenset({"device", "promiscuous"}),
+    "tap": frozenset({"device"}),
+    "pcap": frozenset({"in", "out"}),
+}
+TABLE_MAPS = ("hash", "nexthop")
+HEADS = ("in", "forward", "out")
+
+_TOP_KEYS = frozenset({"router", "interface", "routes", "neighbors", "firewall"})
+_ROUTER_KEYS = {"icmp_rate": float, "icmp_burst": int, "arp_timeout": float, "arp_hold": int}
+_IFACE_KEYS = frozenset({"name", "mac", "addresses", "mtu", "link"})
+_ROUTE_OPTIONS = frozenset({"algorithm", "table", "table_map", "hash_over"})
+_FIREWALL_KEYS = frozenset({"rules", "heads"})
+
+
+class ConfigError(ValueError):
+    """A router description that cannot be used: ``"<file>: <key path>: <problem>"``."""
+
+    def __init__(self, file: str, key: str, problem: str) -> None:
+        where = f"{key}: " if key else ""
+        super().__init__(f"{file}: {where}{problem}")
+        self.file = file
+        self.key = key
+        self.problem = problem
+
+
+@dataclass(frozen=True, slots=True)
+class LinkConfig:
+    """How an interface reaches the world: ``type`` and that type's options."""
+
+    type: str
+    device: str | None = None
+    promiscuous: bool = True
+    pcap_in: Path | None = None
+    pcap_out: Path | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class InterfaceConfig:
+    interface: Interface
+    link: LinkConfig | None
+
+
+@dataclass(frozen=True, slots=True)
+class StaticRoute:
+    net: int
+    plen: int
+    next_hop: NextHop
+
+
+@dataclass
+class RouterConfig:
+    """A validated router description; nothing is opened or loaded until asked.
+
+    Attributes
+    ----------
+    path
+        The file it came from (``"<string>"`` for :func:`parse_config` without a name).
+    interfaces
+        Interfaces and their link descriptions, in ifindex order.
+    router_options
+        Keyword arguments for :class:`netfast.ip.router.Router` (``icmp_rate`` ...).
+    static_routes, table_file, table_map, hash_over, algorithm
+        The ``[routes]`` section.
+    neighbors
+        Static ARP entries ``(ifindex, address, mac)``.
+    rules_file, firewall_heads
+        The ``[firewall]`` section (``rules_file`` None: no firewall).
+    route_stats
+        Filled by :meth:`build_table`: connected, static and table routes installed, and table
+        routes skipped by reason.
+    """
+
+    path: str
+    interfaces: list[InterfaceConfig]
+    router_options: dict[str, float | int] = field(default_factory=dict)
+    static_routes: list[StaticRoute] = field(default_factory=list)
+    table_file: Path | None = None
+    table_map: str = "hash"
+    hash_over: list[NextHop] = field(default_factory=list)
+    algorithm: str = DEFAULT_ALGORITHM
+    neighbors: list[tuple[int, int, bytes]] = field(default_factory=list)
+    rules_file: Path | None = None
+    firewall_heads: tuple[str, ...] = ("in",)
+    route_stats: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def ifaces(self) -> list[Interface]:
+        return [ic.interface for ic in self.interfaces]
+
+    def ifindex(self, name: str) -> int:
+        """The index of the interface called ``name`` (``KeyError`` if none)."""
+        for ic in self.interfaces:
+            if ic.interface.name == name:
+                return ic.interface.index
+        raise KeyError(name)
+
+    # -- building ----------------------------------------------------------------------------
+    def build_table(self) -> RoutingTable:
+        """The routing table: the mapped route file, connected subnets and static routes, with
+        :class:`~netfast.ip.iface.NextHop` values.
+
+        Raises
+        ------
+        netfast.route.loaders.RouteFileError
+            The route file is unreadable or malformed.
+        ConfigError
+            ``table_map = "nexthop"`` and a value is not an address.
+        """
+        self.route_stats.clear()
+        rib = Rib()
+        if self.table_file is not None:
+            self._add_table(rib)
+        for ic in self.interfaces:
+            for a in ic.interface.addrs:
+                rib.add(a.network, a.plen, NextHop(ic.interface.index, None))
+                self.route_stats["connected"] += 1
+        for r in self.static_routes:
+            rib.add(r.net, r.plen, r.next_hop)
+            self.route_stats["static"] += 1
+        return RoutingTable(rib, self.algorithm)
+
+    def _add_table(self, rib: Rib) -> None:
+        from netfast.route.loaders import load_table
+
+        assert self.table_file is not None
+        loaded = load_table(
+            self.table_file, value="nexthop" if self.table_map == "nexthop" else "origin"
+        ).rib
+        nets, plens, rids = loaded.live_arrays()
+        # Map each distinct value once; the routes follow through their value ids.
+        choices: list[Hashable] = []
+        code_of: dict[Hashable, int] = {}
+        per_value = np.full(len(loaded.values), -1, np.int64)
+        for vid, v in enumerate(loaded.values):
+            nh = self._map_value(str(v))
+            if nh is None:
+                continue
+            if nh not in code_of:
+                code_of[nh] = len(choices)
+                choices.append(nh)
+            per_value[vid] = code_of[nh]
+        codes = per_value[loaded.value_id[rids]]
+        usable = codes >= 0
+        self.route_stats["table.unreachable_next_hop"] += int(np.count_nonzero(~usable))
+        if usable.any():
+            rib.add_many(nets[usable], plens[usable], choices, codes[usable])
+        self.route_stats["table"] += int(np.count_nonzero(usable))
+
+    def _map_value(self, value: str) -> NextHop | None:
+        if self.table_map == "hash":
+            return self.hash_over[zlib.crc32(value.encode()) % len(self.hash_over)]
+        try:
+            gw = int(ipaddress.IPv4Address(value))
+        except ValueError:
+            raise ConfigError(
+                str(self.table_file), "", f"next hop {value!r} is not an IPv4 address"
+            ) from None
+        ifindex = _connected_ifindex(self.ifaces, gw)
+        return None if ifindex is None else NextHop(ifindex, gw)
+
+    def load_ruleset(self) -> Any:
+        """The firewall's :class:`netfast.pfil.ipfw.Ruleset`, or None without ``[firewall]``.
+
+        Raises
+        ------
+        netfast.pfil.ipfw.FirewallError
+            The rules do not parse.
+        ConfigError
+            The rules file cannot be read.
+        """
+        if self.rules_file is None:
+            return None
+        from netfast.pfil.ipfw import parse_rules
+
+        try:
+            text = self.rules_file.read_text()
+        except OSError as exc:
+            raise ConfigError(self.path, "firewall.rules", f"cannot read: {exc}") from exc
+        return parse_rules(
+            text,
+            str(self.rules_file),
+            me=[a.addr for iface in self.ifaces for a in iface.addrs],
+            interfaces={iface.name: iface.index for iface in self.ifaces},
+        )
+
+    def open_links(self, types: Sequence[str] = ("afpacket", "tap")) -> dict[int, Link]:
+        """Open the links of the interfaces whose link type is in ``types``, by ifindex.
+
+        A failure closes the links already opened and raises ``OSError`` naming the interface.
+        """
+        from netfast.link.afpacket import AfPacketLink
+        from netfast.link.pcap import PcapReplayLink, PcapWriterLink
+        from netfast.link.tap import TapLink
+
+        links: dict[int, Link] = {}
+        try:
+            for ic in self.interfaces:
+                lc, iface = ic.link, ic.interface
+                if lc is None or lc.type not in types:
+                    continue
+                try:
+                    link: Link
+                    if lc.type == "afpacket":
+                        assert lc.device is not None
+                        link = AfPacketLink(lc.device, promiscuous=lc.promiscuous, mtu=iface.mtu)
+                    elif lc.type == "tap":
+                        assert lc.device is not None
+                        link = TapLink(lc.device, mtu=iface.mtu)
+                    elif lc.pcap_out is not None:
+                        inner = PcapReplayLink(lc.pcap_in, mtu=iface.mtu) if lc.pcap_in else None
+                        link = PcapWriterLink(lc.pcap_out, inner, name=iface.name, mtu=iface.mtu)
+                    elif lc.pcap_in is not None:
+                        link = PcapReplayLink(lc.pcap_in, name=iface.name, mtu=iface.mtu)
+                    else:
+                        continue
+                except OSError as exc:
+                    raise OSError(f"interface {iface.name}: {lc.type} link: {exc}") from exc
+                links[iface.index] = link
+        except BaseException:
+            for link in links.values():
+                link.close()
+            raise
+        return links
+
+
+def load_config(path: str | Path) -> RouterConfig:
+    """Read and validate a router description (see the module docstring).
+
+    Raises
+    ------
+    ConfigError
+        The file cannot be read, is not TOML, or describes an impossible router.
+    """
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(str(p), "", f"cannot read: {exc}") from exc
+    return parse_config(text, str(p), base_dir=p.parent)
+
+
+def parse_config(
+    text: str, filename: str = "<string>", base_dir: Path | None = None
+) -> RouterConfig:
+    """Validate a router description given as text; relative paths resolve from ``base_dir``
+    (default: the current directory)."""
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(filename, "", f"not valid TOML: {exc}") from exc
+    return _Parser(filename, base_dir or Path(".")).parse(doc)
+
+
+def _connected_ifindex(interfaces: Sequence[Interface], addr: int) -> int | None:
+    """The interface whose connected subnet holds ``addr`` (the longest one), or None."""
+    best: tuple[int, int] | None = None
+    for iface in interfaces:
+        for a in iface.addrs:
+            if addr & prefix_mask(a.plen) == a.network and (best is None or a.plen > best[0]):
+                best = (a.plen, iface.index)
+    return None if best is None else best[1]
+
+
+class _Parser:
+    """Walks the TOML document; every check raises ConfigError with the key path."""
+
+    def __init__(self, filename: str, base_dir: Path) -> None:
+        self.file = filename
+        self.base = base_dir
+
+    def error(self, key: str, problem: str) -> ConfigError:
+        return ConfigError(self.file, key, problem)
+
+    # -- typed getters -----------------------------------------------------------------------
+    def table(self, value: object, key: str) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise self.error(key, f"must be a table, got {_kind(value)}")
+        return value
+
+    def unknown(self, table: Mapping[str, object], allowed: frozenset[str], key: str) -> None:
+        for k in table:
+            if k not in allowed:
+                where = f"{key}.{k}" if key else k
+                raise self.error(
+                    where, f"unknown key (expected one of {', '.join(sorted(allowed))})"
+                )
+
+    def string(self, value: object, key: str) -> str:
+        if not isinstance(value, str):
+            raise self.error(key, f"must be a string, got {_kind(value)}")
+        return value
+
+    def integer(self, value: object, key: str, lo: int, hi: int) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.error(key, f"must be an integer, got {_kind(value)}")
+        if not lo <= value <= hi:
+            raise self.error(key, f"{value} is outside {lo}..{hi}")
+        return value
+
+    def number(self, value: object, key: str) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self.error(key, f"must be a number, got {_kind(value)}")
+        if value < 0:
+            raise self.error(key, f"{value} is negative")
+        return float(value)
+
+    def path(self, value: object, key: str) -> Path:
+        p = Path(self.string(value, key))
+        return p if p.is_absolute() else self.base / p
+
+    def address(self, value: object, key: str) -> int:
+        text = self.string(value, key)
+        try:
+            return int(ipaddress.IPv4Address(text))
+        except ValueError:
+            raise self.error(key, f"{text!r} is not an IPv4 address") from None
+
+    # -- sections ----------------------------------------------------------------------------
+    def parse(self, doc: dict[str, Any]) -> RouterConfig:
+        self.unknown(doc, _TOP_KEYS, "")
+        raw_ifaces = doc.get("interface")
+        if raw_ifaces is None:
+            raise self.error("interface", "missing: a router needs at least one [[interface]]")
+        if not isinstance(raw_ifaces, list) or not raw_ifaces:
+            raise self.error("interface", "must be a non-empty array of tables ([[interface]])")
+        interfaces = [self.interface(raw, i) for i, raw in enumerate(raw_ifaces)]
+        self.check_unique(interfaces)
+        cfg = RouterConfig(self.file, interfaces)
+        if "router" in doc:
+            cfg.router_options = self.router(self.table(doc["router"], "router"))
+        if "routes" in doc:
+            self.routes(self.table(doc["routes"], "routes"), cfg)
+        if "neighbors" in doc:
+            cfg.neighbors = self.neighbors(self.table(doc["neighbors"], "neighbors"), cfg)
+        if "firewall" in doc:
+            self.firewall(self.table(doc["firewall"], "firewall"), cfg)
+        return cfg
+
+    def router(self, t: dict[str, Any]) -> dict[str, float | int]:
+        self.unknown(t, frozenset(_ROUTER_KEYS), "router")
+        out: dict[str, float | int] = {}
+        for k, v in t.items():
+            if _ROUTER_KEYS[k] is int:
+                out[k] = self.integer(v, f"router.{k}", 0, 1 << 20)
+            else:
+                out[k] = self.number(v, f"router.{k}")
+        return out
+
+    def interface(self, raw: object, i: int) -> InterfaceConfig:
+        key = f"interface[{i}]"
+        t = self.table(raw, key)
+        self.unknown(t, _IFACE_KEYS, key)
+        for required in ("name", "mac"):
+            if required not in t:
+                raise self.error(f"{key}.{required}", "missing")
+        name = self.string(t["name"], f"{key}.name")
+        if not 1 <= len(name) <= 15:
+            raise self.error(f"{key}.name", f"{name!r}: must be 1..15 characters")
+        try:
+            mac = mac_from_str(self.string(t["mac"], f"{key}.mac"))
+        except ValueError as exc:
+            raise self.error(f"{key}.mac", str(exc)) from None
+        addrs_raw = t.get("addresses", [])
+        if not isinstance(addrs_raw, list):
+            raise self.error(f"{key}.addresses", f"must be an array, got {_kind(addrs_raw)}")
+        addrs = tuple(self.if_addr(a, f"{key}.addresses[{j}]") for j, a in enumerate(addrs_raw))
+        mtu = self.integer(t.get("mtu", 1500), f"{key}.mtu", 68, 65535)
+        link = self.link(t["link"], f"{key}.link") if "link" in t else None
+        return InterfaceConfig(Interface(i, name, mac, addrs, mtu), link)
+
+    def if_addr(self, value: object, key: str) -> IfAddr:
+        text = self.string(value, key)
+        try:
+            iface = ipaddress.IPv4Interface(text)
+        except ValueError:
+            raise self.error(key, f"{text!r} is not an address/length (198.18.0.1/24)") from None
+        if "/" not in text:
+            raise self.error(key, f"{text!r} needs a prefix length (198.18.0.1/24)")
+        return IfAddr(int(iface.ip), iface.network.prefixlen)
+
+    def link(self, raw: object, key: str) -> LinkConfig:
+        t = self.table(raw, key)
+        if "type" not in t:
+            raise self.error(f"{key}.type", f"missing (one of {', '.join(LINK_TYPES)})")
+        kind = self.string(t["type"], f"{key}.type")
+        if kind not in LINK_TYPES:
+            raise self.error(f"{key}.type", f"{kind!r}: expected one of {', '.join(LINK_TYPES)}")
+        self.unknown(t, LINK_TYPES[kind] | {"type"}, key)
+        if kind == "pcap":
+            return LinkConfig(
+                kind,
+                pcap_in=self.path(t["in"], f"{key}.in") if "in" in t else None,
+                pcap_out=self.path(t["out"], f"{key}.out") if "out" in t else None,
+            )
+        if "device" not in t:
+            raise self.error(f"{key}.device", "missing: the OS interface to use")
+        device = self.string(t["device"], f"{key}.device")
+        promiscuous = t.get("promiscuous", True)
+        if not isinstance(promiscuous, bool):
+            raise self.error(
+                f"{key}.promiscuous", f"must be true or false, got {_kind(promiscuous)}"
+            )
+        return LinkConfig(kind, device=device, promiscuous=promiscuous)
+
+    def check_unique(self, interfaces: list[InterfaceConfig]) -> None:
+        names: dict[str, int] = {}
+        addrs: dict[int, int] = {}
+        for ic in interfaces:
+            i = ic.interface.index
+            if ic.interface.name in names:
+                raise self.error(
+                    f"interface[{i}].name",
+                    f"{ic.interface.name!r} is already interface[{names[ic.interface.name]}]",
+                )
+            names[ic.interface.name] = i
+            for j, a in enumerate(ic.interface.addrs):
+                if a.addr in addrs:
+                    raise self.error(
+                        f"interface[{i}].addresses[{j}]",
+                        f"{ipaddress.IPv4Address(a.addr)} is already on interface[{addrs[a.addr]}]",
+                    )
+                addrs[a.addr] = i
+
+    def next_hop(self, value: object, key: str, ifaces: list[Interface]) -> NextHop:
+        """``"via GW [dev NAME]"`` or ``"dev NAME"``."""
+        text = self.string(value, key)
+        words = text.split()
+        opts: dict[str, str] = {}
+        while words:
+            if len(words) < 2 or words[0] not in ("via", "dev") or words[0] in opts:
+                raise self.error(key, f"{text!r}: expected 'via GATEWAY [dev NAME]' or 'dev NAME'")
+            opts[words[0]] = words[1]
+            words = words[2:]
+        if not opts:
+            raise self.error(key, "empty next hop: expected 'via GATEWAY [dev NAME]' or 'dev NAME'")
+        by_name = {i.name: i.index for i in ifaces}
+        dev = opts.get("dev")
+        if dev is not None and dev not in by_name:
+            raise self.error(key, f"no interface called {dev!r} (have {', '.join(by_name)})")
+        if "via" not in opts:
+            assert dev is not None
+            return NextHop(by_name[dev], None)
+        try:
+            gw = int(ipaddress.IPv4Address(opts["via"]))
+        except ValueError:
+            raise self.error(key, f"gateway {opts['via']!r} is not an IPv4 address") from None
+        connected = _connected_ifindex(ifaces, gw)
+        if connected is None:
+            raise self.error(key, f"gateway {opts['via']} is in no connected subnet")
+        if dev is not None and by_name[dev] != connected:
+            raise self.error(key, f"gateway {opts['via']} is not in a subnet of {dev}")
+        return NextHop(connected, gw)
+
+    def routes(self, t: dict[str, Any], cfg: RouterConfig) -> None:
+        ifaces = cfg.ifaces
+        for k, v in t.items():
+            if k in _ROUTE_OPTIONS:
+                continue
+            key = f'routes."{k}"'
+            if "/" not in k:
+                raise self.error(
+                    f"routes.{k}",
+                    'unknown key (expected a prefix such as "10.0.0.0/8" or one of '
+                    f"{', '.join(sorted(_ROUTE_OPTIONS))})",
+                )
+            try:
+                net, plen = parse_prefix(k)
+            except ValueError as exc:
+                raise self.error(key, str(exc)) from None
+            cfg.static_routes.append(StaticRoute(net, plen, self.next_hop(v, key, ifaces)))
+        if "algorithm" in t:
+            name = self.string(t["algorithm"], "routes.algorithm")
+            if name not in algorithms():
+                raise self.error(
+                    "routes.algorithm", f"{name!r}: expected one of {', '.join(algorithms())}"
+                )
+            cfg.algorithm = name
+        if "table" in t:
+            cfg.table_file = self.path(t["table"], "routes.table")
+            cfg.table_map = self.string(t.get("table_map", "hash"), "routes.table_map")
+            if cfg.table_map not in TABLE_MAPS:
+                raise self.error(
+                    "routes.table_map",
+                    f"{cfg.table_map!r}: expected one of {', '.join(TABLE_MAPS)}",
+                )
+            if cfg.table_map == "hash":
+                over = t.get("hash_over")
+                if not isinstance(over, list) or not over:
+                    raise self.error(
+                        "routes.hash_over",
+                        'table_map = "hash" needs a non-empty array of next hops '
+                        '("via GW dev NAME")',
+                    )
+                cfg.hash_over = [
+                    self.next_hop(v, f"routes.hash_over[{j}]", ifaces) for j, v in enumerate(over)
+                ]
+            elif "hash_over" in t:
+                raise self.error("routes.hash_over", 'only used with table_map = "hash"')
+        else:
+            for k in ("table_map", "hash_over"):
+                if k in t:
+                    raise self.error(f"routes.{k}", "only used with routes.table")
+
+    def neighbors(self, t: dict[str, Any], cfg: RouterConfig) -> list[tuple[int, int, bytes]]:
+        out = []
+        for k, v in t.items():
+            key = f'neighbors."{k}"'
+            try:
+                addr = int(ipaddress.IPv4Address(k))
+            except ValueError:
+                raise self.error(key, f"{k!r} is not an IPv4 address") from None
+            ifindex = _connected_ifindex(cfg.ifaces, addr)
+            if ifindex is None:
+                raise self.error(key, f"{k} is in no connected subnet")
+            try:
+                mac = mac_from_str(self.string(v, key))
+            except ValueError as exc:
+                raise self.error(key, str(exc)) from None
+            out.append((ifindex, addr, mac))
+        return out
+
+    def firewall(self, t: dict[str, Any], cfg: RouterConfig) -> None:
+        self.unknown(t, _FIREWALL_KEYS, "firewall")
+        if "rules" not in t:
+            raise self.error("firewall.rules", "missing: the rules file")
+        cfg.rules_file = self.path(t["rules"], "firewall.rules")
+        heads = t.get("heads", ["in"])
+        if not isinstance(heads, list) or not heads:
+            raise self.error("firewall.heads", f"must be a non-empty array of {HEADS}")
+        for j, h in enumerate(heads):
+            if self.string(h, f"firewall.heads[{j}]") not in HEADS:
+                raise self.error(
+                    f"firewall.heads[{j}]", f"{h!r}: expected one of {', '.join(HEADS)}"
+                )
+        cfg.firewall_heads = tuple(dict.fromkeys(heads))
+
+
+def _kind(value: object) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, list):
+        return "an array"
+    return {str: "a string", int: "an integer", float: "a float"}.get(
+        type(value), type(value).__name__
+    )
+
+
+@dataclass
+class BuiltRouter:
+    """A router assembled from a :class:`RouterConfig`: the scalar Router, its table, pfil heads
+    with the firewall hooked in, and the vector forwarder when it is available.
+
+    :meth:`set_ruleset` swaps the firewall while traffic flows (pfil writers serialize; packets
+    in flight see the old or the new hooks, never a mix).
+    """
+
+    config: RouterConfig
+    router: Any
+    table: RoutingTable
+    pfil: Any
+    ruleset: Any = None
+    hook_ids: list[Any] = field(default_factory=list)
+    vector: Any = None
+
+    @property
+    def names(self) -> dict[int, str]:
+        """Interface names by ifindex."""
+        return {ic.interface.index: ic.interface.name for ic in self.config.interfaces}
+
+    def set_ruleset(self, ruleset: Any) -> None:
+        """Hook ``ruleset`` (a :class:`netfast.pfil.ipfw.Ruleset`, or None for no firewall) on
+        the configured heads in place of the current one.  The new hooks go in before the old
+        ones leave, so no packet passes unfiltered during the swap."""
+        from netfast.pfil import Direction
+
+        old = self.hook_ids
+        new = []
+        if ruleset is not None:
+            for head in self.config.firewall_heads:
+                new.append(self.pfil.add_hook(Direction[head.upper()], ruleset.hook))
+        for hook_id in old:
+            self.pfil.remove_hook(hook_id)
+        self.hook_ids = new
+        self.ruleset = ruleset
+
+    def set_time(self, now: float) -> None:
+        """Tell the time-keeping parts (the firewall's state timeouts) what time it is."""
+        ruleset = self.ruleset
+        if ruleset is not None:
+            ruleset.now = now
+
+
+def build_router(
+    cfg: RouterConfig,
+    *,
+    vector: bool = True,
+    pfil_impl: str | None = None,
+    table: RoutingTable | None = None,
+) -> BuiltRouter:
+    """Load the table and the rules of ``cfg`` and assemble the router.
+
+    Parameters
+    ----------
+    vector
+        Also build the :class:`netfast.ip.vector.VectorForwarder` (when that module exists).
+    pfil_impl
+        The pfil implementation (default: the measured winner).
+    table
+        Use this routing table instead of building one (routers sharing a table).
+
+    Raises
+    ------
+    ConfigError, netfast.route.loaders.RouteFileError, netfast.pfil.ipfw.FirewallError
+    """
+    from netfast.ip.router import Router
+    from netfast.pfil.heads import PfilHeads
+
+    if table is None:
+        table = cfg.build_table()
+    ruleset = cfg.load_ruleset()
+    heads = PfilHeads(pfil_impl)
+    router = Router(cfg.ifaces, table, heads, **cfg.router_options)
+    for ifindex, addr, mac in cfg.neighbors:
+        router.arp.add_static(ifindex, addr, mac)
+    built = BuiltRouter(cfg, router, table, heads)
+    built.set_ruleset(ruleset)
+    if vector:
+        try:
+            from netfast.ip.vector import VectorForwarder
+        except ImportError:
+            pass
+        else:
+            built.vector = VectorForwarder(router)
+    return built
