@@ -56,7 +56,7 @@ class FakeRouter:
         self.seen: list[tuple[int, int, float]] = []
         self.polls: list[float] = []
 
-    class local:  # noqa: N801 - shaped like the router's LocalAddrs
+    class local:  # shaped like the router's LocalAddrs
         unicast = frozenset({ROUTER_IP})
 
     def input(self, ifindex: int, f: bytes, now: float) -> list[tuple[int, bytes]]:

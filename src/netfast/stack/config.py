@@ -14,6 +14,8 @@ Schema
     icmp_burst = 50                 # ... and its depth
     arp_timeout = 1200.0            # seconds an ARP entry lives
     arp_hold = 16                   # packets held per unresolved next hop
+    arp_retries = 5                 # ARP requests before giving up ...
+    arp_retry_interval = 1.0        # ... one per this many seconds
 
     [[interface]]                   # one per port, in ifindex order (0, 1, 2, ...)
     name = "eth0"
@@ -98,7 +100,14 @@ TABLE_MAPS = ("hash", "nexthop")
 HEADS = ("in", "forward", "out")
 
 _TOP_KEYS = frozenset({"router", "interface", "routes", "neighbors", "firewall"})
-_ROUTER_KEYS = {"icmp_rate": float, "icmp_burst": int, "arp_timeout": float, "arp_hold": int}
+_ROUTER_KEYS = {
+    "icmp_rate": float,
+    "icmp_burst": int,
+    "arp_timeout": float,
+    "arp_hold": int,
+    "arp_retries": int,
+    "arp_retry_interval": float,
+}
 _IFACE_KEYS = frozenset({"name", "mac", "addresses", "mtu", "link"})
 _ROUTE_OPTIONS = frozenset({"algorithm", "table", "table_map", "hash_over"})
 _FIREWALL_KEYS = frozenset({"rules", "heads"})
@@ -164,7 +173,7 @@ class RouterConfig:
 
     path: str
     interfaces: list[InterfaceConfig]
-    router_options: dict[str, float | int] = field(default_factory=dict)
+    router_options: dict[str, Any] = field(default_factory=dict)
     static_routes: list[StaticRoute] = field(default_factory=list)
     table_file: Path | None = None
     table_map: str = "hash"
