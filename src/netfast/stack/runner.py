@@ -362,6 +362,7 @@ def run_live(
     poll_interval: float = 0.05,
     clock: Callable[[], float] = time.monotonic,
     on_time: Callable[[float], None] | None = None,
+    engine: Engine | None = None,
 ) -> LiveSummary:
     """Forward between live links until ``stop`` is set, ``duration`` seconds have passed or
     ``max_packets`` frames were received.
@@ -378,12 +379,16 @@ def run_live(
         ``poll_interval``).
     clock
         Monotonic seconds, handed to the router as ``now``.
+    engine
+        The :class:`Engine` to run (built from ``router``, ``vector`` and ``on_time`` when
+        None); pass one to watch its counters while the loop runs in another thread.
 
     The links are not closed: the caller opened them.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size = {batch_size}: must be at least 1")
-    engine = Engine(router, vector, on_time=on_time)
+    if engine is None:
+        engine = Engine(router, vector, on_time=on_time)
     fd_of: dict[int, int] = {}
     polled: list[int] = []
     for ifindex, link in links.items():
