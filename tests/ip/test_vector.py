@@ -1,0 +1,119 @@
+"""Unit tests of the vector path's pieces; the end-to-end comparison with the scalar path is in
+test_vector_differential.py (whose topology and frame builders these tests reuse)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from scapy.layers.inet import IP
+from scapy.layers.l2 import Ether
+from tests.ip.test_vector_differential import (
+    GW1,
+    GW_MAC,
+    MAC,
+    NOW,
+    SRC,
+    eth,
+    ip_packet,
+    make_router,
+    routing_table,
+    zoo,
+)
+
+from netfast.ip.iface import NextHop
+from netfast.ip.vector import VectorForwarder, _gather, _ttl_checksum_update
+from netfast.route.rib import parse_prefix
+from netfast.wire.batch import FrameBatch, fast_path_mask, ipv4_header_sums
+from netfast.wire.checksum import update_ttl
+from netfast.wire.ipv4 import ip_from_str
+
+
+@given(st.integers(0, 0xFFFF), st.integers(1, 255), st.integers(0, 255))
+def test_ttl_checksum_update_matches_rfc1624_scalar(csum: int, ttl: int, proto: int) -> None:
+    got = _ttl_checksum_update(np.array([csum]), np.array([ttl]), np.array([proto]))
+    assert int(got[0]) == update_ttl(csum, ttl, proto, ttl - 1)
+
+
+def test_gather_agrees_with_batch_helpers() -> None:
+    batch = FrameBatch.from_frames(zoo())
+    cols = _gather(batch)
+    length = batch.length.astype(np.int64)
+    mine = (
+        (cols.ethertype == 0x0800)
+        & (cols.ver_ihl == 0x45)
+        & (length >= 34)
+        & (cols.total_length.astype(np.int64) + 14 <= length)
+    )
+    assert (mine == fast_path_mask(batch)).all()
+    assert (cols.header_sum[mine] == ipv4_header_sums(batch)[mine]).all()
+    assert (cols.dst == batch.headers["dst"]).all()
+
+
+def test_forwarded_frames_are_valid_and_rewritten() -> None:
+    router, _ = make_router(routing_table(), None)
+    dsts = ["10.0.0.1", "130.0.0.1", "10.0.0.2", "130.0.0.2", "10.0.0.3"]
+    frames = [eth(ip_packet(SRC, ip_from_str(d), ttl=9), pad=7) for d in dsts]
+    res = VectorForwarder(router).forward(FrameBatch.from_frames(frames), 0, NOW)
+    assert len(res.punt) == 0
+    assert res.out_rows[1].tolist() == [0, 2, 4] and res.out_rows[2].tolist() == [1, 3]
+    out1 = res.out[1]
+    assert out1.slot == 64  # trimmed slots
+    for i, data in zip(res.out_rows[1], out1.frames(), strict=True):
+        pkt = Ether(data)
+        assert pkt.dst == GW_MAC[GW1].hex(":") and pkt.src == MAC[1].hex(":")
+        assert pkt[IP].ttl == 8 and pkt[IP].dst == dsts[i]
+        assert len(data) == len(frames[i]) - 7  # link padding removed
+        # scapy recomputes the checksum: the incremental update must equal it
+        fresh = IP(bytes(pkt[IP]))
+        del fresh.chksum
+        assert pkt[IP].chksum == IP(bytes(fresh)).chksum
+    assert res.drops["ip.fwd.forwarded"] == 5
+
+
+def test_arp_looked_up_once_per_distinct_next_hop() -> None:
+    router, _ = make_router(routing_table(), None)
+    calls: list[tuple[int, int]] = []
+    lookup = router.arp.lookup
+
+    def counting(ifindex: int, ip: int, now: float) -> bytes | None:
+        calls.append((ifindex, ip))
+        return lookup(ifindex, ip, now)
+
+    router.arp.lookup = counting  # type: ignore[method-assign]
+    frames = [eth(ip_packet(SRC, ip_from_str(f"10.0.{i}.1"))) for i in range(50)]
+    frames += [eth(ip_packet(ip_from_str("198.18.1.7"), ip_from_str("198.18.0.10")))] * 3
+    res = VectorForwarder(router).forward(FrameBatch.from_frames(frames), 1, NOW)
+    assert res.forwarded == 53
+    assert sorted(calls) == [(0, ip_from_str("198.18.0.10")), (1, GW1)]
+
+
+def test_next_hop_cache_follows_new_values() -> None:
+    table = routing_table()
+    router, _ = make_router(table, None)
+    fwd = VectorForwarder(router)
+    frames = [eth(ip_packet(SRC, ip_from_str("10.20.0.1")))]
+    assert list(fwd.forward(FrameBatch.from_frames(frames), 0, NOW).out) == [1]
+    table.add(*parse_prefix("10.20.0.0/16"), NextHop(2, ip_from_str("198.19.0.254")))
+    assert list(fwd.forward(FrameBatch.from_frames(frames), 0, NOW).out) == [2]
+    # a value change on an existing route is a single store, seen at once
+    table.add(*parse_prefix("10.20.0.0/16"), NextHop(1, GW1))
+    assert list(fwd.forward(FrameBatch.from_frames(frames), 0, NOW).out) == [1]
+
+
+def test_unknown_ingress_and_empty_batch() -> None:
+    router, _ = make_router(routing_table(), None)
+    fwd = VectorForwarder(router)
+    with pytest.raises(ValueError, match="no interface"):
+        fwd.forward(FrameBatch.from_frames(zoo()), 9, NOW)
+    res = fwd.forward(FrameBatch.empty(0), 0, NOW)
+    assert not res.out and len(res.punt) == 0 and not res.drops
+
+
+def test_input_batch_left_untouched() -> None:
+    router, _ = make_router(routing_table(), None)
+    batch = FrameBatch.from_frames(zoo())
+    before = batch.data.copy()
+    VectorForwarder(router).forward(batch, 0, NOW)
+    assert (batch.data == before).all()
