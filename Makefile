@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/netfast pcap show --stats
+	$(BIN)/netfast forward
 
 # pytest's exit status 5 (no tests collected) is a failure here, not a pass.
 test: $(STAMP)
