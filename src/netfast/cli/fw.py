@@ -198,7 +198,7 @@ def pfil_packet(
     elif d.udp is not None:
         pkt.sport, pkt.dport = d.udp.src_port, d.udp.dst_port
     elif d.icmp is not None:
-        pkt.icmp_type, pkt.icmp_code = int(d.icmp.msg_type), int(d.icmp.code)
+        pkt.icmp_type, pkt.icmp_code = data[ip.header_len], data[ip.header_len + 1]
     return pkt
 
 

@@ -376,7 +376,7 @@ class _Line:
 
     def __init__(self, text: str, filename: str, line_no: int, rule_no: int | None) -> None:
         self.tokens = [(m.group(), m.start() + 1) for m in _TOKEN.finditer(text)]
-        self.end_col = len(text.rstrip()) + 2 if text.strip() else 1
+        self.end_col = len(text.rstrip()) + 1
         self.pos = 0
         self.filename = filename
         self.line_no = line_no
@@ -745,6 +745,7 @@ def parse_rules(
                 ln.rule_no = DEFAULT_RULE
                 default_allow = _parse_default(ln)
                 saw_default = True
+                last = DEFAULT_RULE
                 continue
             ln.rule_no = int(tok)
             number = ln.number(

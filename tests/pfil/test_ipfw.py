@@ -1,0 +1,801 @@
+"""The ipfw-style firewall: parser, normalized printing, scalar semantics on scapy-built packets,
+the vectorized form against the scalar one, keep-state, and the reset/unreach replies."""
+
+from __future__ import annotations
+
+import copy
+import ipaddress
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from scapy.all import ICMP, IP, TCP, UDP, Raw  # type: ignore[import-untyped]
+from scapy.layers.inet import IPerror, UDPerror  # type: ignore[import-untyped]
+
+from netfast.pfil import Direction, PfilPacket, Verdict
+from netfast.pfil.ipfw import (
+    Action,
+    AddrItem,
+    AddrSpec,
+    FirewallError,
+    Rule,
+    Ruleset,
+    StateTimeouts,
+    parse_rule,
+    parse_rules,
+)
+from netfast.route.rib import Rib
+
+IN, FWD, OUT = Direction.IN, Direction.FORWARD, Direction.OUT
+
+
+def ip(text: str) -> int:
+    return int(ipaddress.IPv4Address(text))
+
+
+def packet(scapy_pkt: IP, direction: Direction = IN, ifindex: int = 1) -> PfilPacket:
+    """What the IN head sees of a scapy-built packet; every field read through scapy."""
+    p = IP(bytes(scapy_pkt))
+    pkt = PfilPacket(
+        ifindex=ifindex,
+        direction=direction,
+        src=ip(p.src),
+        dst=ip(p.dst),
+        proto=p.proto,
+        ttl=p.ttl,
+        length=p.len,
+        fragment=bool(p.flags.MF) or p.frag != 0,
+        data=bytes(p),
+    )
+    if p.frag == 0:
+        if TCP in p:
+            pkt.sport, pkt.dport, pkt.tcp_flags = p[TCP].sport, p[TCP].dport, int(p[TCP].flags)
+        elif UDP in p:
+            pkt.sport, pkt.dport = p[UDP].sport, p[UDP].dport
+        elif ICMP in p:
+            pkt.icmp_type, pkt.icmp_code = p[ICMP].type, p[ICMP].code
+    return pkt
+
+
+def tcp(src: str = "198.18.0.1", dst: str = "198.19.0.1", sport: int = 40000, dport: int = 80,
+        flags: str = "S", **kw: object) -> IP:  # fmt: skip
+    return IP(src=src, dst=dst, **kw) / TCP(sport=sport, dport=dport, flags=flags, seq=1000)
+
+
+def udp(src: str = "198.18.0.1", dst: str = "198.19.0.1", sport: int = 5353, dport: int = 53,
+        **kw: object) -> IP:  # fmt: skip
+    return IP(src=src, dst=dst, **kw) / UDP(sport=sport, dport=dport) / Raw(b"q" * 12)
+
+
+def icmp(src: str = "198.18.0.1", dst: str = "198.19.0.1", type: int = 8, **kw: object) -> IP:
+    return IP(src=src, dst=dst, **kw) / ICMP(type=type)
+
+
+def verdict(rules: str | Ruleset, p: IP, direction: Direction = IN, ifindex: int = 1) -> Verdict:
+    rs = parse_rules(rules) if isinstance(rules, str) else rules
+    return rs.evaluate(packet(p, direction, ifindex))
+
+
+# -- parser --------------------------------------------------------------------------------------
+
+
+def test_every_address_form() -> None:
+    r = parse_rule(
+        "allow ip from { 10.1.2.3, 10.0.0.0/8, 10.9.8.7:255.0.255.0, 10.0.0.5-10.0.0.9 } to not me"
+    )
+    assert r.src == AddrSpec(
+        "list",
+        (
+            AddrItem("host", ip("10.1.2.3")),
+            AddrItem("prefix", ip("10.0.0.0"), 8),
+            AddrItem("mask", ip("10.0.8.0"), ip("255.0.255.0")),
+            AddrItem("range", ip("10.0.0.5"), ip("10.0.0.9")),
+        ),
+    )
+    assert r.dst == AddrSpec("me", negate=True)
+    # host bits beyond a prefix length are masked off, as ipfw does
+    assert parse_rule("deny ip from 10.1.2.3/16 to any").src.items == (
+        AddrItem("prefix", ip("10.1.0.0"), 16),
+    )
+    assert parse_rules("table t add 1.0.0.0/8\ndeny ip from any to not table(t)").rules[
+        0
+    ].dst == AddrSpec("table", table="t", negate=True)
+
+
+def test_actions_protocols_ports_and_options() -> None:
+    for word in ("allow", "accept", "pass", "permit"):
+        assert parse_rule(f"{word} ip from any to any").action is Action.ALLOW
+    for word in ("deny", "drop"):
+        assert parse_rule(f"{word} all from any to any").action is Action.DENY
+    r = parse_rule("unreach filter-prohib udp from any to any")
+    assert (r.action, r.arg, r.proto) == (Action.UNREACH, 13, 17)
+    assert parse_rule("unreach 7 ip from any to any").arg == 7
+    assert parse_rule("100 skipto 300 ip from any to any").arg == 300
+    r = parse_rule(
+        "42 reset log tcp from any 1024-65535 to 1.2.3.4 http,https,8000-8080 in recv em0 "
+        "via em1 setup tcpflags syn,!ack,ece ttl 1-64 keep-state limit 5 frag",
+    )
+    assert r == Rule(
+        42,
+        Action.RESET,
+        AddrSpec(),
+        AddrSpec("list", (AddrItem("host", ip("1.2.3.4")),)),
+        proto=6,
+        sport=((1024, 65535),),
+        dport=((80, 80), (443, 443), (8000, 8080)),
+        log=True,
+        direction=IN,
+        recv="em0",
+        via="em1",
+        setup=True,
+        flags_set=0x02 | 0x40,
+        flags_clear=0x10,
+        ttl=(1, 64),
+        keep_state=True,
+        limit=5,
+        frag=True,
+    )
+    r = parse_rule("count icmp from any to any icmptypes echo-request, 0,11 out xmit eth1 ttl 9")
+    assert (r.icmptypes, r.direction, r.xmit, r.ttl) == ((0, 8, 11), OUT, "eth1", (9, 9))
+    assert parse_rule("allow 47 from any to any").proto == 47
+    assert parse_rule("allow tcp from any to any established").established
+
+
+def test_auto_numbering_and_comments() -> None:
+    rs = parse_rules(
+        "# header\n\nallow ip from any to any  # first\n250 deny ip from any to any\n"
+        "count ip from any to any\n"
+    )
+    assert [r.number for r in rs.rules] == [100, 250, 350, 65535]
+    assert [r.line for r in rs.rules[:3]] == [3, 4, 5]
+
+
+def test_default_rule() -> None:
+    assert parse_rules("").rules == [Rule(65535, Action.DENY)]
+    assert parse_rules("", default_allow=True).rules == [Rule(65535, Action.ALLOW)]
+    assert parse_rules("65535 allow ip from any to any").default_allow
+
+
+SAMPLE = """
+table nets add 192.0.2.0/24 office
+table nets add 198.51.100.7
+allow tcp from table(nets) to any 22 setup keep-state
+skipto 1000 ip from not { 10.0.0.0/8, 172.16.0.0:255.240.0.0 } to any in
+deny log udp from any to me 137-139
+unreach port udp from any to any
+1000 reset tcp from 1.1.1.1-1.1.1.9 to any tcpflags fin,!syn
+count icmp from any to any icmptypes 3,8 ttl 0-1 frag via lo0
+"""
+
+
+def test_ruleset_text_round_trips() -> None:
+    rs = parse_rules(SAMPLE, me=[1])
+    again = parse_rules(rs.text())
+    assert again.rules == rs.rules
+    assert again.text() == rs.text()
+    assert "table nets add 198.51.100.7/32" in rs.text()
+
+
+# Random rules, as text, to check that printing normalizes and parses back to the same rule.
+_quads = st.integers(0, 2**32 - 1).map(lambda a: str(ipaddress.IPv4Address(a)))
+
+
+_HOSTS = [ip(a) for a in ("10.0.0.1", "10.1.2.3", "198.18.0.1", "198.19.7.7", "192.0.2.1")]
+#: Addresses near the packets' hosts, so random rules match random packets often.
+_near_hosts = st.builds(
+    lambda h, d: str(ipaddress.IPv4Address((h + d) % 2**32)),
+    st.sampled_from(_HOSTS),
+    st.integers(-3, 3),
+)
+_PORTS = [0, 1, 2, 22, 53, 80, 443, 8080, 65535]
+
+
+@st.composite
+def addr_items(draw: st.DrawFn) -> str:
+    kind = draw(st.sampled_from(["host", "prefix", "mask", "range"]))
+    a = draw(st.one_of(_quads, _near_hosts))
+    if kind == "host":
+        return a
+    if kind == "prefix":
+        return f"{a}/{draw(st.integers(0, 32))}"
+    if kind == "mask":
+        return f"{a}:{draw(_quads)}"
+    lo, hi = sorted([ip(a), ip(draw(st.one_of(_quads, _near_hosts)))])
+    return f"{ipaddress.IPv4Address(lo)}-{ipaddress.IPv4Address(hi)}"
+
+
+@st.composite
+def addrs(draw: st.DrawFn, table: bool = True) -> str:
+    choices = ["any", "any", "any", "me", "item", "item", "list"] + (["table"] if table else [])
+    kind = draw(st.sampled_from(choices))
+    neg = "not " if draw(st.integers(0, 3)) == 0 else ""
+    if kind in ("any", "me"):
+        return neg + kind
+    if kind == "table":
+        return neg + "table(t)"
+    if kind == "item":
+        return neg + draw(addr_items())
+    return neg + "{ " + ", ".join(draw(st.lists(addr_items(), min_size=1, max_size=3))) + " }"
+
+
+@st.composite
+def ports(draw: st.DrawFn) -> str:
+    items = []
+    for _ in range(draw(st.integers(1, 3))):
+        port = st.sampled_from(_PORTS) if draw(st.integers(0, 4)) else st.integers(0, 65535)
+        lo, hi = sorted(draw(st.lists(port, min_size=2, max_size=2)))
+        form = draw(st.sampled_from(["one", "range", "name"]))
+        items.append(str(lo) if form == "one" else f"{lo}-{hi}" if form == "range" else "https")
+    return ",".join(items)
+
+
+@st.composite
+def rule_texts(draw: st.DrawFn, number: int = 100, table: bool = True) -> str:
+    """A random rule numbered ``number`` (skipto targets above it)."""
+    action = draw(
+        st.sampled_from(["allow", "deny", "reset", "unreach port", "unreach 1", "count", "skipto"])
+    )
+    if action == "skipto":
+        action = f"skipto {draw(st.integers(number + 1, 65535))}"
+    proto = draw(st.sampled_from(["ip", "tcp", "udp", "icmp", "47"]))
+    words = [str(number), action]
+    if draw(st.integers(0, 9)) == 0:
+        words.append("log")
+    words += [proto, "from", draw(addrs(table))]
+    if proto in ("tcp", "udp") and draw(st.booleans()):
+        words.append(draw(ports()))
+    words += ["to", draw(addrs(table))]
+    if proto in ("tcp", "udp") and draw(st.booleans()):
+        words.append(draw(ports()))
+    if draw(st.booleans()):
+        words.append(draw(st.sampled_from(["in", "out"])))
+    if draw(st.integers(0, 5)) == 0:
+        words += [draw(st.sampled_from(["via", "recv", "xmit"])), draw(st.sampled_from(["a", "b"]))]
+    if proto == "tcp":
+        flags = draw(st.lists(st.sampled_from(["syn", "ack", "fin", "rst"]), unique=True))
+        if flags:
+            words += ["tcpflags", ",".join(("!" if draw(st.booleans()) else "") + f for f in flags)]
+        if draw(st.integers(0, 2)) == 0:
+            words.append(draw(st.sampled_from(["setup", "established"])))
+    if proto == "icmp" and draw(st.booleans()):
+        words += ["icmptypes", ",".join(map(str, draw(st.lists(st.integers(0, 12), min_size=1))))]
+    if draw(st.integers(0, 5)) == 0:
+        lo, hi = sorted(draw(st.lists(st.integers(0, 255), min_size=2, max_size=2)))
+        words += ["ttl", f"{lo}-{hi}"]
+    if draw(st.integers(0, 5)) == 0:
+        words.append("frag")
+    if not action.startswith(("count", "skipto")) and draw(st.integers(0, 5)) == 0:
+        words.append("keep-state")
+    return " ".join(words)
+
+
+@given(rule_texts())
+def test_normalized_printing_round_trips(text: str) -> None:
+    rule = parse_rules("table t add 10.0.0.0/8\n" + text).rules[0]
+    again = parse_rules("table t add 10.0.0.0/8\n" + str(rule)).rules[0]
+    assert again == rule
+    assert str(again) == str(rule)
+
+
+# -- errors --------------------------------------------------------------------------------------
+
+ERRORS = [
+    # (text, rule, line, column, expected fragment, found)
+    ("frobnicate ip from any to any", 100, 1, 1, "an action", "frobnicate"),
+    ("allow ip from 1.2.3 to any", 100, 1, 15, "an address", "1.2.3"),
+    ("allow ip from 300.1.1.1 to any", 100, 1, 15, "an address", "300.1.1.1"),
+    ("allow ip from any to 1.2.3.4/33", 100, 1, 22, "a prefix length 0..32", "1.2.3.4/33"),
+    ("allow ip from 1.2.3.4:255.255.0 to any", 100, 1, 15, "a mask", "1.2.3.4:255.255.0"),
+    ("allow ip from 9.0.0.0-1.0.0.0 to any", 100, 1, 15, "low <= high", "9.0.0.0-1.0.0.0"),
+    ("allow tcp from any 70000 to any", 100, 1, 20, "a port", "70000"),
+    ("allow tcp from any to any 80,gopher", 100, 1, 30, "a port", "gopher"),
+    ("allow tcp from any to any 443-80", 100, 1, 27, "low <= high", "443-80"),
+    ("allow ip from any 80 to any", 100, 1, 19, "ports need proto tcp or udp", "80"),
+    ("allow ip from any any", 100, 1, 19, "'to'", "any"),
+    ("allow ip from any", 100, 1, 18, "'to'", ""),
+    ("allow ip to any", 100, 1, 10, "'from'", "to"),
+    ("allow smtp from any to any", 100, 1, 7, "a protocol", "smtp"),
+    ("allow ip from any to any sideways", 100, 1, 26, "an option", "sideways"),
+    ("allow ip from any to any in out", 100, 1, 29, "each option at most once", "out"),
+    ("allow ip from any to any setup", 100, 1, 26, "only with proto tcp", "setup"),
+    ("allow tcp from any to any icmptypes 8", 100, 1, 27, "only with proto icmp", "icmptypes"),
+    ("allow tcp from any to any tcpflags syn,!syn", 100, 1, 40, "a TCP flag", "!syn"),
+    ("allow icmp from any to any icmptypes 8,256", 100, 1, 40, "an ICMP type", "256"),
+    ("allow ip from any to any ttl 9-3", 100, 1, 30, "low <= high", "9-3"),
+    ("allow ip from any to any ttl x", 100, 1, 30, "a TTL", "x"),
+    ("allow ip from any to any via", 100, 1, 29, "an interface name", ""),
+    ("count ip from any to any keep-state", 100, 1, 26, "keep-state only", "keep-state"),
+    ("allow ip from any to any keep-state limit 0", 100, 1, 43, "a state limit", "0"),
+    ("unreach bogus ip from any to any", 100, 1, 9, "an unreach code", "bogus"),
+    ("unreach 16 ip from any to any", 100, 1, 9, "an unreach code", "16"),
+    ("500 skipto 400 ip from any to any", 500, 1, 12, "above 500 to skip to", "400"),
+    ("500 skipto 500 ip from any to any", 500, 1, 12, "above 500 to skip to", "500"),
+    ("300 allow ip from any to any\n200 deny ip from any to any", 200, 2, 1, "above 300", "200"),
+    ("300 allow ip from any to any\n300 deny ip from any to any", 300, 2, 1, "above 300", "300"),
+    ("65534 allow ip from any to any\ncount ip from any to any", 65634, 2, 1, "room", "count"),
+    ("allow ip from table(nope) to any", 100, 1, 15, "a defined table", "table(nope)"),
+    ("allow ip from { 1.1.1.1 2.2.2.2 } to any", 100, 1, 25, "',' or '}'", "2.2.2.2"),
+    ("allow ip from { } to any", 100, 1, 17, "an address", "}"),
+    ("65535 count ip from any to any", 65535, 1, 7, "the default rule", "count"),
+    (
+        "65535 deny ip from any to any\nallow ip from any to any",
+        65635,
+        2,
+        1,
+        "nothing after",
+        "allow",
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "rule", "line", "column", "expected", "found"), ERRORS)
+def test_errors_name_rule_line_column(
+    text: str, rule: int, line: int, column: int, expected: str, found: str
+) -> None:
+    with pytest.raises(FirewallError) as info:
+        parse_rules(text, "my.fw")
+    err = info.value
+    assert (err.filename, err.rule, err.line, err.column, err.found) == (
+        "my.fw",
+        rule,
+        line,
+        column,
+        found,
+    ), str(err)
+    assert expected in err.expected
+    shown = "end of line" if found == "" else f"'{found}'"
+    assert str(err) == (
+        f"my.fw: rule {rule} (line {line}), column {column}: expected {err.expected}, found {shown}"
+    )
+    assert isinstance(err, ValueError)
+
+
+@pytest.mark.parametrize(
+    ("text", "column", "expected"),
+    [
+        ("table t add 1.2.3.0/24 x y", 26, "end of line"),
+        ("table t add 1.2.3.4/24", 13, "without host bits"),
+        ("table t put 1.2.3.4/24", 9, "'add'"),
+        ("table (t) add 1.2.3.4", 7, "a table name"),
+        ("table t add 1.2.3/24", 13, "a prefix"),
+    ],
+)
+def test_table_line_errors(text: str, column: int, expected: str) -> None:
+    with pytest.raises(FirewallError) as info:
+        parse_rules(text, "t.fw")
+    assert info.value.column == column and expected in info.value.expected
+    assert str(info.value).startswith("t.fw: table (line 1), column ")
+
+
+def test_ruleset_api_misuse_raises() -> None:
+    with pytest.raises(ValueError, match="numbers must increase"):
+        Ruleset([Rule(200, Action.ALLOW), Rule(100, Action.DENY)])
+    with pytest.raises(ValueError, match="unknown table"):
+        Ruleset([Rule(100, Action.ALLOW, AddrSpec("table", table="x"))])
+
+
+# -- scalar semantics ----------------------------------------------------------------------------
+
+
+def test_first_match_wins_and_default() -> None:
+    rules = "allow tcp from any to any 80\ndeny tcp from any to any\n"
+    assert verdict(rules, tcp(dport=80)) == Verdict.PASS
+    assert verdict(rules, tcp(dport=81)) == Verdict.DROP
+    assert verdict(rules, udp()) == Verdict.DROP  # default deny
+    assert parse_rules(rules, default_allow=True).evaluate(packet(udp())) == Verdict.PASS
+
+
+def test_addresses() -> None:
+    rs = parse_rules(
+        "table blk add 203.0.113.0/24\n"
+        "deny ip from table(blk) to any\n"
+        "allow ip from { 198.18.0.0/16, 10.0.0.9-10.0.0.12, 172.16.0.7:255.255.0.255 } to any\n"
+        "allow ip from any to me\n"
+        "allow ip from not 192.0.2.0/24 to 192.0.2.1\n",
+        me=[ip("192.0.2.99")],
+    )
+    assert verdict(rs, udp(src="203.0.113.9", dst="192.0.2.99")) == Verdict.DROP
+    assert rs.counter(100) == (1, 40)
+    assert verdict(rs, udp(src="198.18.200.1")) == Verdict.PASS
+    assert verdict(rs, udp(src="10.0.0.12")) == Verdict.PASS
+    assert verdict(rs, udp(src="10.0.0.13", dst="1.1.1.1")) == Verdict.DROP
+    assert verdict(rs, udp(src="172.16.99.7", dst="1.1.1.1")) == Verdict.PASS  # mask form
+    assert verdict(rs, udp(src="172.16.99.8", dst="1.1.1.1")) == Verdict.DROP
+    assert verdict(rs, udp(src="1.1.1.1", dst="192.0.2.99")) == Verdict.PASS  # me
+    assert verdict(rs, udp(src="1.1.1.1", dst="192.0.2.1")) == Verdict.PASS  # not
+    assert verdict(rs, udp(src="192.0.2.5", dst="192.0.2.1")) == Verdict.DROP
+
+
+def test_ports_flags_icmp_ttl_frag() -> None:
+    rules = (
+        "deny ip from any to any frag\n"
+        "allow tcp from any 1024-65535 to any https,8000-8080 setup\n"
+        "allow tcp from any to any established tcpflags !syn\n"
+        "allow tcp from any to any tcpflags fin,!ack,!syn\n"
+        "allow udp from any to any domain ttl 5-10\n"
+        "allow icmp from any to any icmptypes echo-request\n"
+    )
+    rs = parse_rules(rules)
+    assert verdict(rs, tcp(dport=443)) == Verdict.PASS
+    assert verdict(rs, tcp(dport=8080)) == Verdict.PASS
+    assert verdict(rs, tcp(dport=8081)) == Verdict.DROP
+    assert verdict(rs, tcp(sport=80, dport=443)) == Verdict.DROP  # source port out of range
+    assert verdict(rs, tcp(dport=443, flags="SA")) == Verdict.DROP  # not setup, has syn
+    assert verdict(rs, tcp(dport=1, flags="A")) == Verdict.PASS  # established
+    assert verdict(rs, tcp(dport=1, flags="R")) == Verdict.PASS  # established (rst)
+    assert verdict(rs, tcp(dport=1, flags="F")) == Verdict.PASS
+    assert verdict(rs, tcp(dport=1, flags="FS")) == Verdict.DROP
+    assert verdict(rs, udp(ttl=5)) == Verdict.PASS
+    assert verdict(rs, udp(ttl=11)) == Verdict.DROP
+    assert verdict(rs, icmp(type=8)) == Verdict.PASS
+    assert verdict(rs, icmp(type=0)) == Verdict.DROP
+    assert verdict(rs, udp(flags="MF")) == Verdict.DROP
+    assert rs.counter(100)[0] == 1
+    # a later fragment has no ports: a port rule does not match it
+    later = parse_rules("allow udp from any to any 53", default_allow=False)
+    assert verdict(later, udp(frag=10)) == Verdict.DROP
+
+
+def test_direction_and_interfaces() -> None:
+    rs = parse_rules(
+        "allow ip from any to any in recv eth0\n"
+        "allow ip from any to any out xmit eth1\n"
+        "allow udp from any to any via eth2\n"
+        "allow tcp from any to any recv eth3\n",
+        interfaces={"eth0": 1, "eth1": 2, "eth2": 3, "eth3": 4},
+    )
+    assert verdict(rs, icmp(), IN, 1) == Verdict.PASS
+    assert verdict(rs, icmp(), IN, 2) == Verdict.DROP
+    assert verdict(rs, icmp(), FWD, 1) == Verdict.DROP  # 'in' does not match FORWARD
+    assert verdict(rs, icmp(), OUT, 2) == Verdict.PASS
+    assert verdict(rs, icmp(), OUT, 1) == Verdict.DROP
+    for d in (IN, FWD, OUT):
+        assert verdict(rs, udp(), d, 3) == Verdict.PASS
+    assert verdict(rs, tcp(), FWD, 4) == Verdict.PASS  # recv applies at FORWARD
+    assert verdict(rs, tcp(), OUT, 4) == Verdict.DROP  # ...not at OUT
+    unknown = parse_rules("allow ip from any to any via nosuch")
+    assert verdict(unknown, icmp(), IN, 0) == Verdict.DROP
+
+
+def test_count_and_skipto() -> None:
+    rs = parse_rules(
+        "100 count ip from any to any\n"
+        "200 skipto 400 udp from any to any\n"
+        "300 deny ip from any to any\n"
+        "400 count udp from any to any 53\n"
+        "500 allow udp from any to any\n"
+    )
+    assert verdict(rs, udp()) == Verdict.PASS
+    assert verdict(rs, tcp()) == Verdict.DROP
+    assert [c.packets for c in rs.counters] == [2, 1, 1, 1, 1, 0]
+    assert rs.counter(100) == (2, 40 + 40)  # udp 20+8+12, tcp 20+20
+    # skipto to a number no rule has lands on the next rule above it (here the default)
+    rs = parse_rules("100 skipto 1000 ip from any to any\n200 allow ip from any to any")
+    assert verdict(rs, udp()) == Verdict.DROP
+
+
+def test_log_records_a_line() -> None:
+    rs = parse_rules("deny log tcp from any to any")
+    rs.now = 12.5
+    assert verdict(rs, tcp(sport=1234, dport=22)) == Verdict.DROP
+    assert list(rs.log) == ["12.500000 ipfw: 100 deny TCP 198.18.0.1:1234 198.19.0.1:22 in via 1"]
+
+
+# -- replies -------------------------------------------------------------------------------------
+
+
+def test_reset_answers_syn_with_rst_ack() -> None:
+    rs = parse_rules("reset tcp from any to any")
+    syn = IP(src="198.18.0.1", dst="198.19.0.1") / TCP(sport=40000, dport=22, flags="S", seq=7)
+    pkt = packet(syn)
+    assert rs.evaluate(pkt) == Verdict.DROP
+    assert pkt.replies is not None and len(pkt.replies) == 1
+    rst = IP(pkt.replies[0])
+    assert (rst.src, rst.dst, rst[TCP].sport, rst[TCP].dport) == (
+        "198.19.0.1",
+        "198.18.0.1",
+        22,
+        40000,
+    )
+    assert str(rst[TCP].flags) == "RA" and rst[TCP].seq == 0 and rst[TCP].ack == 8
+    # scapy recomputes the checksums: the reply's must equal them
+    fresh = IP(bytes(rst))
+    del fresh.chksum, fresh[TCP].chksum
+    fresh = IP(bytes(fresh))
+    assert (fresh.chksum, fresh[TCP].chksum) == (rst.chksum, rst[TCP].chksum)
+
+
+def test_reset_answers_ack_segment_with_its_ack() -> None:
+    rs = parse_rules("reset tcp from any to any")
+    seg = (
+        IP(src="198.18.0.1", dst="198.19.0.1")
+        / TCP(sport=40000, dport=80, flags="PA", seq=100, ack=5555)
+        / Raw(b"x" * 10)
+    )
+    pkt = packet(seg)
+    rs.evaluate(pkt)
+    rst = IP(pkt.replies[0])  # type: ignore[index]
+    assert str(rst[TCP].flags) == "R" and rst[TCP].seq == 5555
+
+
+def test_reset_is_deny_without_reply_for_non_tcp_and_rst() -> None:
+    rs = parse_rules("reset ip from any to any")
+    for p in (udp(), tcp(flags="R")):
+        pkt = packet(p)
+        assert rs.evaluate(pkt) == Verdict.DROP and pkt.replies is None
+
+
+def test_unreach_quotes_the_packet() -> None:
+    rs = parse_rules("unreach port udp from any to any", reply_source=ip("198.18.255.254"))
+    original = udp(dst="198.19.0.9", sport=1111, dport=7777)
+    pkt = packet(original)
+    assert rs.evaluate(pkt) == Verdict.DROP
+    reply = IP(pkt.replies[0])  # type: ignore[index]
+    assert (reply.src, reply.dst) == ("198.18.255.254", "198.18.0.1")
+    assert (reply[ICMP].type, reply[ICMP].code) == (3, 3)
+    quoted = reply[IPerror]
+    assert bytes(quoted)[:28] == bytes(original)[:28]  # IP header + 8 bytes
+    assert (quoted.src, quoted.dst, quoted[UDPerror].sport, quoted[UDPerror].dport) == (
+        "198.18.0.1",
+        "198.19.0.9",
+        1111,
+        7777,
+    )
+    default_src = parse_rules("unreach host ip from any to any")
+    pkt = packet(tcp())
+    default_src.evaluate(pkt)
+    reply = IP(pkt.replies[0])  # type: ignore[index]
+    assert reply.src == "198.19.0.1" and reply[ICMP].code == 1
+
+
+@pytest.mark.parametrize(
+    "p",
+    [
+        icmp(type=3),  # about an ICMP error
+        udp(frag=8),  # non-first fragment
+        udp(dst="224.0.0.9"),  # multicast
+        udp(src="0.0.0.0"),
+    ],
+)
+def test_no_unreach_where_rfc1812_forbids(p: IP) -> None:
+    rs = parse_rules("unreach port ip from any to any")
+    pkt = packet(p)
+    assert rs.evaluate(pkt) == Verdict.DROP and pkt.replies is None
+
+
+# -- keep-state ----------------------------------------------------------------------------------
+
+STATEFUL = "allow tcp from 198.18.0.0/16 to any 80 setup keep-state\nallow udp from any to any 53 keep-state\n"  # noqa: E501
+
+
+def test_reply_direction_passes_through_state() -> None:
+    rs = parse_rules(STATEFUL)
+    rs.now = 10.0
+    assert verdict(rs, tcp(flags="S")) == Verdict.PASS
+    reply = tcp(src="198.19.0.1", dst="198.18.0.1", sport=80, dport=40000, flags="SA")
+    assert verdict(rs, reply) == Verdict.PASS
+    assert verdict(rs, tcp(flags="A")) == Verdict.PASS
+    assert verdict(rs, tcp(dport=81, flags="A")) == Verdict.DROP  # another flow
+    # the reply of a flow nobody opened is dropped
+    assert verdict(rs, tcp(src="198.19.0.1", dst="198.18.0.2", sport=80, flags="SA")) == (
+        Verdict.DROP
+    )
+    assert rs.counter(100) == (3, 120)
+    assert rs.stats["ipfw.state.created"] == 1 and rs.stats["ipfw.state.hit"] == 2
+
+
+def test_state_timeouts() -> None:
+    rs = parse_rules(STATEFUL, timeouts=StateTimeouts(tcp_established=300, tcp_opening=20, other=5))
+    rs.now = 0.0
+    verdict(rs, udp())
+    reply = udp(src="198.19.0.1", dst="198.18.0.1", sport=53, dport=5353)
+    # replies match rule 200 (port 53 is the source) only through the state
+    rs.now = 4.9
+    assert verdict(rs, reply) == Verdict.PASS
+    rs.now = 4.9 + 5.0  # the reply renewed the state until 9.9
+    assert verdict(rs, reply) == Verdict.DROP
+    assert not rs.states and rs.stats["ipfw.state.expired"] == 1
+
+    rs.now = 100.0
+    verdict(rs, tcp())
+    back = tcp(src="198.19.0.1", dst="198.18.0.1", sport=80, dport=40000, flags="A")
+    rs.now = 119.0  # opening: 20 s
+    assert verdict(rs, back) == Verdict.PASS
+    rs.now = 400.0  # both directions seen: 300 s after the last packet (119)
+    assert verdict(rs, back) == Verdict.PASS
+    rs.now = 700.5
+    assert verdict(rs, back) == Verdict.DROP
+
+
+def test_state_table_bound_reclaims_expired_then_drops() -> None:
+    rs = parse_rules(STATEFUL, max_states=2, timeouts=StateTimeouts(other=10))
+    rs.now = 0.0
+    assert verdict(rs, udp(sport=1)) == Verdict.PASS
+    rs.now = 1.0
+    assert verdict(rs, udp(sport=2)) == Verdict.PASS
+    assert verdict(rs, udp(sport=3)) == Verdict.DROP  # full, nothing expired
+    assert rs.stats["ipfw.state.full"] == 1 and len(rs.states) == 2
+    rs.now = 10.5  # the first has expired (at 10), the second not (at 11)
+    assert verdict(rs, udp(sport=3)) == Verdict.PASS
+    assert len(rs.states) == 2 and rs.stats["ipfw.state.expired"] == 1
+    ports = sorted(k[2] if k[1] == ip("198.18.0.1") else k[4] for k in rs.states)
+    assert ports == [2, 3]
+
+
+def test_state_limit_per_rule() -> None:
+    rs = parse_rules("allow udp from any to any keep-state limit 1")
+    assert verdict(rs, udp(sport=1)) == Verdict.PASS
+    assert verdict(rs, udp(sport=2)) == Verdict.DROP
+    assert rs.stats["ipfw.state.limit"] == 1
+
+
+# -- vectorized == scalar ------------------------------------------------------------------------
+
+COLS = ("src", "dst", "proto", "sport", "dport", "tcp_flags", "icmp_type", "icmp_code", "ttl",
+        "length")  # fmt: skip
+
+
+def columns(pkts: list[PfilPacket]) -> dict[str, npt.NDArray[np.int64]]:
+    cols = {c: np.array([getattr(p, c) for p in pkts], np.int64) for c in COLS}
+    cols["src"] = cols["src"].astype(np.uint32)
+    cols["dst"] = cols["dst"].astype(np.uint32)
+    cols["fragment"] = np.array([p.fragment for p in pkts], np.bool_)
+    return cols
+
+
+@st.composite
+def random_packets(draw: st.DrawFn) -> PfilPacket:
+    proto = draw(st.sampled_from([1, 6, 17, 47]))
+    addr = st.one_of(_near_hosts.map(ip), st.integers(0, 2**32 - 1))
+    frag = draw(st.integers(0, 7)) == 0
+    later = frag and draw(st.booleans())
+    pkt = PfilPacket(
+        ifindex=draw(st.integers(0, 2)),
+        direction=IN,
+        src=draw(addr),
+        dst=draw(addr),
+        proto=proto,
+        ttl=draw(st.integers(0, 255)),
+        length=draw(st.integers(20, 1500)),
+        fragment=frag,
+    )
+    if not later:
+        port = st.sampled_from(_PORTS) if draw(st.integers(0, 4)) else st.integers(0, 65535)
+        if proto in (6, 17):
+            pkt.sport, pkt.dport = draw(port), draw(port)
+        if proto == 6:
+            pkt.tcp_flags = draw(st.sampled_from([0x02, 0x12, 0x10, 0x04, 0x11, 0x01, 0x18, 0]))
+        if proto == 1:
+            pkt.icmp_type, pkt.icmp_code = draw(st.integers(0, 12)), 0
+    return pkt
+
+
+@st.composite
+def random_rulesets(draw: st.DrawFn) -> str:
+    lines = ["table t add 10.0.0.0/8", "table t add 198.18.0.0/15"]
+    number = 0
+    for _ in range(draw(st.integers(0, 8))):
+        number += draw(st.integers(1, 3000))
+        lines.append(draw(rule_texts(number)))
+    return "\n".join(lines)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    random_rulesets(),
+    st.lists(random_packets(), min_size=20, max_size=80),
+    st.sampled_from(list(Direction)),
+    st.booleans(),
+)
+def test_vectorized_equals_scalar(
+    text: str, pkts: list[PfilPacket], direction: Direction, default_allow: bool
+) -> None:
+    options = {"me": [_HOSTS[1]], "interfaces": {"a": 1, "b": 2}, "default_allow": default_allow}
+    vec = parse_rules(text, **options)  # type: ignore[arg-type]
+    ifindex = np.array([p.ifindex for p in pkts], np.int64)
+    for p in pkts:
+        p.direction = direction
+    out = vec.evaluate_batch(columns(pkts), direction, ifindex)
+    assert out.dtype == np.uint8 and set(out.tolist()) <= {0, 1, 3}
+    scalar = parse_rules(text, **options)  # type: ignore[arg-type]
+    for p, v in zip(pkts, out.tolist(), strict=True):
+        if v == 3:
+            continue
+        assert int(scalar.evaluate(copy.copy(p))) == v, (text, p)
+    assert vec.packets.tolist() == scalar.packets.tolist()
+    assert vec.bytes.tolist() == scalar.bytes.tolist()
+
+
+def test_vectorized_punts_what_needs_the_scalar_path() -> None:
+    rs = parse_rules(
+        "50 count ip from any to any\n"
+        "allow log udp from any to any 1\n"
+        "reset ip from any to 198.19.0.2\n"
+        "unreach port udp from any to any 4\n"
+        "allow udp from any to any 53 keep-state\n"
+        "allow ip from any to any\n"
+    )
+    to2 = "198.19.0.2"
+    pkts = [packet(p) for p in (udp(dport=1), tcp(dst=to2), udp(dst=to2), udp(dport=4),
+                                 udp(dport=53), udp(dport=99))]  # fmt: skip
+    out = rs.evaluate_batch(columns(pkts), IN, 1)
+    assert out.tolist() == [3, 3, 1, 3, 3, 0]  # reset of udp is a plain deny
+    # the count rule counts only the packets the vector form decided: the scalar path counts
+    # the punted ones when it handles them
+    assert [c.packets for c in rs.counters] == [2, 0, 1, 0, 0, 1, 0]
+    # once a state exists, both directions of its flow are punted before any rule
+    rs.evaluate(pkts[4])
+    back = packet(udp(src="198.19.0.1", dst="198.18.0.1", sport=53, dport=5353))
+    out = rs.evaluate_batch(columns([back, pkts[5]]), IN, 1)
+    assert out.tolist() == [3, 0]
+
+
+def test_vectorized_large_batch_compaction() -> None:
+    rng = np.random.default_rng(7)
+    n = 20000
+    text = "\n".join(
+        [
+            "allow udp from any to any 53",
+            "deny tcp from 10.0.0.0/8 to any",
+            "count ip from any to any",
+            "skipto 1000 tcp from any to any 80",
+            "deny ip from 0.0.0.0/1 to any",
+            "1000 allow tcp from any to any established",
+            "1100 deny ip from any to any ttl 0-63",
+        ]
+    )
+    cols: dict[str, npt.NDArray[np.int64]] = {
+        "src": rng.integers(0, 2**32, n).astype(np.uint32),
+        "dst": rng.integers(0, 2**32, n).astype(np.uint32),
+        "proto": rng.choice([6, 17, 1], n),
+        "sport": rng.integers(0, 100, n),
+        "dport": rng.choice([53, 80, 443], n),
+        "tcp_flags": rng.integers(0, 32, n),
+        "icmp_type": np.full(n, -1),
+        "icmp_code": np.full(n, -1),
+        "ttl": rng.integers(0, 256, n),
+        "length": rng.integers(40, 1500, n),
+    }
+    vec = parse_rules(text)
+    out = vec.evaluate_batch(cols, IN, np.zeros(n, np.int64))
+    scalar = parse_rules(text)
+    for i in range(0, n, 7):
+        pkt = PfilPacket(0, IN, int(cols["src"][i]), int(cols["dst"][i]), int(cols["proto"][i]),
+                         int(cols["ttl"][i]), int(cols["length"][i]), int(cols["sport"][i]),
+                         int(cols["dport"][i]), int(cols["tcp_flags"][i]))  # fmt: skip
+        if pkt.proto != 6:
+            pkt.tcp_flags = -1
+        if pkt.proto == 1:
+            pkt.sport = pkt.dport = -1
+        assert int(scalar.evaluate(pkt)) == out[i]
+
+
+def test_table_lookup_in_both_paths() -> None:
+    rib = Rib()
+    rib.add(ip("203.0.113.0"), 24, "x")
+    rs = parse_rules("deny ip from any to table(ext)", tables={"ext": rib}, default_allow=True)
+    pkts = [packet(udp(dst="203.0.113.77")), packet(udp(dst="203.0.114.1"))]
+    assert [int(rs.evaluate(p)) for p in pkts] == [1, 0]
+    assert rs.evaluate_batch(columns(pkts), IN, 1).tolist() == [1, 0]
+
+
+def test_port_and_address_range_boundaries_in_both_paths() -> None:
+    rs = parse_rules(
+        "allow udp from 10.0.0.5-10.0.0.9 to any 1000-2000\nallow tcp from any 7-7 to any 9"
+    )
+    cases = [
+        (udp(src="10.0.0.5", dport=1000), 0),
+        (udp(src="10.0.0.9", dport=2000), 0),
+        (udp(src="10.0.0.4", dport=1000), 1),
+        (udp(src="10.0.0.10", dport=1000), 1),
+        (udp(src="10.0.0.5", dport=999), 1),
+        (udp(src="10.0.0.5", dport=2001), 1),
+        (tcp(sport=7, dport=9), 0),
+        (tcp(sport=8, dport=9), 1),
+    ]
+    pkts = [packet(p) for p, _ in cases]
+    expected = [v for _, v in cases]
+    assert [int(rs.evaluate(p)) for p in pkts] == expected
+    assert rs.evaluate_batch(columns(pkts), IN, 1).tolist() == expected
