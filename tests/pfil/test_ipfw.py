@@ -799,3 +799,45 @@ def test_port_and_address_range_boundaries_in_both_paths() -> None:
     expected = [v for _, v in cases]
     assert [int(rs.evaluate(p)) for p in pkts] == expected
     assert rs.evaluate_batch(columns(pkts), IN, 1).tolist() == expected
+
+
+@st.composite
+def long_rulesets(draw: st.DrawFn) -> str:
+    lines = ["table t add 10.0.0.0/8", "table t add 198.18.0.0/15"]
+    number = 0
+    for _ in range(draw(st.integers(0, 40))):
+        number += draw(st.integers(1, 1500))
+        lines.append(draw(rule_texts(number)))
+    return "\n".join(lines)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    long_rulesets(),
+    st.lists(random_packets(), min_size=1, max_size=80),
+    st.sampled_from(list(Direction)),
+    st.booleans(),
+)
+def test_rule_kernel_equals_masks_and_scalar(
+    text: str, pkts: list[PfilPacket], direction: Direction, default_allow: bool
+) -> None:
+    """Both vector forms (the per-packet rule kernel and the per-rule numpy masks) on the same
+    random ruleset: the same verdicts and counters, and those of the scalar path."""
+    options = {"me": [_HOSTS[1]], "interfaces": {"a": 1, "b": 2}, "default_allow": default_allow}
+    ifindex = np.array([p.ifindex for p in pkts], np.int64)
+    for p in pkts:
+        p.direction = direction
+    kernel = parse_rules(text, **options)  # type: ignore[arg-type]
+    kernel.kernel_max_rules = 1 << 20
+    masks = parse_rules(text, **options)  # type: ignore[arg-type]
+    masks.kernel_max_rules = 0
+    out_k = kernel.evaluate_batch(columns(pkts), direction, ifindex)
+    out_m = masks.evaluate_batch(columns(pkts), direction, ifindex)
+    assert out_k.tolist() == out_m.tolist()
+    assert kernel.packets.tolist() == masks.packets.tolist()
+    assert kernel.bytes.tolist() == masks.bytes.tolist()
+    scalar = parse_rules(text, **options)  # type: ignore[arg-type]
+    for p, v in zip(pkts, out_k.tolist(), strict=True):
+        if v != 3:
+            assert int(scalar.evaluate(copy.copy(p))) == v, (text, p)
+    assert kernel.packets.tolist() == scalar.packets.tolist()

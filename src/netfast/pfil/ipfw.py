@@ -64,9 +64,17 @@ Semantics chosen where ipfw leaves room
 
 Vector form
 -----------
-:meth:`Ruleset.evaluate_batch` evaluates every rule as a boolean mask over the packets still
-undecided, in rule order (first match wins; a ``skipto`` moves the matched packets' position
-forward so earlier-numbered rules no longer apply to them).  It decides PASS and DROP itself and
+:meth:`Ruleset.evaluate_batch` runs the ruleset compiled into a table of integers (one row per
+rule: action, protocol, direction and interface, flag masks, TTL range, and offsets into flat
+arrays of address masks/ranges, port ranges and ICMP types) through one numba kernel that walks
+the rules per packet exactly as the scalar loop does (first match wins, ``skipto`` is a jump).
+``me`` and ``table(NAME)`` addresses are evaluated for the whole batch first (numpy set
+membership, the table's ``lookup_batch``) and read by the kernel as columns.  Rules no packet
+of the call can match (protocol absent, wrong direction) are left out of the walk first.  When
+more than ``kernel_max_rules`` remain, the rules are evaluated instead as boolean masks over the
+packets still undecided, in rule order (a ``skipto`` moves the matched packets' position
+forward), which numpy does faster for long rulesets; both forms give the same verdicts and
+counters.  It decides PASS and DROP itself and
 answers PUNT (3) for anything that needs the scalar path: packets that may belong to a dynamic
 state, and matches of ``keep-state``, ``log``, ``unreach`` and ``reset`` (of TCP) rules.  Counters
 are updated only for packets it decides, exactly as the scalar path would have; the scalar path
@@ -84,6 +92,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import numba
 import numpy as np
 import numpy.typing as npt
 
@@ -120,6 +129,8 @@ VERDICT_PASS = 0
 VERDICT_DROP = 1
 VERDICT_PUNT = 3
 _UNDECIDED = 255
+#: Default of Ruleset.kernel_max_rules.
+KERNEL_MAX_RULES = 24
 
 #: Service names accepted for ports (printed back as numbers).
 SERVICES: dict[str, int] = {
@@ -863,6 +874,13 @@ class _AddrMatch:
             hit = self.table.lookup(addr) >= 0
         return hit != self.negate
 
+    def vmatch_raw(self, addrs: npt.NDArray[np.integer]) -> npt.NDArray[np.bool_]:
+        """The ``me`` / ``table`` test over a batch, before negation (the kernel negates)."""
+        if self.kind == _ADDR_ME:
+            return np.isin(addrs, self.me_array)
+        assert self.table is not None
+        return self.table.lookup_batch(np.asarray(addrs).astype(np.uint32)) >= 0
+
     def vmatch(self, addrs: npt.NDArray[np.uint32]) -> npt.NDArray[np.bool_]:
         kind = self.kind
         if kind == _ADDR_LIST:
@@ -1045,6 +1063,264 @@ class _Compiled:
         return m
 
 
+# -- the vector form: a rule table and a kernel ---------------------------------------------------
+
+# Columns of _RuleTable.rules.  _NONE: "no condition" (an interface condition holds -2 for a name
+# the ruleset does not know, which matches nothing, as in the scalar form).
+_NONE = -(1 << 62)
+(
+    _R_ACTION, _R_TARGET, _R_PUNTS, _R_PROTO, _R_DIR, _R_RECV, _R_XMIT, _R_VIA,
+    _R_FSET, _R_FCLEAR, _R_FANY, _R_TTL_LO, _R_TTL_HI, _R_FRAG,
+    _R_SRC_KIND, _R_SRC_NEG, _R_SRC_OFF, _R_SRC_CNT,
+    _R_DST_KIND, _R_DST_NEG, _R_DST_OFF, _R_DST_CNT,
+    _R_SP_OFF, _R_SP_CNT, _R_DP_OFF, _R_DP_CNT, _R_IC_OFF, _R_IC_CNT,
+    _R_FIELDS,
+) = range(29)  # fmt: skip
+# Address condition kinds: none, a list (masks and ranges in ``addrs``), always hit (``any``, only
+# seen negated), an ``ext`` column (``me`` / ``table``; OFF is the column).
+_K_NONE, _K_LIST, _K_ALL, _K_EXT = range(4)
+_DIR_OUT = int(Direction.OUT)
+
+
+class _RuleTable:
+    """The compiled rules as integer arrays for :func:`_evaluate_kernel`.
+
+    ``rules`` is ``(n_rules, _R_FIELDS)`` int64; ``addrs`` ``(k, 3)`` rows ``(0, mask, value)`` or
+    ``(1, lo, hi)``; ``ports`` ``(k, 2)`` ranges; ``icmp`` the ICMP types; ``ext`` the
+    ``(_AddrMatch, column name)`` pairs evaluated per batch before the kernel runs."""
+
+    __slots__ = ("addrs", "ext", "icmp", "ports", "rules")
+
+    def __init__(self, compiled: Sequence[_Compiled]) -> None:
+        rules = np.zeros((len(compiled), _R_FIELDS), np.int64)
+        addrs: list[tuple[int, int, int]] = []
+        ports: list[tuple[int, int]] = []
+        icmp: list[int] = []
+        ext: list[tuple[_AddrMatch, str]] = []
+        for i, c in enumerate(compiled):
+            r = rules[i]
+            r[_R_ACTION] = c.action
+            r[_R_TARGET] = c.target
+            r[_R_PUNTS] = c.punts
+            r[_R_PROTO] = c.proto
+            r[_R_DIR] = c.direction
+            for col, value in ((_R_RECV, c.recv), (_R_XMIT, c.xmit), (_R_VIA, c.via)):
+                r[col] = _NONE if value is None else value
+            r[_R_FSET], r[_R_FCLEAR], r[_R_FANY] = c.flags_set, c.flags_clear, c.flags_any
+            r[_R_TTL_LO], r[_R_TTL_HI] = c.ttl_lo, c.ttl_hi
+            r[_R_FRAG] = c.frag
+            for base, match, column in ((_R_SRC_KIND, c.src, "src"), (_R_DST_KIND, c.dst, "dst")):
+                if match is None:
+                    r[base] = _K_NONE
+                    continue
+                r[base + 1] = match.negate
+                if match.kind == _ADDR_LIST:
+                    r[base], r[base + 2] = _K_LIST, len(addrs)
+                    addrs += [(0, mask, value) for mask, value in match.nets]
+                    addrs += [(1, lo, hi) for lo, hi in match.ranges]
+                    r[base + 3] = len(addrs) - r[base + 2]
+                elif match.kind == _ADDR_ANY:
+                    r[base] = _K_ALL
+                else:
+                    r[base], r[base + 2] = _K_EXT, len(ext)
+                    ext.append((match, column))
+            for off, ranges in ((_R_SP_OFF, c.sport), (_R_DP_OFF, c.dport)):
+                r[off] = len(ports)
+                ports += list(ranges or ())
+                r[off + 1] = len(ports) - r[off]
+            r[_R_IC_OFF] = len(icmp)
+            icmp += sorted(c.icmptypes or ())
+            r[_R_IC_CNT] = len(icmp) - r[_R_IC_OFF]
+        self.rules = rules
+        self.addrs = np.array(addrs, np.int64).reshape(-1, 3)
+        self.ports = np.array(ports, np.int64).reshape(-1, 2)
+        self.icmp = np.array(icmp, np.int64)
+        self.ext = ext
+
+    def live(
+        self, direction: int, proto_counts: npt.NDArray[np.intp]
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.intp]]:
+        """The rules that can match some packet of a call at ``direction`` over packets with
+        these protocol counts (index 256: absent or out of range), as a table whose skipto
+        targets are renumbered (to the first such rule at or after the target), and their
+        indexes in the ruleset.  The default rule is always among them."""
+        rules = self.rules
+        n = len(rules)
+        proto = rules[:, _R_PROTO]
+        live = proto < 0
+        known = (proto >= 0) & (proto < 256)
+        live[known] = proto_counts[proto[known]] > 0
+        live &= (rules[:, _R_DIR] < 0) | (rules[:, _R_DIR] == direction)
+        live &= (rules[:, _R_RECV] == _NONE) | (direction != _DIR_OUT)
+        live &= (rules[:, _R_XMIT] == _NONE) | (direction == _DIR_OUT)
+        live[n - 1] = True
+        orig = np.flatnonzero(live)
+        table = rules[orig]
+        skip = table[:, _R_ACTION] == _A_SKIPTO
+        table[skip, _R_TARGET] = np.searchsorted(orig, table[skip, _R_TARGET])
+        return table, orig
+
+
+@numba.njit(nogil=True, cache=True)
+def _evaluate_kernel(
+    rules: Any,
+    orig: Any,
+    addrs: Any,
+    ports: Any,
+    icmp: Any,
+    ext: Any,
+    direction: int,
+    src: Any,
+    dst: Any,
+    proto: Any,
+    sport: Any,
+    dport: Any,
+    tcp_flags: Any,
+    icmp_type: Any,
+    ttl: Any,
+    length: Any,
+    fragment: Any,
+    ifindex: Any,
+    in_state: Any,
+    verdict: Any,
+    packets: Any,
+    nbytes: Any,
+) -> None:  # pragma: no cover - compiled
+    """The scalar rule walk (:meth:`Ruleset.evaluate` without states, logs or replies) per
+    packet: PASS/DROP decided and counted here -- with the count and skipto rules the packet
+    passed on its way -- or PUNT, counted by nobody (the scalar path counts it later).
+    ``rules`` holds only the rules that can match this batch (``orig``: their indexes in the
+    ruleset, skipto targets renumbered), so the walk is a plain increment."""
+    n_rules = rules.shape[0]
+    trail = np.empty(n_rules, np.int64)  # count/skipto rules matched on the way
+    for p in range(src.shape[0]):
+        if in_state[p]:
+            verdict[p] = VERDICT_PUNT
+            continue
+        ifx = ifindex[p]
+        pr = proto[p]
+        n_trail = 0
+        i = 0
+        while True:
+            if i >= n_rules:  # unreachable: the default rule matches everything
+                verdict[p] = VERDICT_PUNT
+                break
+            # the conditions of _Compiled.match, cheapest first
+            if rules[i, _R_DIR] >= 0 and direction != rules[i, _R_DIR]:
+                i += 1
+                continue
+            if rules[i, _R_PROTO] >= 0 and pr != rules[i, _R_PROTO]:
+                i += 1
+                continue
+            v = rules[i, _R_RECV]
+            if v != _NONE and (direction == _DIR_OUT or ifx != v):
+                i += 1
+                continue
+            v = rules[i, _R_XMIT]
+            if v != _NONE and (direction != _DIR_OUT or ifx != v):
+                i += 1
+                continue
+            v = rules[i, _R_VIA]
+            if v != _NONE and ifx != v:
+                i += 1
+                continue
+            # Addresses and ports written out here: helper calls taking the arrays cost a
+            # reference count round trip each, more than the tests themselves.
+            ok = True
+            for side in range(2):
+                base = _R_SRC_KIND if side == 0 else _R_DST_KIND
+                kind = rules[i, base]
+                if kind == _K_NONE:
+                    continue
+                if kind == _K_LIST:
+                    a = src[p] if side == 0 else dst[p]
+                    hit = False
+                    off = rules[i, base + 2]
+                    for j in range(off, off + rules[i, base + 3]):
+                        if addrs[j, 0] == 0:
+                            if a & addrs[j, 1] == addrs[j, 2]:
+                                hit = True
+                                break
+                        elif addrs[j, 1] <= a <= addrs[j, 2]:
+                            hit = True
+                            break
+                elif kind == _K_ALL:
+                    hit = True
+                else:
+                    hit = ext[rules[i, base + 2], p] != 0
+                if hit == (rules[i, base + 1] != 0):
+                    ok = False
+                    break
+            if not ok:
+                i += 1
+                continue
+            for side in range(2):
+                off = _R_SP_OFF if side == 0 else _R_DP_OFF
+                cnt = rules[i, off + 1]
+                if cnt == 0:
+                    continue
+                port = sport[p] if side == 0 else dport[p]
+                hit = False
+                if port >= 0:
+                    start = rules[i, off]
+                    for j in range(start, start + cnt):
+                        if ports[j, 0] <= port <= ports[j, 1]:
+                            hit = True
+                            break
+                if not hit:
+                    ok = False
+                    break
+            if not ok:
+                i += 1
+                continue
+            fset, fclear, fany = rules[i, _R_FSET], rules[i, _R_FCLEAR], rules[i, _R_FANY]
+            if fset or fclear or fany:
+                f = tcp_flags[p]
+                if f < 0 or f & fset != fset or f & fclear:
+                    i += 1
+                    continue
+                if fany and not f & fany:
+                    i += 1
+                    continue
+            cnt = rules[i, _R_IC_CNT]
+            if cnt:
+                off = rules[i, _R_IC_OFF]
+                t = icmp_type[p]
+                found = False
+                for j in range(off, off + cnt):
+                    if icmp[j] == t:
+                        found = True
+                        break
+                if not found:
+                    i += 1
+                    continue
+            lo = rules[i, _R_TTL_LO]
+            if lo >= 0 and not lo <= ttl[p] <= rules[i, _R_TTL_HI]:
+                i += 1
+                continue
+            if rules[i, _R_FRAG] and not fragment[p]:
+                i += 1
+                continue
+            # rule i matches
+            action = rules[i, _R_ACTION]
+            if rules[i, _R_PUNTS] or (action == _A_RESET and pr == 6):
+                verdict[p] = VERDICT_PUNT
+                break
+            if action == _A_COUNT or action == _A_SKIPTO:  # noqa: SIM109 - numba
+                trail[n_trail] = i
+                n_trail += 1
+                i = i + 1 if action == _A_COUNT else rules[i, _R_TARGET]
+                continue
+            verdict[p] = VERDICT_PASS if action == _A_ALLOW else VERDICT_DROP
+            size = length[p]
+            for t in range(n_trail):
+                packets[orig[trail[t]]] += 1
+                nbytes[orig[trail[t]]] += size
+            packets[orig[i]] += 1
+            nbytes[orig[i]] += size
+            break
+
+
 # -- dynamic state -------------------------------------------------------------------------------
 
 
@@ -1191,6 +1467,10 @@ class Ruleset:
         self._rule_states = [0] * len(self.rules)
         self._state_hashes: npt.NDArray[np.uint64] = np.zeros(0, np.uint64)
         self._hashes_stale = False
+        #: evaluate_batch walks the rules per packet in a kernel when at most this many rules
+        #: can match the batch, else builds numpy masks rule by rule (faster for long rulesets;
+        #: measured with netfast bench forward).  Both give the same verdicts and counters.
+        self.kernel_max_rules = KERNEL_MAX_RULES
         self._compile()
 
     # -- configuration --
@@ -1205,6 +1485,7 @@ class Ruleset:
         self._compiled = compiled
         self._has_skipto = any(c.action == _A_SKIPTO for c in compiled)
         self._has_keep_state = any(r.keep_state for r in self.rules)
+        self._table = _RuleTable(compiled)
 
     def set_me(self, addrs: Iterable[int]) -> None:
         """Change the addresses ``me`` stands for (recompiles; counters and states stay)."""
@@ -1410,6 +1691,61 @@ class Ruleset:
         verdict = np.full(n, _UNDECIDED, np.uint8)
         if n == 0:
             return verdict
+        work = {
+            k: np.ascontiguousarray(cols[k], np.int64) if k in cols else np.full(n, -1, np.int64)
+            for k in _COLUMNS
+        }
+        frag = cols.get("fragment")
+        fragment = np.zeros(n, np.uint8) if frag is None else (np.asarray(frag) != 0).view(np.uint8)
+        ifx = np.ascontiguousarray(np.broadcast_to(np.asarray(ifindex), (n,)), np.int64)
+        if self.states:
+            in_state = np.isin(_vkey_hash(work), self._hashes()).view(np.uint8)
+        else:
+            in_state = np.zeros(n, np.uint8)
+        t = self._table
+        direction = int(direction)
+        table, orig = t.live(direction, np.bincount(np.clip(work["proto"], 0, 256), minlength=257))
+        if len(orig) > self.kernel_max_rules:
+            return self._evaluate_masks(cols, direction, ifindex, verdict)
+        ext = np.empty((len(t.ext), n), np.uint8)
+        for j, (match, column) in enumerate(t.ext):
+            ext[j] = match.vmatch_raw(cols[column])
+        _evaluate_kernel(
+            table,
+            orig,
+            t.addrs,
+            t.ports,
+            t.icmp,
+            ext,
+            direction,
+            work["src"],
+            work["dst"],
+            work["proto"],
+            work["sport"],
+            work["dport"],
+            work["tcp_flags"],
+            work["icmp_type"],
+            work["ttl"],
+            work["length"],
+            fragment,
+            ifx,
+            in_state,
+            verdict,
+            self.packets,
+            self.bytes,
+        )
+        return verdict
+
+    def _evaluate_masks(
+        self,
+        cols: Mapping[str, npt.NDArray[np.integer]],
+        direction: int,
+        ifindex: npt.NDArray[np.integer] | int,
+        verdict: npt.NDArray[np.uint8],
+    ) -> npt.NDArray[np.uint8]:
+        """Rule-major form for long rulesets: every rule a boolean mask over the packets still
+        undecided (numpy's per-element cost beats the kernel's per-rule walk there)."""
+        n = len(verdict)
         length = np.asarray(cols["length"])
         work = {k: np.asarray(cols[k]) for k in _COLUMNS if k in cols}
         work["fragment"] = (
