@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import importlib.util
 import sys
 from collections.abc import Sequence
 
@@ -34,9 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name in COMMANDS:
-        # Commands under construction in a checkout may be absent; an installed netfast has all.
-        if importlib.util.find_spec(f"netfast.cli.{name}") is not None:
-            importlib.import_module(f"netfast.cli.{name}").register(sub)
+        importlib.import_module(f"netfast.cli.{name}").register(sub)
     return parser
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import importlib.util
 import json
 import os
 import struct
@@ -73,8 +72,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     rt.set_defaults(func=cmd_route)
     for name in ("bench_forward", "bench_live", "bench_pfil"):
-        if importlib.util.find_spec(f"netfast.cli.{name}") is not None:
-            importlib.import_module(f"netfast.cli.{name}").register(bench_sub)
+        importlib.import_module(f"netfast.cli.{name}").register(bench_sub)
 
 
 def _write_json(path: Path | None, payload: Any) -> None:
