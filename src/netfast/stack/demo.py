@@ -364,7 +364,7 @@ def _client_neighbors(built: BuiltRouter) -> None:
 
 
 def run_demo(
-    packets: int = 50_000, seed: int = 1, batch_size: int = 256, config: Path | None = None
+    packets: int = 50_000, seed: int = 1, batch_size: int = 2048, config: Path | None = None
 ) -> DemoResult:
     """Build the default router, generate the trace and forward it both ways."""
     t0 = time.perf_counter()
