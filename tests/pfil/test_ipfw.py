@@ -624,6 +624,24 @@ def test_state_table_bound_reclaims_expired_then_drops() -> None:
     assert ports == [2, 3]
 
 
+def test_refreshed_state_survives_reclaim_at_its_first_expiry() -> None:
+    """Reclaiming walks expiry order, not the table: a state refreshed after it was created must
+    not be taken at its original expiry, and expired ones go oldest first."""
+    rs = parse_rules(STATEFUL, max_states=3, timeouts=StateTimeouts(other=10))
+    rs.now = 0.0
+    for port in (1, 2, 3):
+        assert verdict(rs, udp(sport=port)) == Verdict.PASS
+    rs.now = 5.0
+    assert verdict(rs, udp(sport=1)) == Verdict.PASS  # refreshes port 1 until 15
+    rs.now = 12.0  # ports 2 and 3 expired at 10; port 1 lives on
+    assert rs.expire_states() == 2
+    ports = sorted(k[2] if k[1] == ip("198.18.0.1") else k[4] for k in rs.states)
+    assert ports == [1]
+    rs.now = 15.5
+    assert rs.expire_states() == 1 and not rs.states
+    assert rs.expire_states() == 0
+
+
 def test_state_limit_per_rule() -> None:
     rs = parse_rules("allow udp from any to any keep-state limit 1")
     assert verdict(rs, udp(sport=1)) == Verdict.PASS

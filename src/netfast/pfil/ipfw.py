@@ -92,6 +92,7 @@ counts the punted ones when it handles them.
 from __future__ import annotations
 
 import enum
+import heapq
 import re
 import struct
 from collections import Counter, deque
@@ -1930,6 +1931,11 @@ class Ruleset:
         self.stats: Counter[str] = Counter()
         self.log: deque[str] = deque(maxlen=log_size)
         self.states: dict[StateKey, _State] = {}
+        # Expiry order: (expiry time when pushed, sequence, key).  A state's expiry only moves
+        # later (a hit refreshes it), so an entry found refreshed when popped is pushed again;
+        # reclaiming touches only what has expired, never the whole table.
+        self._expiry: list[tuple[float, int, StateKey]] = []
+        self._expiry_seq = 0
         self._rule_states = [0] * len(self.rules)
         self._state_hashes: npt.NDArray[np.uint64] = np.zeros(0, np.uint64)
         self._hashes_stale = False
@@ -2150,6 +2156,8 @@ class Ruleset:
         state = _State(c.index, 0.0, origin, pkt.proto == IpProtocol.TCP)
         state.expire = now + self._timeout(state)
         self.states[key] = state
+        self._expiry_seq += 1
+        heapq.heappush(self._expiry, (state.expire, self._expiry_seq, key))
         self._rule_states[c.index] += 1
         self._hashes_stale = True
         self.stats["ipfw.state.created"] += 1
@@ -2163,10 +2171,20 @@ class Ruleset:
 
     def _expire(self, now: float) -> int:
         """Remove every expired state, the longest expired first; returns how many."""
-        dead = sorted((s.expire, k) for k, s in self.states.items() if s.expire <= now)
-        for _, key in dead:
+        heap = self._expiry
+        removed = 0
+        while heap and heap[0][0] <= now:
+            _, _, key = heapq.heappop(heap)
+            state = self.states.get(key)
+            if state is None:
+                continue  # removed already; a stale heap entry
+            if state.expire > now:  # refreshed since it was pushed
+                self._expiry_seq += 1
+                heapq.heappush(heap, (state.expire, self._expiry_seq, key))
+                continue
             self._remove_state(key)
-        return len(dead)
+            removed += 1
+        return removed
 
     def expire_states(self, now: float | None = None) -> int:
         """Reclaim expired states now (the router may call this from its poll)."""
