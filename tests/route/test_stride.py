@@ -221,7 +221,7 @@ def test_slots_released_when_reader_thread_ends() -> None:
     import gc
 
     gc.collect()
-    assert fib._free_slots == [0]
+    assert fib._readers.free == [0]
 
 
 @pytest.mark.parametrize(

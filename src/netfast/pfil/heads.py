@@ -91,7 +91,6 @@ from __future__ import annotations
 
 import threading
 import time
-import weakref
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -99,6 +98,7 @@ from dataclasses import dataclass
 from typing import ClassVar, NewType
 
 from netfast.pfil import Direction, PfilPacket, Verdict
+from netfast.sync import ReaderSlots
 
 __all__ = [
     "DEFAULT_IMPL",
@@ -310,15 +310,6 @@ class _Node:
         self.next = nxt
 
 
-def _release_slot(ref: weakref.ref[LinkedHeads], slot: int) -> None:
-    """A reader thread ended: its slot is free again (the heads are only weakly referenced)."""
-    heads = ref()
-    if heads is not None:
-        with heads._slot_lock:
-            heads._slots[slot] = 0
-            heads._free_slots.append(slot)
-
-
 class LinkedHeads(PfilHeads):
     """Singly linked hook nodes changed by ordered single stores; epoch-based reclamation.
 
@@ -337,10 +328,10 @@ class LinkedHeads(PfilHeads):
         # sentinels: an insert at the front is a store into the sentinel's next, like any other
         self._heads = [_Node(None, None, None) for _ in Direction]
         self._epoch = 1
-        self._slots: list[int] = []  # per reader thread: epoch of its run in progress, or 0
-        self._free_slots: list[int] = []
-        self._slot_lock = threading.Lock()
-        self._tls = threading.local()
+        self._readers = ReaderSlots()
+        # per reader thread: epoch of its run in progress, or 0 (stored directly on the hot path)
+        self._slots = self._readers.values
+        self._tls = self._readers.local
         self._retired: deque[tuple[int, _Node]] = deque()  # (epoch of the unlinking store, node)
         self._last_change = 0  # epoch of the last change store
         self.reclaimed = 0
@@ -377,15 +368,7 @@ class LinkedHeads(PfilHeads):
 
     def _new_slot(self) -> int:
         """This thread's epoch slot (allocated on first use, released when the thread ends)."""
-        with self._slot_lock:
-            if self._free_slots:
-                slot = self._free_slots.pop()
-            else:
-                slot = len(self._slots)
-                self._slots.append(0)
-        self._tls.slot = slot
-        weakref.finalize(threading.current_thread(), _release_slot, weakref.ref(self), slot)
-        return slot
+        return self._readers.slot()
 
     # -- writer (self._lock held) --
     def _writer_enter(self) -> None:
@@ -416,7 +399,7 @@ class LinkedHeads(PfilHeads):
             spins += 1
 
     def _reclaim(self) -> int:
-        active = [s for s in self._slots if s]
+        active = self._readers.active()
         horizon = min(active) if active else self._epoch
         n = 0
         while self._retired and self._retired[0][0] < horizon:

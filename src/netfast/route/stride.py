@@ -102,7 +102,6 @@ copies the bucket (there is no "append into free space" when order matters).
 from __future__ import annotations
 
 import threading
-import weakref
 from collections import deque
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -114,6 +113,7 @@ from numba import njit, types
 from numba.extending import intrinsic
 
 from netfast.route.rib import Rib, format_prefix
+from netfast.sync import ReaderSlots
 
 __all__ = ["POISON", "StrideFib", "StrideSortedFib", "StrideStats"]
 
@@ -367,15 +367,6 @@ def _arrays(pool: npt.NDArray[np.uint64], buckets: npt.NDArray[np.uint64]) -> _A
     return _Arrays(pool, buckets, int(pool.ctypes.data), int(buckets.ctypes.data))
 
 
-def _release_slot(ref: weakref.ref[_StrideBase], slot: int) -> None:
-    """A reader thread ended: its slot is free (the FIB is only weakly referenced)."""
-    fib = ref()
-    if fib is not None:
-        with fib._slot_lock:
-            fib._slots[slot] = 0
-            fib._free_slots.append(slot)
-
-
 class _StrideBase:
     """Pool, buckets, writer lock, size classes and epochs shared by both variants."""
 
@@ -387,10 +378,10 @@ class _StrideBase:
         self.debug = debug
         self._lock = threading.Lock()
         self._epoch = 1
-        self._slots: list[int] = []
-        self._free_slots: list[int] = []
-        self._slot_lock = threading.Lock()
-        self._tls = threading.local()
+        self._readers = ReaderSlots()
+        # The hot paths store into these directly (see netfast.sync).
+        self._slots = self._readers.values
+        self._tls = self._readers.local
         self._retired: deque[tuple[int, int, int, int]] = deque()  # (epoch, off, size, bucket id)
         self._free: dict[int, list[int]] = {}  # allocation size -> offsets
         self._free_bids: list[int] = []
@@ -526,19 +517,7 @@ class _StrideBase:
     # -- readers --
     def _slot(self) -> int:
         """This thread's epoch slot (allocated on first use, released when the thread ends)."""
-        try:
-            return self._tls.slot
-        except AttributeError:
-            pass
-        with self._slot_lock:
-            if self._free_slots:
-                slot = self._free_slots.pop()
-            else:
-                slot = len(self._slots)
-                self._slots.append(0)
-        self._tls.slot = slot
-        weakref.finalize(threading.current_thread(), _release_slot, weakref.ref(self), slot)
-        return slot
+        return self._readers.slot()
 
     # -- writer helpers (caller holds self._lock) --
     def _desc(self, bid: int) -> tuple[int, int, int]:
@@ -607,7 +586,7 @@ class _StrideBase:
     def _reclaim(self) -> int:
         if not self._retired:
             return 0
-        active = [s for s in self._slots if s]
+        active = self._readers.active()
         horizon = min(active) if active else self._epoch + 1
         n = 0
         pool, buckets = self._a.pool, self._a.buckets
