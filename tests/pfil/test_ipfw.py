@@ -743,11 +743,17 @@ def test_vectorized_punts_what_needs_the_scalar_path() -> None:
     # the count rule counts only the packets the vector form decided: the scalar path counts
     # the punted ones when it handles them
     assert [c.packets for c in rs.counters] == [2, 0, 1, 0, 0, 1, 0]
-    # once a state exists, both directions of its flow are punted before any rule
+    # once a state exists, both directions of its flow are decided by it before any rule
+    # (counted on the creating rule); a state whose rule logs is still punted
     rs.evaluate(pkts[4])
     back = packet(udp(src="198.19.0.1", dst="198.18.0.1", sport=53, dport=5353))
     out = rs.evaluate_batch(columns([back, pkts[5]]), IN, 1)
-    assert out.tolist() == [3, 0]
+    assert out.tolist() == [0, 0]
+    assert rs.counters[4].packets == 2 and rs.stats["ipfw.state.hit"] == 1
+    logged = parse_rules("allow log udp from any to any 53 keep-state")
+    logged.evaluate(pkts[4])
+    assert logged.evaluate_batch(columns([back]), IN, 1).tolist() == [3]
+    assert logged.stats["ipfw.state.hit"] == 0 and logged.counters[0].packets == 1
 
 
 def test_vectorized_large_batch_compaction() -> None:
@@ -927,3 +933,202 @@ def test_generated_walk_count_skipto_and_dispatch() -> None:
     assert rs.evaluate(gre) == Verdict.PASS  # 200 -> 500, 800
     got = {c.number: c.packets for c in rs.counters}
     assert got == {100: 2, 200: 2, 300: 0, 400: 1, 500: 3, 600: 1, 700: 0, 800: 2, 65535: 0}
+
+
+# -- dynamic states in the vector form -------------------------------------------------------------
+
+
+def _state_view(rs: Ruleset) -> dict[object, tuple[int, float, tuple[int, int], bool, bool]]:
+    return {k: (s.rule, s.expire, s.origin, s.replied, s.tcp) for k, s in rs.states.items()}
+
+
+def _batch_then_punts(rs: Ruleset, pkts: list[PfilPacket], now: float) -> list[int]:
+    """What the router does with a batch: the vector form, then its punts through the scalar
+    path in packet order."""
+    rs.now = now
+    out = rs.evaluate_batch(columns(pkts), IN, np.array([p.ifindex for p in pkts], np.int64))
+    assert set(out.tolist()) <= {0, 1, 3}
+    got = out.tolist()
+    for i, v in enumerate(got):
+        if v == 3:
+            got[i] = int(rs.evaluate(copy.copy(pkts[i])))
+    return got
+
+
+def test_vectorized_state_hits_equal_scalar() -> None:
+    """Packets of existing states are decided in the batch: the creating rule's verdict and
+    counters, ipfw.state.hit, the refresh (the reply direction moves a TCP state to the
+    established timeout) -- all as the scalar path, and nothing of it punted."""
+    text = (
+        "100 allow tcp from 198.18.0.0/16 to any 80 setup keep-state\n"
+        "200 deny udp from any to any 9 keep-state\n"
+        "300 allow udp from any to any 53 keep-state\n"
+        "400 allow icmp from any to any keep-state\n"
+    )
+    timeouts = StateTimeouts(tcp_established=300, tcp_opening=20, other=5)
+    vec, ref = (parse_rules(text, timeouts=timeouts) for _ in range(2))
+    openers = [packet(p) for p in (tcp(flags="S"), udp(dport=9), udp(dport=53), icmp())]
+    for rs in (vec, ref):
+        rs.now = 1.0
+        assert [int(rs.evaluate(copy.copy(p))) for p in openers] == [0, 1, 0, 0]
+    batch = [
+        packet(tcp(src="198.19.0.1", dst="198.18.0.1", sport=80, dport=40000, flags="SA")),
+        packet(tcp(flags="A")),
+        packet(udp(src="198.19.0.1", dst="198.18.0.1", sport=9, dport=5353)),  # state: deny
+        packet(udp(src="198.19.0.1", dst="198.18.0.1", sport=53, dport=5353)),
+        packet(icmp(src="198.19.0.1", dst="198.18.0.1", type=0)),
+        packet(tcp(src="198.19.0.1", dst="198.18.0.1", sport=80, dport=40001, flags="SA")),
+    ]
+    vec.now = 3.0
+    out = vec.evaluate_batch(columns(batch), IN, 1)
+    assert out.tolist() == [0, 0, 1, 0, 0, 1]  # no punt; the last has no state: default deny
+    ref.now = 3.0
+    assert [int(ref.evaluate(copy.copy(p))) for p in batch] == out.tolist()
+    assert vec.packets.tolist() == ref.packets.tolist() == [3, 2, 2, 2, 1]
+    assert vec.bytes.tolist() == ref.bytes.tolist()
+    assert vec.stats == ref.stats and vec.stats["ipfw.state.hit"] == 5
+    assert _state_view(vec) == _state_view(ref)
+    tcp_state = next(s for k, s in vec.states.items() if k[0] == 6)
+    assert tcp_state.replied and tcp_state.expire == 303.0
+    assert sorted(s.expire for k, s in vec.states.items() if k[0] != 6) == [8.0, 8.0, 8.0]
+
+
+def test_vectorized_expired_state_is_punted_and_removed_as_scalar() -> None:
+    """A packet of an expired state is punted (the scalar path removes the state and walks the
+    rules, in packet order); the table and the counters end as in the scalar path."""
+    text = "100 allow udp from 198.18.0.0/16 to any 53 keep-state\n"
+    vec, ref = (parse_rules(text, timeouts=StateTimeouts(other=5)) for _ in range(2))
+    opener = packet(udp(dport=53))
+    reply = packet(udp(src="198.19.0.1", dst="198.18.0.1", sport=53, dport=5353))
+    for rs in (vec, ref):
+        rs.now = 0.0
+        rs.evaluate(copy.copy(opener))
+    batch = [reply, opener, reply]
+    vec.now = 5.0  # expired at 5.0
+    assert vec.evaluate_batch(columns(batch), IN, 1).tolist() == [3, 3, 3]
+    assert vec.stats["ipfw.state.expired"] == 0 and len(vec.states) == 1  # left to the scalar
+    assert _batch_then_punts(vec, batch, 5.0) == [1, 0, 0]
+    ref.now = 5.0
+    assert [int(ref.evaluate(copy.copy(p))) for p in batch] == [1, 0, 0]
+    assert vec.packets.tolist() == ref.packets.tolist()
+    assert vec.stats == ref.stats and vec.stats["ipfw.state.expired"] == 1
+    assert _state_view(vec) == _state_view(ref)
+
+
+def test_vectorized_state_punts_log_and_reply_rules() -> None:
+    text = (
+        "100 allow log udp from any to any 53 keep-state\n"
+        "200 reset tcp from any to any 25 keep-state\n"
+        "300 unreach port udp from any to any 7 keep-state\n"
+        "400 reset udp from any to any 9 keep-state\n"
+    )
+    rs = parse_rules(text)
+    opened = [packet(p) for p in (udp(dport=53), tcp(dport=25), udp(dport=7), udp(dport=9))]
+    for p in opened:
+        rs.evaluate(copy.copy(p))
+    assert len(rs.states) == 4
+    before = rs.packets.copy()
+    out = rs.evaluate_batch(columns(opened), IN, 1)
+    assert out.tolist() == [3, 3, 3, 1]  # reset of udp: a plain deny, decided here
+    assert (rs.packets - before).tolist() == [0, 0, 0, 1, 0]
+    assert rs.stats["ipfw.state.hit"] == 1
+
+
+_FLOW_HOSTS = ["198.18.0.1", "198.18.0.2", "198.19.0.1", "10.0.0.1"]
+_STATEFUL_RULES = [
+    "allow tcp from 198.18.0.0/15 to any setup keep-state",
+    "allow tcp from any to any 80 keep-state limit 2",
+    "deny udp from any to any 9 keep-state",
+    "allow log udp from any to any 123 keep-state",
+    "allow udp from 198.18.0.0/16 to any keep-state",
+    "reset tcp from any to any 25 keep-state",
+    "unreach port udp from any to any 7 keep-state",
+    "allow icmp from any to any icmptypes 8 keep-state",
+    "count ip from any to any",
+    "deny tcp from any to any 22",
+    "allow udp from any to any 53",
+]
+
+
+@st.composite
+def flow_batches(draw: st.DrawFn) -> list[tuple[list[PfilPacket], float]]:
+    """Batches of packets of a few flows, either direction (so states are hit, from both
+    sides), with the time step before each batch."""
+    flows = []
+    for _ in range(draw(st.integers(1, 4))):
+        proto = draw(st.sampled_from([1, 6, 6, 17, 17]))
+        a, b = (ip(h) for h in draw(st.permutations(_FLOW_HOSTS))[:2])
+        ports = (draw(st.sampled_from([1, 2])), draw(st.sampled_from([7, 9, 22, 25, 53, 80, 123])))
+        flows.append((proto, a, b, ports))
+    batches = []
+    for _ in range(draw(st.integers(1, 6))):
+        pkts = []
+        for _ in range(draw(st.integers(0, 12))):
+            proto, a, b, (sport, dport) = draw(st.sampled_from(flows))
+            if draw(st.booleans()):
+                a, b, sport, dport = b, a, dport, sport
+            pkt = PfilPacket(1, IN, a, b, proto, 64, draw(st.integers(20, 1500)))
+            if proto in (6, 17):
+                pkt.sport, pkt.dport = sport, dport
+            if proto == 6:
+                pkt.tcp_flags = draw(st.sampled_from([0x02, 0x12, 0x10, 0x11]))
+            if proto == 1:
+                pkt.icmp_type, pkt.icmp_code = draw(st.sampled_from([0, 8])), 0
+            pkts.append(pkt)
+        batches.append((pkts, draw(st.sampled_from([0.0, 1.0, 4.0, 5.0, 9.0, 30.0]))))
+    return batches
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(st.sampled_from(_STATEFUL_RULES), min_size=1, max_size=6),
+    flow_batches(),
+    st.integers(1, 8),
+    st.booleans(),
+)
+def test_vectorized_states_equal_scalar_over_batches(
+    lines: list[str],
+    batches: list[tuple[list[PfilPacket], float]],
+    max_states: int,
+    masks: bool,
+) -> None:
+    """Batches through the vector form (punts through the scalar path) against every packet
+    through the scalar path, time advancing between batches so states expire, the table fills
+    and rules hit their limits: the same verdicts, counters, stats, logs and states.
+
+    The vector form decides a batch against the states at its start (ip/vector.py, "Batch
+    semantics"): a state created by a punted packet is not seen by later packets of the same
+    batch.  So that the comparison is exact, a batch keeps no packet after one that creates a
+    state for its flow (those packets are what the next batch sees)."""
+    text = "\n".join(f"{100 * (i + 1)} {line}" for i, line in enumerate(lines))
+    timeouts = StateTimeouts(tcp_established=40, tcp_opening=10, other=5)
+    vec = parse_rules(text, max_states=max_states, timeouts=timeouts)
+    ref = parse_rules(text, max_states=max_states, timeouts=timeouts)
+    if masks:
+        vec.kernel_max_rules = 0
+    now = 0.0
+    for pkts, step in batches:
+        now += step
+        ref.now = now
+        kept: list[PfilPacket] = []
+        expected: list[int] = []
+        created: set[object] = set()
+        for p in pkts:
+            key = (p.proto, *sorted([(p.src, max(p.sport, 0)), (p.dst, max(p.dport, 0))]))
+            if p.proto == 1:
+                key = (p.proto, *sorted([(p.src, 0), (p.dst, 0)]))
+            if key in created:
+                continue
+            made = ref.stats["ipfw.state.created"]
+            expected.append(int(ref.evaluate(copy.copy(p))))
+            kept.append(p)
+            if ref.stats["ipfw.state.created"] != made:
+                created.add(key)
+        if not kept:
+            continue
+        assert _batch_then_punts(vec, kept, now) == expected, text
+    assert vec.packets.tolist() == ref.packets.tolist()
+    assert vec.bytes.tolist() == ref.bytes.tolist()
+    assert vec.stats == ref.stats
+    assert list(vec.log) == list(ref.log)
+    assert _state_view(vec) == _state_view(ref)

@@ -82,11 +82,14 @@ of the call can match (protocol absent, wrong direction) are left out of the wal
 more than ``kernel_max_rules`` remain, the rules are evaluated instead as boolean masks over the
 packets still undecided, in rule order (a ``skipto`` moves the matched packets' position
 forward), which numpy does faster for long rulesets; both forms give the same verdicts and
-counters.  It decides PASS and DROP itself and
-answers PUNT (3) for anything that needs the scalar path: packets that may belong to a dynamic
-state, and matches of ``keep-state``, ``log``, ``unreach`` and ``reset`` (of TCP) rules.  Counters
-are updated only for packets it decides, exactly as the scalar path would have; the scalar path
-counts the punted ones when it handles them.
+counters.  Before the walk, as in the scalar path, the packets whose state-key hash is in the
+state table are looked up in it one by one: a live state decides its packet as the scalar path
+does (refresh, the creating rule's counters and verdict, ``ipfw.state.hit``).  It decides PASS
+and DROP itself and answers PUNT (3) for anything that needs the scalar path: packets of an
+expired state or of a state whose rule logs or sends a reply, and matches of ``keep-state``,
+``log``, ``unreach`` and ``reset`` (of TCP) rules.  Counters are updated only for packets it
+decides, exactly as the scalar path would have; the
+scalar path counts the punted ones when it handles them.
 """
 
 from __future__ import annotations
@@ -2216,14 +2219,15 @@ class Ruleset:
         fragment = np.zeros(n, np.uint8) if frag is None else (np.asarray(frag) != 0).view(np.uint8)
         ifx = np.ascontiguousarray(np.broadcast_to(np.asarray(ifindex), (n,)), np.int64)
         if self.states:
-            in_state = np.isin(_vkey_hash(work), self._hashes()).view(np.uint8)
+            in_state = self._from_states_batch(work, verdict)
         else:
-            in_state = np.zeros(n, np.uint8)
+            in_state = np.zeros(n, np.bool_)
         t = self._table
         direction = int(direction)
         table, orig = t.live(direction, np.bincount(np.clip(work["proto"], 0, 256), minlength=257))
         if len(orig) > self.kernel_max_rules:
-            return self._evaluate_masks(cols, direction, ifindex, verdict)
+            return self._evaluate_masks(cols, direction, ifindex, verdict, in_state)
+        by_state = verdict[in_state]  # the kernel answers PUNT for these; put them back after
         ext = np.empty((len(t.ext), n), np.uint8)
         for j, (match, column) in enumerate(t.ext):
             ext[j] = match.vmatch_raw(cols[column])
@@ -2247,12 +2251,95 @@ class Ruleset:
             work["length"],
             fragment,
             ifx,
-            in_state,
+            in_state.view(np.uint8),
             verdict,
             self.packets,
             self.bytes,
         )
+        verdict[in_state] = by_state
         return verdict
+
+    def _from_states_batch(
+        self, work: Mapping[str, npt.NDArray[np.int64]], verdict: npt.NDArray[np.uint8]
+    ) -> npt.NDArray[np.bool_]:
+        """The dynamic-state check of :meth:`evaluate` for a batch, before its rule walk: the
+        rows whose state-key hash is in the table are probed one by one (a minority in real
+        traffic); a live state decides its row as :meth:`_from_state` does -- refresh, counters,
+        the creating rule's verdict -- or punts it when that rule logs or sends a reply.  A row
+        of an expired state is punted (the scalar path removes the state and walks the rules,
+        in packet order); a row whose key is not in the table (a hash collision) goes on to the
+        rules.  Returns the rows decided or punted here (their ``verdict`` set).
+
+        Besides ``packets`` and ``bytes`` this changes ``stats`` and the states' expiry: a caller
+        that rolls counters back to re-run a batch must roll ``stats`` back too (the refresh
+        gives the same states when re-run at the same ``now``)."""
+        handled = np.isin(_vkey_hash(work), self._hashes())
+        rows = np.flatnonzero(handled)
+        if len(rows) == 0:
+            return handled
+        now = self.now
+        states = self.states
+        compiled = self._compiled
+        timeouts = self.timeouts
+        packets, nbytes = self.packets, self.bytes
+        per_rule: dict[int, list[int]] = {}  # rule -> [packets, bytes] decided here
+        for r, proto, src, sport, dst, dport, length in zip(
+            rows.tolist(),
+            work["proto"][rows].tolist(),
+            work["src"][rows].tolist(),
+            work["sport"][rows].tolist(),
+            work["dst"][rows].tolist(),
+            work["dport"][rows].tolist(),
+            work["length"][rows].tolist(),
+            strict=True,
+        ):
+            fsport, fdport = _flow_ports(proto, sport, dport)
+            a, b = (src << 16) | fsport, (dst << 16) | fdport
+            key = (
+                (proto, a >> 16, a & 0xFFFF, b >> 16, b & 0xFFFF)
+                if a <= b
+                else (proto, b >> 16, b & 0xFFFF, a >> 16, a & 0xFFFF)
+            )
+            state = states.get(key)
+            if state is None:
+                handled[r] = False
+                continue
+            if state.expire <= now:
+                # The scalar path removes it and walks the rules; punted, that happens in packet
+                # order with the states the batch's earlier punted packets create.
+                verdict[r] = VERDICT_PUNT
+                continue
+            c = compiled[state.rule]
+            action = c.action
+            if c.rule.log or not (
+                action in (_A_ALLOW, _A_DENY) or (action == _A_RESET and proto != 6)
+            ):
+                verdict[r] = VERDICT_PUNT  # logging and replies are the scalar path's
+                continue
+            if (src, fsport) != state.origin:
+                state.replied = True
+            if not state.tcp:
+                state.expire = now + timeouts.other
+            elif state.replied:
+                state.expire = now + timeouts.tcp_established
+            else:
+                state.expire = now + timeouts.tcp_opening
+            i = state.rule
+            counted = per_rule.get(i)
+            if counted is None:
+                per_rule[i] = [1, length]
+            else:
+                counted[0] += 1
+                counted[1] += length
+            verdict[r] = VERDICT_PASS if action == _A_ALLOW else VERDICT_DROP
+        hits = 0
+        for i, (count, size) in per_rule.items():
+            packets[i] += count
+            nbytes[i] += size
+            hits += count
+        if hits:
+            self.stats["ipfw.state.hit"] += hits
+        return handled
 
     def _evaluate_masks(
         self,
@@ -2260,6 +2347,7 @@ class Ruleset:
         direction: int,
         ifindex: npt.NDArray[np.integer] | int,
         verdict: npt.NDArray[np.uint8],
+        in_state: npt.NDArray[np.bool_],
     ) -> npt.NDArray[np.uint8]:
         """Rule-major form for long rulesets: every rule a boolean mask over the packets still
         undecided (numpy's per-element cost beats the kernel's per-rule walk there)."""
@@ -2271,12 +2359,7 @@ class Ruleset:
         )
         work["ifindex"] = np.broadcast_to(np.asarray(ifindex), (n,))
         idx = np.arange(n)
-        alive = np.ones(n, np.bool_)
-        if self.states:
-            hashes = self._hashes()
-            in_state = np.isin(_vkey_hash(work), hashes)
-            verdict[in_state] = VERDICT_PUNT
-            alive &= ~in_state
+        alive = ~in_state  # decided or punted by the state check already
         nalive = int(alive.sum())
         pos = np.zeros(n, np.int32) if self._has_skipto else None
         deferred: list[tuple[int, npt.NDArray[np.intp]]] = []  # count/skipto: counted at the end
