@@ -588,7 +588,8 @@ def _batch_evaluator(hook: Any) -> tuple[BatchEvaluator, Any] | None:
 
 
 def _counter_state(owners: list[Any]) -> list[tuple[Any, dict[str, Any]]]:
-    """Copies of the per-rule counters of hook owners (ipfw's ``packets`` and ``bytes``)."""
+    """Copies of the counters of hook owners: ipfw's per-rule ``packets`` and ``bytes`` and its
+    ``stats`` (state hits counted by a round that is then discarded must not count twice)."""
     saved = []
     for owner in owners:
         arrays = {
@@ -596,6 +597,9 @@ def _counter_state(owners: list[Any]) -> list[tuple[Any, dict[str, Any]]]:
             for name in ("packets", "bytes")
             if isinstance(getattr(owner, name, None), np.ndarray)
         }
+        stats = getattr(owner, "stats", None)
+        if isinstance(stats, Counter):
+            arrays["stats"] = stats.copy()
         saved.append((owner, arrays))
     return saved
 
@@ -603,7 +607,11 @@ def _counter_state(owners: list[Any]) -> list[tuple[Any, dict[str, Any]]]:
 def _restore(saved: list[tuple[Any, dict[str, Any]]]) -> None:
     for owner, arrays in saved:
         for name, value in arrays.items():
-            getattr(owner, name)[...] = value
+            if name == "stats":
+                owner.stats.clear()
+                owner.stats.update(value)
+            else:
+                getattr(owner, name)[...] = value
 
 
 class VectorForwarder:
