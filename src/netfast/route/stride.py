@@ -372,6 +372,10 @@ class _StrideBase:
 
     name: ClassVar[str]
     concurrent_updates: ClassVar[bool] = True
+    # The variant's lookup kernels: (pool address, buckets address, poison address, addr) -> rid
+    # and (pool, buckets, addrs, out, poisoned) -> None.
+    _one: ClassVar[Any]
+    _batch: ClassVar[Any]
     _header: ClassVar[int]
 
     def __init__(self, debug: bool = False) -> None:
@@ -518,6 +522,33 @@ class _StrideBase:
     def _slot(self) -> int:
         """This thread's epoch slot (allocated on first use, released when the thread ends)."""
         return self._readers.slot()
+
+    def lookup(self, addr: int) -> int:
+        """Longest-prefix match of one address: its route id, or -1 (the variant's kernel)."""
+        a = self._a
+        slots = self._slots
+        try:
+            i = self._tls.slot
+        except AttributeError:
+            i = self._slot()
+        slots[i] = self._epoch
+        r = self._one(a.pool_addr, a.buckets_addr, self._poisoned_addr, addr)
+        slots[i] = 0
+        return r
+
+    def lookup_batch(
+        self, addrs: npt.NDArray[np.uint32], out: npt.NDArray[np.int32] | None = None
+    ) -> npt.NDArray[np.int32]:
+        """Route ids of a batch of addresses (one ``nogil`` kernel call)."""
+        if out is None:
+            out = np.empty(addrs.shape, np.int32)
+        a = self._a
+        slots = self._slots
+        i = self._slot()
+        slots[i] = self._epoch
+        self._batch(a.pool, a.buckets, addrs, out, self.poisoned)
+        slots[i] = 0
+        return out
 
     # -- writer helpers (caller holds self._lock) --
     def _desc(self, bid: int) -> tuple[int, int, int]:
@@ -726,9 +757,6 @@ class _StrideBase:
                 self._install(bid, live)
             return
 
-    def lookup(self, addr: int) -> int:
-        raise NotImplementedError
-
     def memory_bytes(self) -> int:
         """Every array the structure uses (pool and bucket table at full allocated size, the
         writer's per-bucket size table, the poison counter)."""
@@ -768,33 +796,8 @@ class StrideFib(_StrideBase):
 
     name: ClassVar[str] = "stride"
     _header: ClassVar[int] = 0
-
-    def lookup(self, addr: int) -> int:
-        """Longest-prefix match of one address: its route id, or -1."""
-        a = self._a
-        slots = self._slots
-        try:
-            i = self._tls.slot
-        except AttributeError:
-            i = self._slot()
-        slots[i] = self._epoch
-        r = _one_linear(a.pool_addr, a.buckets_addr, self._poisoned_addr, addr)
-        slots[i] = 0
-        return r
-
-    def lookup_batch(
-        self, addrs: npt.NDArray[np.uint32], out: npt.NDArray[np.int32] | None = None
-    ) -> npt.NDArray[np.int32]:
-        """Route ids of a batch of addresses (one ``nogil`` kernel call)."""
-        if out is None:
-            out = np.empty(addrs.shape, np.int32)
-        a = self._a
-        slots = self._slots
-        i = self._slot()
-        slots[i] = self._epoch
-        _batch_linear(a.pool, a.buckets, addrs, out, self.poisoned)
-        slots[i] = 0
-        return out
+    _one = staticmethod(_one_linear)
+    _batch = staticmethod(_batch_linear)
 
     def _write_bucket(self, words: list[int]) -> tuple[int, int]:
         cap = _size_class(max(len(words), 1))
@@ -828,33 +831,8 @@ class StrideSortedFib(_StrideBase):
 
     name: ClassVar[str] = "stride-fast"
     _header: ClassVar[int] = _FAST_HEADER
-
-    def lookup(self, addr: int) -> int:
-        """Longest-prefix match of one address: its route id, or -1."""
-        a = self._a
-        slots = self._slots
-        try:
-            i = self._tls.slot
-        except AttributeError:
-            i = self._slot()
-        slots[i] = self._epoch
-        r = _one_bitmap(a.pool_addr, a.buckets_addr, self._poisoned_addr, addr)
-        slots[i] = 0
-        return r
-
-    def lookup_batch(
-        self, addrs: npt.NDArray[np.uint32], out: npt.NDArray[np.int32] | None = None
-    ) -> npt.NDArray[np.int32]:
-        """Route ids of a batch of addresses (one ``nogil`` kernel call)."""
-        if out is None:
-            out = np.empty(addrs.shape, np.int32)
-        a = self._a
-        slots = self._slots
-        i = self._slot()
-        slots[i] = self._epoch
-        _batch_bitmap(a.pool, a.buckets, addrs, out, self.poisoned)
-        slots[i] = 0
-        return out
+    _one = staticmethod(_one_bitmap)
+    _batch = staticmethod(_batch_bitmap)
 
     def _write_bucket(self, words: list[int]) -> tuple[int, int]:
         w = np.array(words, np.uint64)
