@@ -93,20 +93,23 @@ class _Block:
         chunks = self.chunks
         last = chunks[-1]
         n = len(data)
-        if isinstance(last, bytearray) and len(last) + n <= CHUNK_MERGE:
-            last += data  # amortized O(n): a bytearray grows in place
-        elif n < CHUNK_MERGE // 2:
-            # A small chunk stays mutable so the next small segments can join it.
-            chunks.append(bytearray(data))
+        if len(last) + n <= CHUNK_MERGE:
+            # Copies at most CHUNK_MERGE bytes; a bytearray tail grows in place (amortized).
+            if isinstance(last, bytearray):
+                last += data
+            else:
+                merged = bytearray(last)
+                merged += data
+                chunks[-1] = merged
         else:
-            chunks.append(bytes(data))
+            # A small chunk stays mutable so that the next small segments can join it.
+            chunks.append(bytes(data) if n >= CHUNK_MERGE else bytearray(data))
 
     def prepend(self, data: memoryview) -> None:
         """Add ``data`` at the head (the caller moves ``start``)."""
         chunks = self.chunks
         first = chunks[0]
         if len(first) + len(data) <= CHUNK_MERGE:
-            # Copies at most CHUNK_MERGE bytes; a bytearray keeps growing at its tail.
             merged = bytearray(data)
             merged += first
             chunks[0] = merged
@@ -117,13 +120,24 @@ class _Block:
         """Append the chunks of ``other``, the block right after this one (now adjacent).
 
         The shorter deque is moved into the longer one, so a chunk is moved O(log n) times over
-        any sequence of merges rather than once per merge.
+        any sequence of merges rather than once per merge.  The two chunks meeting at the seam
+        are merged when small, which keeps the invariant every mutation keeps: two neighbouring
+        chunks together hold more than CHUNK_MERGE bytes, so a block of ``b`` bytes has at most
+        ``2 * b / CHUNK_MERGE + 1`` chunks.
         """
-        if len(other.chunks) > len(self.chunks):
-            other.chunks.extendleft(reversed(self.chunks))
-            self.chunks = other.chunks
+        left = self.chunks
+        right = other.chunks
+        if len(left[-1]) + len(right[0]) <= CHUNK_MERGE:
+            seam = left.pop()
+            if not isinstance(seam, bytearray):
+                seam = bytearray(seam)
+            seam += right.popleft()
+            left.append(seam)
+        if len(right) > len(left):
+            right.extendleft(reversed(left))
+            self.chunks = right
         else:
-            self.chunks.extend(other.chunks)
+            left.extend(right)
         self.end = other.end
 
 
@@ -386,7 +400,7 @@ class ReassemblyQueue:
                 _Block(
                     start,
                     (start + take) & SEQ_MASK,
-                    bytearray(chunk) if take < CHUNK_MERGE // 2 else bytes(chunk),
+                    bytearray(chunk) if take < CHUNK_MERGE else bytes(chunk),
                     self._stamp,
                 ),
             )
