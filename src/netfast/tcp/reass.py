@@ -157,7 +157,16 @@ class ReassemblyQueue:
         ``max_bytes`` is negative or ``max_holes`` is below 1.
     """
 
-    __slots__ = ("_blocks", "_held", "_stamp", "counters", "max_bytes", "max_holes")
+    __slots__ = (
+        "_blocks",
+        "_counters",
+        "_delivered",
+        "_delivered_bytes",
+        "_held",
+        "_stamp",
+        "max_bytes",
+        "max_holes",
+    )
 
     def __init__(self, *, max_bytes: int, max_holes: int = 8) -> None:
         if max_bytes < 0:
@@ -166,12 +175,25 @@ class ReassemblyQueue:
             raise ValueError(f"max_holes = {max_holes}: must be at least 1")
         self.max_bytes = max_bytes
         self.max_holes = max_holes
-        self.counters: Counter[str] = Counter()
+        self._counters: Counter[str] = Counter()
+        # The in-order fast path counts in plain ints; ``counters`` folds them in when read.
+        self._delivered = 0
+        self._delivered_bytes = 0
         self._blocks: list[_Block] = []
         self._held = 0
         self._stamp = 0
 
     # -- queries -----------------------------------------------------------------------------
+
+    @property
+    def counters(self) -> Counter[str]:
+        """Drop and event counters (names in the module docstring)."""
+        c = self._counters
+        if self._delivered:
+            c["tcp.reass.delivered"] += self._delivered
+            c["tcp.reass.delivered_bytes"] += self._delivered_bytes
+            self._delivered = self._delivered_bytes = 0
+        return c
 
     @property
     def bytes_held(self) -> int:
@@ -241,19 +263,18 @@ class ReassemblyQueue:
         ValueError
             ``rcv_wnd`` is negative or not below 2**31 (API misuse, not peer input).
         """
+        n = len(data)
+        blocks = self._blocks
+        # The common case first: in order, nothing queued, fits the window.
+        if seq == rcv_nxt and not blocks and 0 < n <= rcv_wnd < _SIGN:
+            self._delivered += 1
+            self._delivered_bytes += n
+            return bytes(data)
         if not 0 <= rcv_wnd < _SIGN:
             raise ValueError(f"rcv_wnd = {rcv_wnd}: must be in 0 .. 2**31 - 1")
         rcv_nxt &= SEQ_MASK
-        blocks = self._blocks
-        counters = self.counters
-        n = len(data)
+        counters = self._counters
         off = _off(seq, rcv_nxt)
-
-        # The common case first: in order, nothing queued, fits the window.
-        if not blocks and off == 0 and 0 < n <= rcv_wnd:
-            counters["tcp.reass.delivered"] += 1
-            counters["tcp.reass.delivered_bytes"] += n
-            return bytes(data)
 
         if blocks and blocks[0].start != rcv_nxt and _off(blocks[0].start, rcv_nxt) < 0:
             self._advance(rcv_nxt)
@@ -275,6 +296,10 @@ class ReassemblyQueue:
         if e > rcv_wnd:
             counters["tcp.reass.beyond_window"] += 1
             e = rcv_wnd
+        if s > 0 and len(blocks) >= self.max_holes and s > _off(blocks[-1].end, rcv_nxt):
+            # Cheapest rejection first: the attack's segments land here.
+            counters["tcp.reass.hole_limit"] += 1
+            return self._deliver_head(rcv_nxt)
         mv = memoryview(data)
         if mv.ndim != 1 or mv.itemsize != 1:
             mv = mv.cast("B")
@@ -299,7 +324,7 @@ class ReassemblyQueue:
                 b.chunks = deque((data,))
                 b.start = rcv_nxt
             self._held -= stale
-            self.counters["tcp.reass.stale_bytes"] += stale
+            self._counters["tcp.reass.stale_bytes"] += stale
 
     def _deliver_head(self, rcv_nxt: int) -> bytes:
         """Deliver the first block if it starts at ``rcv_nxt`` (the caller moved rcv_nxt onto
@@ -310,13 +335,13 @@ class ReassemblyQueue:
         b = blocks.pop(0)
         out = b"".join(b.chunks)
         self._held -= len(out)
-        self.counters["tcp.reass.delivered_bytes"] += len(out)
+        self._counters["tcp.reass.delivered_bytes"] += len(out)
         return out
 
     def _add_in_order(self, rcv_nxt: int, e: int, mv: memoryview) -> bytes:
         """Deliver ``mv`` (offsets ``[0, e)``) and every block it reaches; queued bytes win."""
         blocks = self._blocks
-        counters = self.counters
+        counters = self._counters
         parts: list[bytes | bytearray | memoryview] = []
         cur = 0  # offset up to which the output is assembled
         overlapped = False
@@ -346,7 +371,7 @@ class ReassemblyQueue:
     def _add_out_of_order(self, rcv_nxt: int, s: int, e: int, mv: memoryview) -> None:
         """Queue offsets ``[s, e)`` (``0 < s < e``), trimmed against the blocks and the bounds."""
         blocks = self._blocks
-        counters = self.counters
+        counters = self._counters
         nblocks = len(blocks)
         room = self.max_bytes - self._held
 
