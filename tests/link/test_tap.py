@@ -96,9 +96,14 @@ def test_create_false_needs_an_existing_interface() -> None:
         TapLink("nf-no-such-tap", create=False)
 
 
-def test_vnet_hdr_is_reserved() -> None:
-    with pytest.raises(NotImplementedError):
-        TapLink("nf-unused", vnet_hdr=True)
+def test_vnet_hdr_sets_the_flag(sandbox: Sandbox) -> None:
+    """Offloads on: the kernel reports IFF_VNET_HDR; off (the default): it does not."""
+    with TapLink(unique_name("t"), vnet_hdr=True) as tap:
+        assert tap.offloads
+        assert int(Path(f"/sys/class/net/{tap.name}/tun_flags").read_text(), 16) == 0x5002
+        assert tap.recv_batch() == [] and tap.recv_batch_meta() == []
+    with TapLink(unique_name("t")) as tap:
+        assert not tap.offloads
 
 
 def test_kernel_answers_arp_and_echo(tap_in_ns: tuple[TapLink, str]) -> None:
