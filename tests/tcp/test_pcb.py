@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import sys
 import threading
 
 import pytest
@@ -433,10 +434,15 @@ def test_concurrent_producers_never_run_two_drains_and_lose_nothing() -> None:
             q.drain(handle)
 
     threads = [threading.Thread(target=producer, args=(t,)) for t in range(4)]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
+    old_interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # make the threads interleave inside push/drain
+    try:
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+    finally:
+        sys.setswitchinterval(old_interval)
     while q.pending:
         q.drain(handle)
     assert not overlap
