@@ -1,0 +1,546 @@
+"""TCP as a host stack sees it: input demultiplexing, listeners, sockets, resets (tcp_input's
+outer half and tcp_usrreq).
+
+Contract
+--------
+:class:`TcpLayer` plugs into a host :class:`~netfast.stack.host.Stack` as the transport for IP
+protocol 6.  It is sans-IO like every core: it is handed segments with the time, and hands
+packets to ``stack.ip_output``; it never reads a clock.
+
+Input (``tcp_input``): the checksum and header are checked (``tcp.in.bad_checksum``,
+``tcp.in.malformed``; segments to a broadcast or multicast address are dropped as
+``tcp.in.not_unicast``), then the paper's PCB lookup finds the owner: the 4-tuple hash first,
+then the listeners (exact address, then the wildcard), as :class:`netfast.tcp.pcb.PcbTable`
+does.  A segment for a connection goes through that connection's input queue
+(:class:`netfast.tcp.pcb.InputQueue`): a segment arriving while the connection is being
+processed waits on it and is handled by the running pass, and a pass handles at most
+``per_pass`` segments (the paper's livelock guard; the rest wait for the next poll).  A segment
+for a listener goes to the SYN cache (:mod:`netfast.tcp.syncache`): SYNs create entries, the ACK
+that completes a handshake creates the connection and queues it for ``accept``.  A segment nobody
+owns is answered with an RST (RFC 9293 3.10.7.1), never an RST with an RST.
+
+Sockets (:class:`TcpSocket`) follow the BSD calls and are non-blocking: a call that would block
+raises ``BlockingIOError``.  They are :class:`~netfast.stack.kqueue.Watchable`, so an
+:class:`~netfast.stack.kqueue.EventQueue` reports them readable (data, a connection to accept,
+end of stream), writable (send-buffer space) and their errors.
+"""
+
+from __future__ import annotations
+
+import functools
+import random
+from collections import Counter, deque
+from typing import TYPE_CHECKING, Any
+
+from netfast.stack.kqueue import EV_EOF, EV_ERROR, Watchable
+from netfast.tcp.conn import ChallengeAckLimiter, TcpConfig, TcpConnection, TcpState
+from netfast.tcp.isn import IsnGenerator
+from netfast.tcp.pcb import InputQueue, PcbTable
+from netfast.tcp.syncache import SynCache
+from netfast.tcp.syncookie import SynCookies
+from netfast.wire.checksum import IPPROTO_TCP
+from netfast.wire.errors import ChecksumError, WireError
+from netfast.wire.ipv4 import ip_from_str
+from netfast.wire.seq import SEQ_MASK
+from netfast.wire.tcp import TcpFlags, TcpRepr, TcpSegment
+
+if TYPE_CHECKING:
+    from netfast.ip.input import Ipv4Header
+
+SYN, ACK, FIN, RST = TcpFlags.SYN, TcpFlags.ACK, TcpFlags.FIN, TcpFlags.RST
+Address = tuple[int, int]
+
+
+def _addr(address: tuple[int | str, int]) -> Address:
+    host, port = address
+    if isinstance(host, str):
+        host = ip_from_str(host) if host else 0
+    if not 0 <= port <= 0xFFFF:
+        raise ValueError(f"port {port} is outside 0..65535")
+    return int(host), int(port)
+
+
+class Listener:
+    """A listening socket's queue of completed connections (the BSD ``so_comp`` queue)."""
+
+    def __init__(self, sock: TcpSocket, local: Address, backlog: int, config: TcpConfig) -> None:
+        self.sock = sock
+        self.local = local
+        self.backlog = max(1, backlog)
+        self.config = config
+        self.ready: deque[TcpConnection] = deque()
+
+
+class TcpLayer:
+    """The TCP transport of a host stack (see the module docstring).
+
+    Parameters
+    ----------
+    stack
+        The host stack: ``ip_output``, ``source_for``, ``mtu_for``, ``is_local``, ``counters``.
+    rng
+        Source of the secrets (ISN, timestamp offsets, cookies) and ephemeral ports.
+    config
+        Default settings of new connections; its ``mss`` is lowered per route to MTU - 40.
+    """
+
+    def __init__(
+        self,
+        stack: Any,
+        rng: random.Random,
+        config: TcpConfig | None = None,
+        *,
+        now: float = 0.0,
+        syncache_buckets: int = 512,
+        syncache_bucket_limit: int = 30,
+        syncache_limit: int | None = None,
+        cookie_mode: str = "overflow",
+        per_pass: int = 64,
+        challenge_ack_limit: int = 1000,
+    ) -> None:
+        self.stack = stack
+        self.rng = rng
+        self.config = config or TcpConfig()
+        counters = getattr(stack, "counters", None)
+        self.counters: Counter[str] = counters if isinstance(counters, Counter) else Counter()
+        self.isn = IsnGenerator(rng.randbytes(16))
+        self.ts_clock = IsnGenerator(rng.randbytes(16))
+        self.cookies = SynCookies(lambda: rng.randbytes(16), now=now)
+        self.syncache_args = dict(
+            buckets=syncache_buckets,
+            bucket_limit=syncache_bucket_limit,
+            cache_limit=syncache_limit,
+            cookie_mode=cookie_mode,
+        )
+        self.syncache = self._new_syncache(self.config)
+        self.pcbs: PcbTable[TcpConnection, Listener] = PcbTable(
+            buckets=4096, hash_key=rng.getrandbits(32)
+        )
+        self.queues: dict[TcpConnection, InputQueue[TcpRepr]] = {}
+        self.per_pass = per_pass
+        self.challenge = ChallengeAckLimiter(challenge_ack_limit)
+        self.dirty: dict[TcpConnection, None] = {}
+        self.sockets: dict[TcpConnection, TcpSocket] = {}
+
+    def _new_syncache(self, config: TcpConfig) -> SynCache:
+        args: dict[str, Any] = dict(self.syncache_args)
+        return SynCache(config, self.isn, self.ts_clock, self.cookies, **args)
+
+    # ------------------------------------------------------------------ sockets
+
+    def socket(self) -> TcpSocket:
+        return TcpSocket(self)
+
+    def config_for(self, dst: int) -> TcpConfig:
+        """The connection settings toward ``dst``: the MSS the egress MTU allows."""
+        cfg = self.config
+        try:
+            mtu = int(self.stack.mtu_for(dst))
+        except (AttributeError, ValueError):
+            return cfg
+        mss = max(64, min(cfg.mss, mtu - 40))
+        if mss == cfg.mss:
+            return cfg
+        from dataclasses import replace
+
+        return replace(cfg, mss=mss)
+
+    def _register(self, conn: TcpConnection) -> None:
+        key = (conn.local[0], conn.local[1], conn.remote[0], conn.remote[1])
+        self.pcbs.insert(key, conn)
+        self.queues[conn] = InputQueue(limit=4 * self.per_pass, per_pass=self.per_pass)
+        conn.watchers.append(self._watch)
+
+    def _watch(self, conn: TcpConnection) -> None:
+        sock = self.sockets.get(conn)
+        if sock is not None:
+            sock._notify()
+
+    def _unregister(self, conn: TcpConnection) -> None:
+        key = (conn.local[0], conn.local[1], conn.remote[0], conn.remote[1])
+        if key in self.pcbs and self.pcbs.lookup(*key) is conn:
+            self.pcbs.remove(key)
+        self.queues.pop(conn, None)
+        self.dirty.pop(conn, None)
+
+    def connect(self, local: Address, remote: Address, now: float) -> TcpConnection:
+        laddr, lport = local
+        faddr, fport = remote
+        if laddr == 0:
+            src = self.stack.source_for(faddr)
+            if src is None:
+                raise OSError(f"no route to {faddr:#x}")
+            laddr = src
+        if lport == 0:
+            lport = self.pcbs.ephemeral_port(laddr, faddr, fport, self.rng.getrandbits(16))
+        elif self.pcbs.lookup(laddr, lport, faddr, fport) is not None:
+            raise OSError("address in use: the 4-tuple has a connection")
+        iss = self.isn.isn(laddr, lport, faddr, fport, now)
+        conn = TcpConnection.connect(
+            (laddr, lport),
+            (faddr, fport),
+            iss,
+            self.config_for(faddr),
+            now,
+            ts_offset=self.ts_clock.offset(laddr, lport, faddr, fport),
+            challenge=self.challenge,
+            counters=self.counters,
+        )
+        self._register(conn)
+        self.counters["tcp.conn.connect"] += 1
+        self.kick(conn)
+        return conn
+
+    def kick(self, conn: TcpConnection) -> None:
+        """Mark a connection for output at the next :meth:`poll` (after an application call)."""
+        self.dirty[conn] = None
+
+    # ------------------------------------------------------------------ input
+
+    def input(self, hdr: Ipv4Header, l4: memoryview, ifindex: int, now: float) -> None:
+        c = self.counters
+        c["tcp.in.packets"] += 1
+        src, dst = hdr.src, hdr.dst
+        try:
+            view = TcpSegment.new_checked(l4)
+            seg = TcpRepr.parse(view, src, dst)
+        except ChecksumError:
+            c["tcp.in.bad_checksum"] += 1
+            return
+        except WireError:
+            c["tcp.in.malformed"] += 1
+            return
+        if not self.stack.is_local(dst) or dst == 0xFFFFFFFF or dst >> 28 == 0xE:
+            c["tcp.in.not_unicast"] += 1
+            return
+        if seg.src_port == 0 or seg.dst_port == 0:
+            c["tcp.in.port_zero"] += 1
+            return
+        owner = self.pcbs.demux(dst, seg.dst_port, src, seg.src_port)
+        if isinstance(owner, TcpConnection):
+            self._conn_input(owner, seg, now)
+        elif isinstance(owner, Listener):
+            self._listen_input(owner, (dst, seg.dst_port, src, seg.src_port), seg, now)
+        else:
+            c["tcp.in.no_socket"] += 1
+            self._respond_rst(dst, src, seg, now)
+
+    def _conn_input(self, conn: TcpConnection, seg: TcpRepr, now: float) -> None:
+        queue = self.queues.get(conn)
+        if queue is None:
+            conn.input(seg, now)
+        else:
+            if not queue.push(seg):
+                self.counters["tcp.in.queue_full"] += 1
+                return
+            if queue.busy:
+                return  # the running pass picks it up
+            queue.drain(functools.partial(_input_at, conn, now))
+            if queue.pending:
+                self.counters["tcp.in.pass_limit"] += 1
+        self._flush(conn, now)
+
+    def _listen_input(
+        self, listener: Listener, key: tuple[int, int, int, int], seg: TcpRepr, now: float
+    ) -> None:
+        c = self.counters
+        flags = seg.flags
+        if flags & RST:
+            self.syncache.rst(key, seg)
+            c["tcp.in.listen_rst"] += 1
+            return
+        if flags & ACK:
+            if flags & SYN:
+                c["tcp.in.listen_synack"] += 1
+                self._respond_rst(key[0], key[2], seg, now)
+                return
+            entry = self.syncache.ack(key, seg, now)
+            if entry is None:
+                c["tcp.in.listen_bad_ack"] += 1
+                self._respond_rst(key[0], key[2], seg, now)
+                return
+            if len(listener.ready) >= listener.backlog:
+                c["tcp.listen.overflow"] += 1  # the peer retransmits; cookies will rebuild it
+                return
+            cfg = listener.config
+            wnd = seg.window << (entry.neg.snd_wscale or 0)
+            conn = TcpConnection.accept_from_syn(
+                (key[0], key[1]),
+                (key[2], key[3]),
+                entry.iss,
+                entry.irs,
+                entry.neg,
+                cfg,
+                wnd,
+                now,
+                ts_offset=entry.ts_offset,
+                challenge=self.challenge,
+                counters=self.counters,
+            )
+            self._register(conn)
+            listener.ready.append(conn)
+            listener.sock._notify()
+            if seg.payload or flags & FIN:
+                self._conn_input(conn, seg, now)
+            return
+        if not flags & SYN:
+            c["tcp.in.listen_no_syn"] += 1
+            return
+        if flags & FIN:
+            c["tcp.in.listen_syn_fin"] += 1
+            return
+        synack = self.syncache.syn(key, seg, now, listener)
+        self._send(key[0], key[2], synack, now)
+
+    def _respond_rst(self, src: int, dst: int, seg: TcpRepr, now: float) -> None:
+        """RFC 9293 3.10.7.1: the reset for a segment nobody owns (never for an RST)."""
+        if seg.flags & RST:
+            return
+        if seg.flags & ACK:
+            rst = TcpRepr(seg.dst_port, seg.src_port, seg.ack, 0, RST, 0)
+        else:
+            ack = (seg.seq + seg.segment_len) & SEQ_MASK
+            rst = TcpRepr(seg.dst_port, seg.src_port, 0, ack, RST | ACK, 0)
+        self.counters["tcp.out.rst"] += 1
+        self._send(src, dst, rst, now)
+
+    # ------------------------------------------------------------------ output and timers
+
+    def _send(self, src: int, dst: int, seg: TcpRepr, now: float) -> None:
+        self.counters["tcp.out.segments"] += 1
+        reason = self.stack.ip_output(src, dst, IPPROTO_TCP, seg.to_bytes(src, dst), now)
+        if reason is not None:
+            self.counters["tcp.out.dropped"] += 1
+
+    def _flush(self, conn: TcpConnection, now: float) -> None:
+        self.dirty.pop(conn, None)
+        src, dst = conn.local[0], conn.remote[0]
+        for seg in conn.output(now):
+            self._send(src, dst, seg, now)
+        if conn.state == TcpState.CLOSED:
+            self._unregister(conn)
+
+    def poll(self, now: float) -> None:
+        """Run due timers of connections and of the SYN cache; send what is pending."""
+        for key, synack in self.syncache.poll(now):
+            self._send(key[0], key[2], synack, now)
+        for conn in list(self.pcbs.connections()):
+            t = conn.poll_at()
+            if t is not None and now >= t:
+                conn.poll(now)
+                self.dirty[conn] = None
+            queue = self.queues.get(conn)
+            if queue is not None and queue.pending:
+                queue.drain(functools.partial(_input_at, conn, now))
+                self.dirty[conn] = None
+        for conn in list(self.dirty):
+            self._flush(conn, now)
+
+    def poll_at(self) -> float | None:
+        best = self.syncache.poll_at()
+        for conn in self.pcbs.connections():
+            t = conn.poll_at()
+            if t is not None and (best is None or t < best):
+                best = t
+        if self.dirty:
+            return 0.0
+        return best
+
+    def ctlinput(self, icmp_type: int, icmp_code: int, mtu: int, quoted: bytes, now: float) -> None:
+        """An ICMP error quoting one of our segments: path MTU (RFC 1191) or a hard error for a
+        connection still opening (RFC 1122 4.2.3.9: soft errors leave established ones)."""
+        if len(quoted) < 28:
+            self.counters["tcp.ctl.short"] += 1
+            return
+        ihl = (quoted[0] & 0x0F) * 4
+        if len(quoted) < ihl + 8:
+            self.counters["tcp.ctl.short"] += 1
+            return
+        src = int.from_bytes(quoted[12:16], "big")
+        dst = int.from_bytes(quoted[16:20], "big")
+        sport = int.from_bytes(quoted[ihl : ihl + 2], "big")
+        dport = int.from_bytes(quoted[ihl + 2 : ihl + 4], "big")
+        conn = self.pcbs.lookup(src, sport, dst, dport)
+        if conn is None:
+            self.counters["tcp.ctl.no_conn"] += 1
+            return
+        if icmp_type == 3 and icmp_code == 4:
+            self.counters["tcp.ctl.frag_needed"] += 1
+            if mtu >= 68:
+                conn.pmtu_update(mtu)
+                self.dirty[conn] = None
+            return
+        if icmp_type == 3 and conn.state == TcpState.SYN_SENT and icmp_code in (2, 3):
+            self.counters["tcp.ctl.unreachable"] += 1
+            conn._drop("ECONNREFUSED")
+            self._unregister(conn)
+            return
+        self.counters["tcp.ctl.soft_error"] += 1
+
+
+def _input_at(conn: TcpConnection, now: float, seg: TcpRepr) -> None:
+    conn.input(seg, now)
+
+
+class TcpSocket(Watchable):
+    """A BSD-style, non-blocking TCP socket of a :class:`TcpLayer`."""
+
+    def __init__(self, layer: TcpLayer, conn: TcpConnection | None = None) -> None:
+        self.layer = layer
+        self.conn = conn
+        self.listener: Listener | None = None
+        self.local: Address | None = conn.local if conn is not None else None
+        self.closed = False
+        self.config: TcpConfig | None = None
+        if conn is not None:
+            layer.sockets[conn] = self
+
+    # -- set-up --
+
+    def setsockopt(self, **options: Any) -> None:
+        """Change connection settings before connect/listen (e.g. ``nagle=False``,
+        ``rcv_buf=...``, ``keepalive=True``): the fields of :class:`TcpConfig`."""
+        from dataclasses import replace
+
+        base = self.config or self.layer.config
+        self.config = replace(base, **options)
+        if self.conn is not None:
+            self.conn.config = replace(self.conn.config, **options)
+
+    def bind(self, address: tuple[int | str, int]) -> None:
+        addr, port = _addr(address)
+        if self.local is not None:
+            raise OSError("socket already bound")
+        if addr and not self.layer.stack.is_local(addr):
+            raise OSError(f"cannot bind {addr:#x}: not a local address")
+        if port and self.layer.pcbs.port_in_use(addr, port):
+            raise OSError(f"address in use: port {port}")
+        self.local = (addr, port)
+
+    def listen(self, backlog: int = 128) -> None:
+        if self.conn is not None:
+            raise OSError("socket is connected")
+        if self.local is None or self.local[1] == 0:
+            raise OSError("listen needs a bound port")
+        cfg = self.config or self.layer.config
+        self.listener = Listener(self, self.local, backlog, cfg)
+        if cfg != self.layer.config:
+            self.layer.syncache.config = cfg
+        self.layer.pcbs.listen(self.local[0], self.local[1], self.listener)
+        self.layer.counters["tcp.listen"] += 1
+
+    def accept(self) -> tuple[TcpSocket, Address]:
+        if self.listener is None:
+            raise OSError("socket is not listening")
+        if not self.listener.ready:
+            raise BlockingIOError("no connection to accept")
+        conn = self.listener.ready.popleft()
+        sock = TcpSocket(self.layer, conn)
+        return sock, conn.remote
+
+    def connect(self, address: tuple[int | str, int], now: float) -> None:
+        """Start an active open (non-blocking: the socket turns writable when established,
+        or reports the error)."""
+        if self.conn is not None or self.listener is not None:
+            raise OSError("socket already in use")
+        remote = _addr(address)
+        local = self.local or (0, 0)
+        layer = self.layer
+        if self.config is not None:
+            saved = layer.config
+            layer.config = self.config
+            try:
+                conn = layer.connect(local, remote, now)
+            finally:
+                layer.config = saved
+        else:
+            conn = layer.connect(local, remote, now)
+        self.conn = conn
+        self.local = conn.local
+        layer.sockets[conn] = self
+
+    # -- data --
+
+    def _need_conn(self) -> TcpConnection:
+        if self.conn is None:
+            raise OSError("socket is not connected")
+        return self.conn
+
+    def send(self, data: bytes | bytearray | memoryview) -> int:
+        conn = self._need_conn()
+        if conn.state == TcpState.SYN_SENT:
+            raise BlockingIOError("connection in progress")
+        n = conn.send(data)
+        if n == 0 and len(data):
+            raise BlockingIOError("send buffer full")
+        self.layer.kick(conn)
+        return n
+
+    def recv(self, bufsize: int) -> bytes:
+        conn = self._need_conn()
+        data = conn.recv(bufsize)
+        self.layer.kick(conn)
+        return data
+
+    def shutdown(self) -> None:
+        conn = self._need_conn()
+        conn.shutdown()
+        self.layer.kick(conn)
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        layer = self.layer
+        if self.listener is not None:
+            layer.pcbs.unlisten(self.listener.local[0], self.listener.local[1])
+            layer.syncache.drop_listener(self.listener)
+            for conn in self.listener.ready:
+                conn.abort()
+                layer.kick(conn)
+            self.listener.ready.clear()
+        if self.conn is not None:
+            self.conn.close()
+            layer.sockets.pop(self.conn, None)
+            layer.kick(self.conn)
+        self._notify()
+
+    def abort(self) -> None:
+        """Close with an RST (SO_LINGER 0)."""
+        conn = self._need_conn()
+        conn.abort()
+        self.layer.sockets.pop(conn, None)
+        self.layer.kick(conn)
+        self.closed = True
+
+    # -- state --
+
+    @property
+    def state(self) -> TcpState:
+        if self.listener is not None:
+            return TcpState.LISTEN
+        return self.conn.state if self.conn is not None else TcpState.CLOSED
+
+    @property
+    def error(self) -> str | None:
+        return self.conn.error if self.conn is not None else None
+
+    def getpeername(self) -> Address:
+        return self._need_conn().remote
+
+    def getsockname(self) -> Address:
+        if self.local is None:
+            raise OSError("socket is not bound")
+        return self.local
+
+    def readiness(self) -> tuple[int, int, int]:
+        if self.listener is not None:
+            return len(self.listener.ready), 0, EV_EOF if self.closed else 0
+        if self.conn is None:
+            return 0, 0, 0
+        readable, writable, eof, err = self.conn.readiness()
+        flags = (EV_EOF if eof else 0) | (EV_ERROR if err else 0)
+        return readable, writable, flags
+
+    def fileno(self) -> int:
+        return id(self)
