@@ -92,7 +92,7 @@ _names = itertools.count()
 # "NFREADY" once it listens (receiver) and "NFRESULT <json>" when done, then waits for its
 # stdin to close.  os._exit because PyTCP's threads are not daemons.
 _PYTCP_CHILD = """\
-import fcntl, hashlib, json, os, struct, sys, time
+import hashlib, json, os, sys, time
 cfg = json.loads(sys.argv[1])
 import pytcp
 from pytcp import config
@@ -470,7 +470,7 @@ def measure_pytcp_linux(
             netns.close()
 
 
-def measure_pytcp_memory(nbytes: int = 20_000_000, timeout: float = 60.0) -> dict[str, Any]:
+def measure_pytcp_memory(nbytes: int = 20_000_000, timeout: float = 90.0) -> dict[str, Any]:
     """Bulk TCP transfer PyTCP -> PyTCP over an in-memory link (an ``AF_UNIX`` datagram
     socketpair standing in for a TAP), each stack in its own child process.
 
