@@ -5,15 +5,20 @@ protocol unreachable, and the accounting identity on every kind of bad frame."""
 from __future__ import annotations
 
 import random
+import threading
 from collections import Counter
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from scapy.all import ARP, ICMP, IP, UDP, Ether, Raw, defragment, fragment
 
 from netfast.ip.iface import IfAddr, Interface
 from netfast.ip.input import Ipv4Header
+from netfast.link.memory import MemoryLink
 from netfast.stack.host import FRAME_OUTCOMES, IP_OUTCOMES, HostConfig, Stack
+from netfast.stack.hostrun import DiscardService, EchoService, run_host
+from netfast.stack.kqueue import EV_EOF, Watchable
 from netfast.wire.ipv4 import ip_from_str
 
 HOST_MAC = "02:00:00:00:aa:02"
@@ -353,3 +358,135 @@ def test_bad_ip_headers_counted() -> None:
         assert c[name] == 1, name
     assert c["eth.in.too_short"] == 1 and c["eth.in.unknown_type"] == 1
     check_sums(c)
+
+
+# --- the services' TCP side, against a fake socket with the BSD-ish API the lead's TCP offers -----
+
+
+class FakeConn(Watchable):
+    """A connected stream socket: ``inbox`` is what the peer sent, ``sent`` what we sent;
+    ``room`` bounds one send() like a send buffer."""
+
+    def __init__(self) -> None:
+        self.inbox = bytearray()
+        self.eof = False
+        self.sent = bytearray()
+        self.room = 4
+        self.closed = False
+
+    def feed(self, data: bytes = b"", eof: bool = False) -> None:
+        self.inbox += data
+        self.eof = self.eof or eof
+        self._notify()
+
+    def drain(self, room: int) -> None:
+        self.room = room
+        self._notify()
+
+    def readiness(self) -> tuple[int, int, int]:
+        return (len(self.inbox), self.room, EV_EOF if self.eof else 0)
+
+    def recv(self, n: int) -> bytes:
+        if not self.inbox:
+            if self.eof:
+                return b""
+            raise BlockingIOError
+        data = bytes(self.inbox[:n])
+        del self.inbox[:n]
+        return data
+
+    def send(self, data: bytes) -> int:
+        if self.room == 0:
+            raise BlockingIOError
+        n = min(self.room, len(data))
+        self.sent += data[:n]
+        self.room -= n
+        return n
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class FakeListener(Watchable):
+    def __init__(self) -> None:
+        self.backlog: list[FakeConn] = []
+        self.bound: tuple[str, int] | None = None
+        self.listening = 0
+
+    def bind(self, addr: tuple[str, int]) -> None:
+        self.bound = addr
+
+    def listen(self, n: int) -> None:
+        self.listening = n
+
+    def readiness(self) -> tuple[int, int, int]:
+        return (len(self.backlog), 0, 0)
+
+    def accept(self) -> tuple[FakeConn, tuple[str, int]]:
+        if not self.backlog:
+            raise BlockingIOError
+        return self.backlog.pop(0), (PEER_IP, 40000)
+
+    def close(self) -> None:
+        pass
+
+
+class TcpStack(Stack):
+    listeners: list[FakeListener]
+
+    def tcp_socket(self) -> FakeListener:
+        sock = FakeListener()
+        self.listeners.append(sock)
+        return sock
+
+
+def test_services_serve_tcp_when_the_stack_has_it() -> None:
+    iface = Interface(0, "t0", bytes(5) + b"\x02", (IfAddr(ip_from_str(HOST_IP), 24),))
+    stack = TcpStack([iface], rng=random.Random(2))
+    stack.listeners = []
+    echo = EchoService(stack)
+    (listener,) = stack.listeners
+    assert listener.bound == ("", 7) and listener.listening > 0
+    conn = FakeConn()
+    listener.backlog.append(conn)
+    listener._notify()
+    echo.step(0.0)  # accepted
+    conn.feed(b"hello world")
+    echo.step(0.1)
+    assert conn.sent == b"hell"  # the send buffer is full: the rest waits for WRITE
+    conn.feed(eof=True)  # the peer is done while bytes are pending
+    for t in range(5):
+        conn.drain(4)
+        echo.step(0.2 + t)
+    assert conn.sent == b"hello world"
+    assert conn.closed and echo.conns == {}
+    echo.close()
+
+
+def test_run_host_over_a_memory_wire() -> None:
+    stack = make_stack()
+    ours, theirs = MemoryLink.pair(names=("host", "peer"))
+    arp = Ether(src=PEER_MAC, dst="ff:ff:ff:ff:ff:ff") / ARP(
+        op=1, hwsrc=PEER_MAC, psrc=PEER_IP, pdst=HOST_IP
+    )
+    ping = IP(src=PEER_IP, dst=HOST_IP) / ICMP(type=8, id=1, seq=1)
+    udp = IP(src=PEER_IP, dst=HOST_IP) / UDP(sport=3333, dport=7) / b"echo me"
+    theirs.send([bytes(arp), ip_frame(ping), ip_frame(udp)])
+    run_host(
+        stack,
+        {0: ours},
+        duration=5.0,
+        stop=None,
+        apps=[EchoService(stack), DiscardService(stack)],
+        max_frames=3,
+    )
+    got = [Ether(f) for f in theirs.recv_batch(10)]
+    assert [p[ARP].op for p in got if ARP in p] == [2]
+    assert [p[ICMP].type for p in got if ICMP in p] == [0]
+    (echoed,) = [p for p in got if UDP in p]
+    assert echoed[UDP].sport == 7 and bytes(echoed[UDP].payload) == b"echo me"
+    stop = threading.Event()
+    stop.set()
+    run_host(stack, {0: ours}, duration=None, stop=stop, apps=[])  # returns at once
+    with pytest.raises(ValueError):
+        run_host(stack, {5: ours}, duration=1.0, stop=None, apps=[])
