@@ -53,7 +53,9 @@ from netfast.tcp.reass import ReassemblyQueue
 from netfast.wire.seq import SEQ_MASK, seq_diff, seq_gt, seq_le, seq_lt
 from netfast.wire.tcp import TcpFlags, TcpOptions, TcpRepr
 
-SYN, ACK, FIN, RST, PSH = TcpFlags.SYN, TcpFlags.ACK, TcpFlags.FIN, TcpFlags.RST, TcpFlags.PSH
+# Plain ints: flag arithmetic on IntFlag members costs an enum call per operation.
+SYN, ACK, FIN, RST, PSH = 0x02, 0x10, 0x01, 0x04, 0x08
+_FLAGS = [TcpFlags(f) for f in range(0x200)]
 
 #: Bytes a timestamps option costs in every segment (10, padded to 12 with two NOPs).
 TS_OPTION_LEN = 12
@@ -96,7 +98,9 @@ class TcpConfig:
     """Per-connection settings; times in seconds, sizes in bytes."""
 
     mss: int = 1460
-    """The MSS announced in our SYN: what the interface MTU allows (MTU - 40)."""
+    """The MSS announced in our SYN.  With ``mss_from_mtu`` the TCP layer replaces it by what
+    the route's interface MTU allows (MTU - 40)."""
+    mss_from_mtu: bool = True
     rcv_buf: int = 1 << 20
     snd_buf: int = 1 << 20
     window_scale: bool = True
@@ -535,7 +539,7 @@ class TcpConnection:
     def _offer_ts(self) -> bool:
         return self.config.timestamps
 
-    def _segment(self, pos: int, length: int, flags: TcpFlags, now: float | None) -> TcpRepr:
+    def _segment(self, pos: int, length: int, flags: int, now: float | None) -> TcpRepr:
         syn = bool(flags & SYN)
         if flags & ACK:
             self.last_ack_sent = self.rcv_nxt
@@ -552,7 +556,7 @@ class TcpConnection:
             dst_port=self.remote[1],
             seq=self.wire(pos),
             ack=self.rcv_nxt if flags & ACK else 0,
-            flags=flags,
+            flags=_FLAGS[flags],
             window=window,
             options=self._options(now, syn) if not flags & RST else TcpOptions(),
             payload=payload,
@@ -939,13 +943,15 @@ class TcpConnection:
         )
 
     def _input_syn_sent(self, seg: TcpRepr, now: float) -> None:
-        flags = seg.flags
+        flags = int(seg.flags)
         if flags & ACK:
             ack = self._unwrap_ack(seg.ack)
             if ack <= 0 or ack > self.snd_max:
                 self.counters["tcp.in.syn_sent_bad_ack"] += 1
                 if not flags & RST:
-                    self.out.append(TcpRepr(self.local[1], self.remote[1], seg.ack, 0, RST, 0))
+                    self.out.append(
+                        TcpRepr(self.local[1], self.remote[1], seg.ack, 0, TcpFlags.RST, 0)
+                    )
                 return
         if flags & RST:
             if flags & ACK:
@@ -1023,7 +1029,7 @@ class TcpConnection:
             self.counters["tcp.out.challenge_ack_limited"] += 1
 
     def _input_synchronized(self, seg: TcpRepr, now: float) -> None:
-        flags = seg.flags
+        flags = int(seg.flags)
         state = self.state
         ts = seg.options.timestamps if self.ts_ok else None
 
@@ -1099,7 +1105,7 @@ class TcpConnection:
                 state = self.state
             else:
                 self.counters["tcp.in.syn_received_bad_ack"] += 1
-                self.out.append(TcpRepr(self.local[1], self.remote[1], seg.ack, 0, RST, 0))
+                self.out.append(TcpRepr(self.local[1], self.remote[1], seg.ack, 0, TcpFlags.RST, 0))
                 return
 
         if ack > self.snd_max:
@@ -1139,7 +1145,7 @@ class TcpConnection:
             self._receive_text(seg, now)
 
     def _process_ack(self, seg: TcpRepr, ack: int, now: float) -> None:
-        flags = seg.flags
+        flags = int(seg.flags)
         wnd = seg.window << self.snd_wscale
         if self.sack_ok and seg.options:
             blocks = seg.options.sack_blocks
@@ -1275,7 +1281,7 @@ class TcpConnection:
             self.cwnd = limit
 
     def _receive_text(self, seg: TcpRepr, now: float) -> None:
-        flags = seg.flags
+        flags = int(seg.flags)
         if flags & FIN:
             fin = (seg.seq + len(seg.payload)) & SEQ_MASK
             if self.fin_seq is None:

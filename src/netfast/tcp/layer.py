@@ -120,6 +120,8 @@ class TcpLayer:
         self.per_pass = per_pass
         self.challenge = ChallengeAckLimiter(challenge_ack_limit)
         self.dirty: dict[TcpConnection, None] = {}
+        #: Every registered connection (the timers walk this, not the hash table's buckets).
+        self.conns: dict[TcpConnection, None] = {}
         self.sockets: dict[TcpConnection, TcpSocket] = {}
 
     def _new_syncache(self, config: TcpConfig) -> SynCache:
@@ -131,14 +133,14 @@ class TcpLayer:
     def socket(self) -> TcpSocket:
         return TcpSocket(self)
 
-    def config_for(self, dst: int) -> TcpConfig:
+    def config_for(self, dst: int, base: TcpConfig | None = None) -> TcpConfig:
         """The connection settings toward ``dst``: the MSS the egress MTU allows."""
-        cfg = self.config
+        cfg = base or self.config
         try:
             mtu = int(self.stack.mtu_for(dst))
         except (AttributeError, ValueError):
             return cfg
-        mss = max(64, min(cfg.mss, mtu - 40))
+        mss = max(64, min(65495, mtu - 40)) if cfg.mss_from_mtu else min(cfg.mss, mtu - 40)
         if mss == cfg.mss:
             return cfg
         from dataclasses import replace
@@ -148,6 +150,7 @@ class TcpLayer:
     def _register(self, conn: TcpConnection) -> None:
         key = (conn.local[0], conn.local[1], conn.remote[0], conn.remote[1])
         self.pcbs.insert(key, conn)
+        self.conns[conn] = None
         self.queues[conn] = InputQueue(limit=4 * self.per_pass, per_pass=self.per_pass)
         conn.watchers.append(self._watch)
 
@@ -162,6 +165,7 @@ class TcpLayer:
             self.pcbs.remove(key)
         self.queues.pop(conn, None)
         self.dirty.pop(conn, None)
+        self.conns.pop(conn, None)
 
     def connect(self, local: Address, remote: Address, now: float) -> TcpConnection:
         laddr, lport = local
@@ -244,7 +248,7 @@ class TcpLayer:
         self, listener: Listener, key: tuple[int, int, int, int], seg: TcpRepr, now: float
     ) -> None:
         c = self.counters
-        flags = seg.flags
+        flags = int(seg.flags)
         if flags & RST:
             self.syncache.rst(key, seg)
             c["tcp.in.listen_rst"] += 1
@@ -262,7 +266,7 @@ class TcpLayer:
             if len(listener.ready) >= listener.backlog:
                 c["tcp.listen.overflow"] += 1  # the peer retransmits; cookies will rebuild it
                 return
-            cfg = listener.config
+            cfg = self.config_for(key[2], listener.config)
             wnd = seg.window << (entry.neg.snd_wscale or 0)
             conn = TcpConnection.accept_from_syn(
                 (key[0], key[1]),
@@ -289,7 +293,8 @@ class TcpLayer:
         if flags & FIN:
             c["tcp.in.listen_syn_fin"] += 1
             return
-        synack = self.syncache.syn(key, seg, now, listener)
+        mss = self.config_for(key[2], listener.config).mss
+        synack = self.syncache.syn(key, seg, now, listener, mss)
         self._send(key[0], key[2], synack, now)
 
     def _respond_rst(self, src: int, dst: int, seg: TcpRepr, now: float) -> None:
@@ -324,7 +329,7 @@ class TcpLayer:
         """Run due timers of connections and of the SYN cache; send what is pending."""
         for key, synack in self.syncache.poll(now):
             self._send(key[0], key[2], synack, now)
-        for conn in list(self.pcbs.connections()):
+        for conn in list(self.conns):
             t = conn.poll_at()
             if t is not None and now >= t:
                 conn.poll(now)
@@ -338,7 +343,7 @@ class TcpLayer:
 
     def poll_at(self) -> float | None:
         best = self.syncache.poll_at()
-        for conn in self.pcbs.connections():
+        for conn in self.conns:
             t = conn.poll_at()
             if t is not None and (best is None or t < best):
                 best = t

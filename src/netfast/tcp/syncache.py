@@ -52,6 +52,8 @@ class SynEntry:
     next_rexmit: float
     rexmits: int = 0
     from_cookie: bool = False
+    mss: int = 0
+    """The MSS our SYN-ACK announces (0: the cache's configured MSS)."""
     listener: object = field(default=None, repr=False)
 
 
@@ -126,8 +128,11 @@ class SynCache:
 
     # ------------------------------------------------------------------ SYN
 
-    def syn(self, key: Key, seg: TcpRepr, now: float, listener: object = None) -> TcpRepr:
-        """Record a SYN (or answer it with a cookie) and return the SYN-ACK to send."""
+    def syn(
+        self, key: Key, seg: TcpRepr, now: float, listener: object = None, mss: int = 0
+    ) -> TcpRepr:
+        """Record a SYN (or answer it with a cookie) and return the SYN-ACK to send.  ``mss`` is
+        what the route's MTU allows (0: the configured MSS)."""
         bucket = self._bucket(key)
         entry = self._find(bucket, key)
         if entry is not None:
@@ -141,7 +146,7 @@ class SynCache:
             self.counters["tcp.syncache.cache_overflow"] += 1
             use_cookie = True
         if use_cookie:
-            return self._cookie_syn_ack(key, seg, neg, now)
+            return self._cookie_syn_ack(key, seg, neg, now, mss)
         if len(bucket) >= self.bucket_limit:
             self.counters["tcp.syncache.bucket_overflow"] += 1
             self._remove(bucket, bucket[0])  # the oldest makes room
@@ -154,6 +159,7 @@ class SynCache:
             ts_offset=self.ts_clock.offset(laddr, lport, faddr, fport),
             created=now,
             next_rexmit=now + self.rexmit_initial,
+            mss=mss,
             listener=listener,
         )
         bucket.append(entry)
@@ -163,7 +169,9 @@ class SynCache:
         self.counters["tcp.syncache.added"] += 1
         return self.syn_ack(entry, now)
 
-    def _cookie_syn_ack(self, key: Key, seg: TcpRepr, neg: Negotiated, now: float) -> TcpRepr:
+    def _cookie_syn_ack(
+        self, key: Key, seg: TcpRepr, neg: Negotiated, now: float, mss: int
+    ) -> TcpRepr:
         laddr, lport, faddr, fport = key
         opts = CookieOptions(mss=neg.peer_mss, wscale=neg.snd_wscale, sack_permitted=neg.sack_ok)
         iss = self.cookies.encode(laddr, lport, faddr, fport, seg.seq, opts, now)
@@ -178,6 +186,7 @@ class SynCache:
             created=now,
             next_rexmit=now,
             from_cookie=True,
+            mss=mss,
         )
         return self.syn_ack(entry, now)
 
@@ -189,7 +198,7 @@ class SynCache:
         if neg.ts_ok:
             ts = (((int(now * 1000) + entry.ts_offset) & SEQ_MASK), neg.ts_recent)
         opts = TcpOptions.build(
-            mss=cfg.mss,
+            mss=entry.mss or cfg.mss,
             wscale=self.rcv_wscale if neg.snd_wscale is not None else None,
             sack_permitted=neg.sack_ok,
             timestamps=ts,
