@@ -35,7 +35,9 @@ Accounting
 :data:`IP_OUTCOMES` counts each received IPv4 packet.  A fragment that completes a datagram is
 counted by the datagram's delivery outcome; the others by a reassembly outcome.  Hence
 ``eth.in.frames == sum(FRAME_OUTCOMES)`` and ``ip.in.received == sum(IP_OUTCOMES)``.
-``ip.out.*``, ``icmp.out.*``, ``arp.*`` and ``udp.out.*`` are informational.
+``ip.out.*``, ``icmp.out.*``, ``arp.*`` and ``udp.out.*`` are informational.  An exception
+inside the stack (a bug, or a transport raising) is caught by :meth:`Stack.input` and counted
+``host.internal_error``; the identities then hold no longer, which is why tests assert it is 0.
 """
 
 from __future__ import annotations
