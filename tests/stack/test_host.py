@@ -31,7 +31,11 @@ GW_IP = "198.18.7.254"
 
 
 def make_stack(
-    *, mtu: int = 1500, gateway: str | None = None, config: HostConfig | None = None
+    *,
+    mtu: int = 1500,
+    gateway: str | None = None,
+    config: HostConfig | None = None,
+    tcp: bool = True,
 ) -> Stack:
     iface = Interface(
         0,
@@ -41,7 +45,7 @@ def make_stack(
         mtu=mtu,
     )
     gw = ip_from_str(gateway) if gateway else None
-    return Stack([iface], gateway=gw, config=config, rng=random.Random(1), strict=True)
+    return Stack([iface], gateway=gw, config=config, rng=random.Random(1), strict=True, tcp=tcp)
 
 
 def learn_peer(stack: Stack, now: float = 0.0, ip: str = PEER_IP, mac: str = PEER_MAC) -> None:
@@ -224,7 +228,7 @@ class FakeTcp:
 
 
 def test_transport_gets_payload_errors_and_timers() -> None:
-    stack = make_stack()
+    stack = make_stack(tcp=False)
     tcp = FakeTcp()
     stack.register_protocol(6, tcp)
     learn_peer(stack)
@@ -329,7 +333,7 @@ def test_random_frames_never_raise(blob: bytes) -> None:
     st.booleans(),
 )
 def test_valid_ip_random_payload_never_raises(proto: int, body: bytes, frag: int, bc: bool) -> None:
-    stack = make_stack()
+    stack = make_stack(tcp=False)
     stack.register_protocol(6, FakeTcp())
     learn_peer(stack)
     pkt = IP(src=PEER_IP, dst="198.18.7.255" if bc else HOST_IP, proto=proto, frag=frag)
@@ -443,7 +447,7 @@ class TcpStack(Stack):
 
 def test_services_serve_tcp_when_the_stack_has_it() -> None:
     iface = Interface(0, "t0", bytes(5) + b"\x02", (IfAddr(ip_from_str(HOST_IP), 24),))
-    stack = TcpStack([iface], rng=random.Random(2))
+    stack = TcpStack([iface], rng=random.Random(2), tcp=False)
     stack.listeners = []
     echo = EchoService(stack)
     (listener,) = stack.listeners

@@ -58,6 +58,8 @@ from netfast.ip.local import LocalAddrs
 from netfast.ip.reass import REASS_OUTCOMES, Reassembler
 from netfast.route.rib import prefix_mask
 from netfast.stack.udp import UDP_OUTCOMES, UdpLayer, UdpSocket
+from netfast.tcp.conn import TcpConfig
+from netfast.tcp.layer import TcpLayer, TcpSocket
 from netfast.wire import checksum
 from netfast.wire.errors import MalformedError
 from netfast.wire.ethernet import BROADCAST
@@ -228,6 +230,8 @@ class Stack:
         config: HostConfig | None = None,
         rng: random.Random,
         strict: bool = False,
+        tcp: bool = True,
+        tcp_config: TcpConfig | None = None,
     ) -> None:
         if not interfaces:
             raise ValueError("a host needs at least one interface")
@@ -281,6 +285,12 @@ class Stack:
         self._broadcast = self.local.broadcast
         self._ident = rng.randrange(0x10000)
         self._out: list[tuple[int, bytes]] = []
+        #: The TCP (protocol 6); None when built with ``tcp=False`` (then a transport of one's
+        #: own may be registered, e.g. with :func:`netfast.tcp.layer.attach_tcp`).
+        self.tcp: TcpLayer | None = None
+        if tcp:
+            self.tcp = TcpLayer(self, random.Random(rng.getrandbits(64)), tcp_config)
+            self.register_protocol(IpProtocol.TCP, self.tcp)
 
     # --- configuration ----------------------------------------------------------------------------
 
@@ -295,6 +305,12 @@ class Stack:
     def udp_socket(self) -> UdpSocket:
         """A new, unbound UDP socket."""
         return UdpSocket(self.udp, self.config.udp_rcvbuf)
+
+    def tcp_socket(self) -> TcpSocket:
+        """A new, unbound TCP socket (BSD calls, non-blocking)."""
+        if self.tcp is None:
+            raise OSError("this stack has no TCP")
+        return self.tcp.socket()
 
     # --- addresses and routes ---------------------------------------------------------------------
 

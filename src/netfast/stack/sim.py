@@ -26,7 +26,7 @@ from netfast.link.impair import ImpairedLink, Impairment
 from netfast.link.memory import MemoryLink
 from netfast.stack.host import Stack
 from netfast.tcp.conn import TcpConfig
-from netfast.tcp.layer import TcpLayer
+from netfast.tcp.layer import TcpLayer, attach_tcp
 from netfast.wire.ipv4 import ip_from_str
 
 ADDR_A = ip_from_str("198.18.0.1")
@@ -64,10 +64,8 @@ def make_host(
     **tcp_kw: object,
 ) -> tuple[Stack, TcpLayer]:
     iface = Interface(0, name, mac, (IfAddr(addr, 24),), mtu)
-    rng = random.Random(seed)
-    stack = Stack([iface], rng=rng, strict=True)
-    layer = TcpLayer(stack, random.Random(seed + 1000), tcp_config, **tcp_kw)  # type: ignore[arg-type]
-    stack.register_protocol(6, layer)
+    stack = Stack([iface], rng=random.Random(seed), strict=True, tcp=False)
+    layer = attach_tcp(stack, random.Random(seed + 1000), tcp_config, **tcp_kw)
     return stack, layer
 
 

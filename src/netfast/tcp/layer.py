@@ -549,3 +549,14 @@ class TcpSocket(Watchable):
 
     def fileno(self) -> int:
         return id(self)
+
+
+def attach_tcp(
+    stack: Any, rng: random.Random, config: TcpConfig | None = None, **kw: Any
+) -> TcpLayer:
+    """Give a stack built with ``tcp=False`` a TCP with non-default settings (SYN cache limits,
+    cookie mode ...): register a :class:`TcpLayer` for protocol 6 as ``stack.tcp``."""
+    layer = TcpLayer(stack, rng, config, **kw)
+    stack.register_protocol(IPPROTO_TCP, layer)
+    stack.tcp = layer
+    return layer
