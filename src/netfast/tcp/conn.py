@@ -973,7 +973,8 @@ class TcpConnection:
         self.cwnd = self._initial_cwnd()
         if flags & ACK:
             self.snd_una = 1
-            self.snd_wnd = self.max_snd_wnd = seg.window << self.snd_wscale
+            # The window of a SYN-ACK is never scaled (RFC 7323 2.2).
+            self.snd_wnd = self.max_snd_wnd = seg.window
             self.snd_wl1 = seg.seq
             self.snd_wl2 = 1
             if self.ts_ok and seg.options.timestamps is not None:
@@ -1044,12 +1045,43 @@ class TcpConnection:
             self.ack_now = True
             return
 
+        # Simultaneous open with crossed SYN-ACKs (RFC 9293 figure 8, line 6): the peer's SYN-ACK
+        # repeats its SYN (SEG.SEQ = IRS) and acknowledges ours, which completes the handshake.
+        # Its SYN was taken already, so it continues as the ACK that follows a SYN; its window
+        # is unscaled, so the field is shifted down to read back no larger after scaling.
+        if (
+            state == TcpState.SYN_RECEIVED
+            and flags & (SYN | ACK | RST) == SYN | ACK
+            and seg.seq == self.irs
+            and self._unwrap_ack(seg.ack) == self.snd_max
+        ):
+            flags &= ~SYN
+            seg = TcpRepr(
+                seg.src_port,
+                seg.dst_port,
+                self.rcv_nxt,
+                seg.ack,
+                _FLAGS[flags],
+                seg.window >> self.snd_wscale,
+                seg.urgent,
+                seg.options,
+                seg.payload,
+            )
+
         # First: the sequence number.
         if not self._acceptable(seg):
             if flags & RST:
                 self.counters["tcp.in.rst_outside_window"] += 1
                 return
             self.counters["tcp.in.outside_window"] += 1
+            if (
+                state == TcpState.TIME_WAIT
+                and flags & FIN
+                and (seg.seq + len(seg.payload) + 1) & SEQ_MASK == self.rcv_nxt
+            ):
+                # The peer's FIN again: our last ACK was lost.  ACK it and restart the 2 MSL
+                # wait (RFC 9293 3.10.7.4, eighth step; FreeBSD's tcp_twcheck does the same).
+                self.t_2msl = now + 2 * self.config.msl
             if state == TcpState.SYN_RECEIVED and flags & SYN and seg.seq == self.irs:
                 self.ack_now = True  # our SYN-ACK was lost: resend it
                 return
