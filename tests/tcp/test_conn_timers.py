@@ -21,7 +21,7 @@ def nums(request: pytest.FixtureRequest) -> tuple[int, int]:
 
 def test_initial_rto_is_one_second_and_doubles(nums: tuple[int, int]) -> None:
     iss, _ = nums
-    fx, syn = syn_sent(iss, config(syn_retransmits=4))
+    fx, _ = syn_sent(iss, config(syn_retransmits=4))
     times = []
     for _ in range(4):
         t = fx.conn.poll_at()
