@@ -1034,12 +1034,15 @@ class TcpConnection:
         state = self.state
         ts = seg.options.timestamps if self.ts_ok else None
 
-        # PAWS (RFC 7323 5.3): an old timestamp marks an old duplicate.
+        # PAWS (RFC 7323 5.3): an old timestamp marks an old duplicate.  Segments that occupy
+        # sequence space only: a reordered pure ACK cannot corrupt the stream, and the SACK
+        # blocks it carries are still news (Linux accepts such "disordered ACKs" too).
         if (
             ts is not None
             and not flags & RST
             and self.ts_recent
             and seq_lt(ts.tsval, self.ts_recent)
+            and (seg.payload or flags & (SYN | FIN))
         ):
             self.counters["tcp.in.paws"] += 1
             self.ack_now = True
@@ -1179,6 +1182,7 @@ class TcpConnection:
     def _process_ack(self, seg: TcpRepr, ack: int, now: float) -> None:
         flags = int(seg.flags)
         wnd = seg.window << self.snd_wscale
+        sacked_before = self.sacked_bytes
         if self.sack_ok and seg.options:
             blocks = seg.options.sack_blocks
             if blocks:
@@ -1204,12 +1208,14 @@ class TcpConnection:
 
         if ack <= self.snd_una:
             # A duplicate ACK in the sense of RFC 5681 section 2 (or an old one).
+            # With SACK, an ACK that SACKs new data counts whatever its window says (RFC 6675
+            # section 2's DupAck): receivers' windows change with every read.
             if (
                 ack == self.snd_una
                 and self.snd_max > self.snd_una
                 and not seg.payload
                 and not flags & (SYN | FIN)
-                and not window_changed
+                and (not window_changed or self.sacked_bytes > sacked_before)
             ):
                 self._dupack(now)
             return
