@@ -371,3 +371,23 @@ def test_lossy_transfer(name: str) -> None:
 def test_lossy_transfer_seeds(seed: int, sack: bool) -> None:
     ok, want, got = transfer(200_000, seed, TcpConfig(sack=sack), LOSSY)
     assert ok and got == want
+
+
+def test_simultaneous_open_between_two_hosts() -> None:
+    p = HostPair()
+    a = p.tcp_a.socket()
+    a.bind(("198.18.0.1", 5000))
+    b = p.tcp_b.socket()
+    b.bind(("198.18.0.2", 6000))
+    a.connect(("198.18.0.2", 6000), p.now)
+    b.connect(("198.18.0.1", 5000), p.now)
+    r = p.run(
+        lambda: a.state == b.state == TcpState.ESTABLISHED and p.next_event() != 0.0,
+        max_time=5,
+    )
+    assert r.ok, (a.state, b.state)
+    assert p.a.counters["tcp.conn.simultaneous_open"] == 1
+    a.send(b"crossed")
+    got = bytearray()
+    assert p.run(lambda: read_all(b, got) or bytes(got) == b"crossed", max_time=5).ok
+    assert r.steps < 50  # no SYN-ACK ping-pong

@@ -106,6 +106,7 @@ class TcpLayer:
         self.isn = IsnGenerator(rng.randbytes(16))
         self.ts_clock = IsnGenerator(rng.randbytes(16))
         self.cookies = SynCookies(lambda: rng.randbytes(16), now=now)
+        self.cookies.counters = self.counters
         self.syncache_args = dict(
             buckets=syncache_buckets,
             bucket_limit=syncache_bucket_limit,
@@ -126,7 +127,9 @@ class TcpLayer:
 
     def _new_syncache(self, config: TcpConfig) -> SynCache:
         args: dict[str, Any] = dict(self.syncache_args)
-        return SynCache(config, self.isn, self.ts_clock, self.cookies, **args)
+        return SynCache(
+            config, self.isn, self.ts_clock, self.cookies, counters=self.counters, **args
+        )
 
     # ------------------------------------------------------------------ sockets
 
@@ -151,7 +154,9 @@ class TcpLayer:
         key = (conn.local[0], conn.local[1], conn.remote[0], conn.remote[1])
         self.pcbs.insert(key, conn)
         self.conns[conn] = None
-        self.queues[conn] = InputQueue(limit=4 * self.per_pass, per_pass=self.per_pass)
+        queue: InputQueue[TcpRepr] = InputQueue(limit=4 * self.per_pass, per_pass=self.per_pass)
+        queue.counters = self.counters
+        self.queues[conn] = queue
         conn.watchers.append(self._watch)
 
     def _watch(self, conn: TcpConnection) -> None:
@@ -165,7 +170,9 @@ class TcpLayer:
             self.pcbs.remove(key)
         self.queues.pop(conn, None)
         self.dirty.pop(conn, None)
-        self.conns.pop(conn, None)
+        if self.conns.pop(conn, None) is not None:
+            # The reassembly queue's counters join the stack's when the connection goes.
+            self.counters.update(conn.reass.counters)
 
     def connect(self, local: Address, remote: Address, now: float) -> TcpConnection:
         laddr, lport = local
@@ -235,8 +242,7 @@ class TcpLayer:
             conn.input(seg, now)
         else:
             if not queue.push(seg):
-                self.counters["tcp.in.queue_full"] += 1
-                return
+                return  # counted by the queue
             if queue.busy:
                 return  # the running pass picks it up
             queue.drain(functools.partial(_input_at, conn, now))

@@ -90,6 +90,7 @@ class SynCache:
         rexmits: int = 3,
         rexmit_initial: float = 1.0,
         cookie_mode: str = "overflow",
+        counters: Counter[str] | None = None,
     ) -> None:
         if buckets < 1 or buckets & (buckets - 1):
             raise ValueError(f"buckets = {buckets}: must be a power of two")
@@ -108,7 +109,7 @@ class SynCache:
         self.cookie_mode = cookie_mode
         self.count = 0
         self._next_due: float | None = None
-        self.counters: Counter[str] = Counter()
+        self.counters: Counter[str] = Counter() if counters is None else counters
         self.rcv_wscale = scale_for(config.rcv_buf) if config.window_scale else 0
 
     def __len__(self) -> int:
