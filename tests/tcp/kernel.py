@@ -64,11 +64,14 @@ def kernel_peer(
     run_seconds: float = 240.0,
     tcp_config: TcpConfig | None = None,
     mtu: int = 1500,
+    offloads: bool = False,
     apps: Callable[[Stack], list[Any]] = lambda stack: [],
 ) -> Iterator[KernelPeer]:
     """A netfast host and a Linux namespace joined by a TAP (see the module docstring)."""
     with Sandbox() as sandbox:
-        tap = TapLink(unique_name("t"), mtu=mtu)
+        tap = TapLink(
+            unique_name("t"), mtu=mtu, vnet_hdr=offloads, rx_gso="keep" if offloads else "segment"
+        )
         sandbox.on_close(tap.close)
         ns = sandbox.netns()
         sandbox.move(tap.name, ns)
@@ -81,6 +84,8 @@ def kernel_peer(
         )  # fmt: skip
         iface = Interface(0, tap.name, NETFAST_MAC, (IfAddr(ip_from_str(NETFAST_IP), 24),), mtu)
         stack = Stack([iface], rng=random.Random(seed), tcp_config=tcp_config)
+        if offloads:
+            stack.enable_tso(0)
         link: Any = tap
         bridge = None
         if impair is not None:

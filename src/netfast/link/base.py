@@ -13,6 +13,20 @@ from typing import Protocol, runtime_checkable
 
 Frame = bytes
 
+
+class GsoFrame(bytes):
+    """A TCP/IPv4 frame larger than the link MTU, to be cut into ``gso_mss``-byte segments by the
+    link: by the kernel when the link has TSO (a TAP with a virtio-net header), in software
+    otherwise.  It is a plain ``bytes`` for every other purpose."""
+
+    gso_mss: int
+
+    def __new__(cls, data: bytes, gso_mss: int) -> GsoFrame:
+        obj = super().__new__(cls, data)
+        obj.gso_mss = gso_mss
+        return obj
+
+
 ETHER_HEADER_LEN = 14
 VLAN_TAG_LEN = 4
 _VLAN_TPIDS = (b"\x81\x00", b"\x88\xa8")

@@ -615,7 +615,34 @@ class TapLink:
         return _Writer(self._fd, header, self._offloads)
 
     def send(self, frames: Iterable[Frame]) -> int:
-        """Inject frames into the kernel as if received on the TAP; returns how many went."""
+        """Inject frames into the kernel as if received on the TAP; returns how many went.
+
+        A :class:`~netfast.link.base.GsoFrame` larger than the MTU goes to the kernel whole for
+        TSO when offloads are on (counted as one frame), and is cut by :func:`gso_segment`
+        otherwise."""
+        plain: list[Frame] = []
+        sent = 0
+        for frame in frames:
+            mss = getattr(frame, "gso_mss", 0)
+            if not mss or len(frame) <= self._mtu + ETHER_HEADER_LEN:
+                plain.append(frame)
+                continue
+            if plain:
+                sent += self._send_plain(plain)
+                plain = []
+            try:
+                if self._offloads:
+                    sent += self.send_tso(prepare_partial_csum(bytes(frame)), mss)
+                else:
+                    self.counters["tx.gso_software"] += 1
+                    sent += self._send_plain(gso_segment(bytes(frame), mss))
+            except ValueError:
+                self.counters["drop.bad_gso"] += 1
+        if plain:
+            sent += self._send_plain(plain)
+        return sent
+
+    def _send_plain(self, frames: Iterable[Frame]) -> int:
         return send_each(
             frames,
             self._writer(_ZERO_VNET),

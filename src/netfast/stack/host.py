@@ -56,6 +56,7 @@ from netfast.ip.iface import Interface
 from netfast.ip.input import INPUT_DROPS, LIMITED_BROADCAST, Ipv4Header, ip_input_check
 from netfast.ip.local import LocalAddrs
 from netfast.ip.reass import REASS_OUTCOMES, Reassembler
+from netfast.link.base import GsoFrame
 from netfast.route.rib import prefix_mask
 from netfast.stack.udp import UDP_OUTCOMES, UdpLayer, UdpSocket
 from netfast.tcp.conn import TcpConfig
@@ -285,6 +286,8 @@ class Stack:
         self._broadcast = self.local.broadcast
         self._ident = rng.randrange(0x10000)
         self._out: list[tuple[int, bytes]] = []
+        #: Interfaces whose links segment large TCP frames themselves (:meth:`enable_tso`).
+        self.tso: set[int] = set()
         #: The TCP (protocol 6); None when built with ``tcp=False`` (then a transport of one's
         #: own may be registered, e.g. with :func:`netfast.tcp.layer.attach_tcp`).
         self.tcp: TcpLayer | None = None
@@ -412,6 +415,7 @@ class Stack:
         ttl: int | None = None,
         df: bool = True,
         tos: int = 0,
+        gso_mss: int = 0,
     ) -> str | None:
         """Send one IP datagram: route, build the header, fragment if needed, resolve, queue.
 
@@ -425,6 +429,10 @@ class Stack:
             The current time (ARP).
         ttl, df, tos:
             TTL (default: the config's), Don't Fragment, the TOS octet.
+        gso_mss:
+            For a TCP segment larger than the MTU on an interface with TSO (:meth:`enable_tso`):
+            the MSS the link cuts it at.  The frame goes out as a
+            :class:`~netfast.link.base.GsoFrame`.
 
         Returns
         -------
@@ -455,11 +463,35 @@ class Stack:
             identification=self._next_ident(),
             dont_frag=df,
         )
-        return self._send(header.to_bytes(payload), route, now)
+        return self._send(header.to_bytes(payload), route, now, gso_mss)
 
-    def _send(self, packet: bytes, route: tuple[_Connected, int], now: float) -> str | None:
+    def enable_tso(self, ifindex: int) -> None:
+        """The link of ``ifindex`` cuts large TCP segments itself (TSO): the TCP may hand it
+        segments of up to 64 KiB."""
+        if ifindex not in self.interfaces:
+            raise ValueError(f"no interface {ifindex}")
+        self.tso.add(ifindex)
+
+    def tso_for(self, dst: int) -> bool:
+        """True when the route to ``dst`` leaves through an interface with TSO."""
+        route = self._route(dst)
+        return route is not None and route[0].ifindex in self.tso
+
+    def _send(
+        self, packet: bytes, route: tuple[_Connected, int], now: float, gso_mss: int = 0
+    ) -> str | None:
         conn, hop = route
         egress = conn.ifindex
+        if gso_mss and len(packet) > self.interfaces[egress].mtu and egress in self.tso:
+            mac = self.arp.lookup(egress, hop, now)
+            if mac is None:
+                # Not worth holding: the TCP resends it when resolution is done.
+                self.counters["ip.out.gso_unresolved"] += 1
+                return "ip.out.gso_unresolved"
+            self.counters[OUT_SENT] += 1
+            self.counters["ip.out.gso"] += 1
+            self._out.append((egress, GsoFrame(mac + self._eth_tail[egress] + packet, gso_mss)))
+            return None
         if len(packet) > self.interfaces[egress].mtu and _U16.unpack_from(packet, 6)[0] & FLAG_DF:
             self.counters[OUT_TOO_BIG] += 1
             return OUT_TOO_BIG

@@ -48,6 +48,9 @@ if TYPE_CHECKING:
     from netfast.ip.input import Ipv4Header
 
 SYN, ACK, FIN, RST = TcpFlags.SYN, TcpFlags.ACK, TcpFlags.FIN, TcpFlags.RST
+#: Payload bytes of the largest segment handed to a link with TSO (an IPv4 datagram of at most
+#: 64 KiB, with room for 60 bytes of TCP header and 20 of IP).
+TSO_MAX = 65535 - 80
 Address = tuple[int, int]
 
 
@@ -144,11 +147,15 @@ class TcpLayer:
         except (AttributeError, ValueError):
             return cfg
         mss = max(64, min(65495, mtu - 40)) if cfg.mss_from_mtu else min(cfg.mss, mtu - 40)
-        if mss == cfg.mss:
+        tso = cfg.tso_max
+        tso_for = getattr(self.stack, "tso_for", None)
+        if tso_for is not None and tso_for(dst) and not tso:
+            tso = TSO_MAX
+        if mss == cfg.mss and tso == cfg.tso_max:
             return cfg
         from dataclasses import replace
 
-        return replace(cfg, mss=mss)
+        return replace(cfg, mss=mss, tso_max=tso)
 
     def _register(self, conn: TcpConnection) -> None:
         key = (conn.local[0], conn.local[1], conn.remote[0], conn.remote[1])
@@ -317,17 +324,23 @@ class TcpLayer:
 
     # ------------------------------------------------------------------ output and timers
 
-    def _send(self, src: int, dst: int, seg: TcpRepr, now: float) -> None:
+    def _send(self, src: int, dst: int, seg: TcpRepr, now: float, mss: int = 0) -> None:
         self.counters["tcp.out.segments"] += 1
-        reason = self.stack.ip_output(src, dst, IPPROTO_TCP, seg.to_bytes(src, dst), now)
+        data = seg.to_bytes(src, dst)
+        if mss and len(seg.payload) > mss:
+            self.counters["tcp.out.tso"] += 1
+            reason = self.stack.ip_output(src, dst, IPPROTO_TCP, data, now, gso_mss=mss)
+        else:
+            reason = self.stack.ip_output(src, dst, IPPROTO_TCP, data, now)
         if reason is not None:
             self.counters["tcp.out.dropped"] += 1
 
     def _flush(self, conn: TcpConnection, now: float) -> None:
         self.dirty.pop(conn, None)
         src, dst = conn.local[0], conn.remote[0]
+        mss = conn.mss if conn.config.tso_max else 0
         for seg in conn.output(now):
-            self._send(src, dst, seg, now)
+            self._send(src, dst, seg, now, mss)
         if conn.state == TcpState.CLOSED:
             self._unregister(conn)
 
