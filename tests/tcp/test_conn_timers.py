@@ -69,7 +69,7 @@ def test_rto_floor_is_rto_min(nums: tuple[int, int]) -> None:
 
 def test_data_rto_backoff_then_etimedout_with_rst(nums: tuple[int, int]) -> None:
     iss, irs = nums
-    fx = established(iss, irs, config(max_retransmits=4, rto_min=1.0, rto_max=100.0))
+    fx = established(iss, irs, config(max_retransmits=4, rto_min=1.0, rto_max=100.0, tlp=False))
     fx.conn.send(b"lost")
     t_send = fx.now
     first = fx.output()
@@ -272,7 +272,7 @@ def test_time_wait_lasts_two_msl(nums: tuple[int, int]) -> None:
 
 def test_poll_at_is_earliest_timer(nums: tuple[int, int]) -> None:
     iss, irs = nums
-    cfg = config(keepalive=True, keep_idle=50.0, delayed_ack=0.2, rto_min=1.0)
+    cfg = config(keepalive=True, keep_idle=50.0, delayed_ack=0.2, rto_min=1.0, tlp=False)
     fx = established(iss, irs, cfg)
     assert fx.conn.poll_at() == pytest.approx(fx.now + 50.0)
     fx.input(seg("PA", irs + 1, iss + 1, payload=b"x"))
@@ -291,3 +291,27 @@ def test_poll_at_none_when_idle_and_closed(nums: tuple[int, int]) -> None:
     fx.conn.abort()
     fx.output()
     assert fx.conn.poll_at() is None
+
+
+def test_tail_loss_probe_resends_the_last_segment_before_the_rto(nums: tuple[int, int]) -> None:
+    """RFC 8985 7: with SACK and an RTT sample, a lost tail is probed after about two SRTTs (plus
+    the delayed-ACK allowance for a single segment), well before the RTO, and only once."""
+    iss, irs = nums
+    fx = established(iss, irs, config(rto_min=1.0))
+    assert fx.conn.sack_ok and fx.conn.srtt is not None
+    fx.conn.send(b"tail")
+    t_send = fx.now
+    assert [bytes(s.payload) for s in fx.output()] == [b"tail"]
+    t = fx.conn.poll_at()
+    assert t is not None and t - t_send < fx.conn.rto
+    probe = fx.advance(t)
+    assert [bytes(s.payload) for s in probe] == [b"tail"]
+    assert probe[0].seq == (iss + 1) & M
+    assert fx.conn.counters["tcp.out.tlp"] == 1
+    # The next timer is the RTO, not a second probe.
+    t2 = fx.conn.poll_at()
+    assert t2 is not None
+    again = fx.advance(t2)
+    assert fx.conn.counters["tcp.out.tlp"] == 1
+    assert fx.conn.counters["tcp.timer.rexmt"] == 1
+    assert [bytes(s.payload) for s in again] == [b"tail"]

@@ -124,6 +124,8 @@ class TcpConfig:
     keep_count: int = 8
     persist_min: float = 0.2
     persist_max: float = 60.0
+    tlp: bool = True
+    """Tail loss probes (RFC 8985 section 7) with SACK."""
     max_holes: int = 8
     """Bound on the reassembly queue's holes (the paper's defence against hole-making attacks)."""
     tso_max: int = 0
@@ -270,6 +272,8 @@ class TcpConnection:
         self.segs_unacked = 0
         self.force_probe = False
         self.persisting = False
+        self.t_tlp: float | None = None
+        self.tlp_sent = False
         self.out: list[TcpRepr] = []
 
     # ------------------------------------------------------------------ construction
@@ -610,7 +614,10 @@ class TcpConnection:
                 if self._pipe() + min(mss, max(avail, 0)) > self.cwnd:
                     return
             else:
-                wnd = min(self.snd_wnd, self.cwnd)
+                # Limited transmit (RFC 3042): each of the first two duplicate ACKs lets one
+                # new segment out beyond cwnd, so a small window still earns three dupacks.
+                extra = min(self.dupacks, DUP_THRESH - 1) * mss if self.dupacks else 0
+                wnd = min(self.snd_wnd, self.cwnd + extra)
                 limit = self.snd_una + wnd
             usable = limit - self.snd_nxt
             fin_due = self.fin_queued and self.snd_nxt <= data_end and not self._fin_acked
@@ -671,6 +678,8 @@ class TcpConnection:
         if self.t_rexmt is None:
             self.t_rexmt = now + self.rto
             self.t_persist = None
+        if self.sack_ok:
+            self._arm_tlp(now)
 
     def _arm_persist(self, now: float) -> None:
         if (
@@ -743,11 +752,16 @@ class TcpConnection:
         bytes lie above them (RFC 6675 section 4)."""
         need = DUP_THRESH * self.mss
         acc = 0
+        by_bytes = self.snd_una
         for lo, hi in reversed(self.sacked):
             if acc + (hi - lo) >= need:
-                return hi - (need - acc)
+                by_bytes = hi - (need - acc)
+                break
             acc += hi - lo
-        return self.snd_una
+        # Or DupThresh discontiguous SACKed ranges above (the same section's other rule).
+        sb = self.sacked
+        by_ranges = sb[-DUP_THRESH][0] if len(sb) >= DUP_THRESH else self.snd_una
+        return max(by_bytes, by_ranges)
 
     def _pipe(self) -> int:
         """RFC 6675 SetPipe(): outstanding bytes not SACKed and not deemed lost, plus the lost
@@ -806,7 +820,14 @@ class TcpConnection:
         """The earliest time :meth:`poll` has work, or None."""
         ts = [
             t
-            for t in (self.t_rexmt, self.t_persist, self.t_delack, self.t_keep, self.t_2msl)
+            for t in (
+                self.t_rexmt,
+                self.t_persist,
+                self.t_delack,
+                self.t_keep,
+                self.t_2msl,
+                self.t_tlp,
+            )
             if t is not None
         ]
         return min(ts) if ts else None
@@ -823,6 +844,10 @@ class TcpConnection:
             self.t_delack = None
             self.ack_now = True
             self.counters["tcp.out.delayed_ack"] += 1
+        if self.t_tlp is not None and now >= self.t_tlp:
+            self.t_tlp = None
+            if self.snd_max > self.snd_una and not self.in_recovery:
+                self._tail_loss_probe(now)
         if self.t_rexmt is not None and now >= self.t_rexmt:
             self.t_rexmt = None
             self._rexmt_timeout(now)
@@ -833,6 +858,54 @@ class TcpConnection:
         if self.t_keep is not None and now >= self.t_keep:
             self.t_keep = None
             self._keep_timeout(now)
+
+    def _arm_tlp(self, now: float) -> None:
+        """RFC 8985 section 7: a probe timeout of two smoothed RTTs (plus a delayed ACK when one
+        segment is in flight) after a transmission, so a lost tail is repaired by SACK recovery
+        instead of a retransmission timeout."""
+        if (
+            not self.sack_ok
+            or not self.config.tlp
+            or self.srtt is None
+            or self.in_recovery
+            or self.tlp_sent
+            or self.snd_una < self.recover  # still repairing after a timeout
+        ):
+            self.t_tlp = None
+            return
+        pto = 2 * self.srtt
+        if self.snd_max - self.snd_una <= self.mss:
+            pto += self.config.delayed_ack
+        pto = max(pto, 0.01)
+        if self.t_rexmt is not None and now + pto >= self.t_rexmt:
+            self.t_tlp = None
+            return
+        self.t_tlp = now + pto
+
+    def _tail_loss_probe(self, now: float) -> None:
+        """Send new data if there is some the receiver's window allows, else the last segment
+        again: its SACK (or ACK) tells the sender what is missing."""
+        self.counters["tcp.out.tlp"] += 1
+        self.tlp_sent = True
+        data_end = self.data_end
+        if (
+            self.snd_nxt == self.snd_max
+            and data_end > self.snd_nxt
+            and (self.snd_una + self.snd_wnd > self.snd_nxt)
+        ):
+            length = min(
+                self.mss, data_end - self.snd_nxt, self.snd_una + self.snd_wnd - self.snd_nxt
+            )
+            flags = ACK | (PSH if length == data_end - self.snd_nxt else 0)
+            self.out.append(self._segment(self.snd_nxt, length, flags, now))
+            self._advance(length, now)
+            return
+        end = min(self.snd_max, data_end)
+        start = max(self.snd_una, end - self.mss)
+        if end > start:
+            self._retransmit(start, end - start, now, self.out)
+        elif self.fin_sent:
+            self._retransmit(data_end, 0, now, self.out)
 
     def _rexmt_timeout(self, now: float) -> None:
         cfg = self.config
@@ -845,6 +918,8 @@ class TcpConnection:
             self._drop("ETIMEDOUT")
             return
         self.counters["tcp.timer.rexmt"] += 1
+        self.t_tlp = None
+        self.tlp_sent = False
         self.rto = min(self.rto * 2, cfg.rto_max)
         self.rtt_pos = None
         if self.state in (TcpState.SYN_SENT, TcpState.SYN_RECEIVED):
@@ -1243,10 +1318,13 @@ class TcpConnection:
         self._sack_trim()
         self._congestion_ack(acked, ack, now)
 
+        self.tlp_sent = False
         if self.snd_una >= self.snd_max:
             self.t_rexmt = None
+            self.t_tlp = None
         else:
             self.t_rexmt = now + self.rto
+            self._arm_tlp(now)
         self._notify()
 
     def _dupack(self, now: float) -> None:
@@ -1271,6 +1349,7 @@ class TcpConnection:
         self.ssthresh = max(flight // 2, 2 * self.mss)
         self.recover = self.snd_max
         self.in_recovery = True
+        self.t_tlp = None
         self.rtt_pos = None
         if self.sack_ok:
             # RFC 6675 5 (4): cwnd = ssthresh, then retransmit by NextSeg() within the pipe.
