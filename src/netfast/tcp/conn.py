@@ -418,7 +418,7 @@ class TcpConnection:
         ``BlockingIOError`` when nothing is there yet, or the connection's error."""
         if self.rcvbuf:
             before = self._window_bytes()
-            data = bytes(self.rcvbuf[:bufsize])
+            data = bytes(memoryview(self.rcvbuf)[:bufsize])
             del self.rcvbuf[:bufsize]
             self._maybe_window_update(before)
             return data
@@ -553,7 +553,9 @@ class TcpConnection:
         payload = b""
         if length:
             start = pos - self.snd_buf_base
-            payload = bytes(self.sndbuf[start : start + length])
+            # One copy through a transient view (a bytearray slice would copy twice); the view
+            # dies at once, so the buffer stays resizable.
+            payload = bytes(memoryview(self.sndbuf)[start : start + length])
         window = self._window_field(syn) if not flags & RST or flags & ACK else 0
         return TcpRepr(
             src_port=self.local[1],
