@@ -1,0 +1,169 @@
+"""``netfast bench tcp``: each section runs at tiny sizes and reports well-formed rows whose
+transfers are checked end to end by SHA-256.  Rates are printed, never asserted."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from tests.conftest import have_netns
+
+from netfast.bench import tcp as tb
+from netfast.bench.tcp_reass import run_reass_bench
+from netfast.cli import CliError, main
+from netfast.cli.bench_tcp import parse_sections
+
+
+def test_memory_transfer_arrives_whole() -> None:
+    for mtu in tb.MEMORY_MTUS:
+        row = tb.measure_memory(200_000, mtu)
+        print(row)
+        assert row["impl"] == "netfast" and row["path"] == "memory" and row["mtu"] == mtu
+        assert row["bytes"] == 200_000
+        assert row["sha256_ok"] is True
+        assert row["seconds"] > 0 and row["mbit_s"] > 0
+
+
+def test_memory_rejects_bad_arguments() -> None:
+    with pytest.raises(ValueError, match="nbytes"):
+        tb.measure_memory(0)
+    with pytest.raises(ValueError, match="mtu"):
+        tb.measure_memory(1000, 200)
+
+
+def test_payload_is_deterministic_and_seeded() -> None:
+    assert tb.payload(1000, 3) == tb.payload(1000, 3)
+    assert tb.payload(1000, 3) != tb.payload(1000, 4)
+    assert len(tb.payload(12345)) == 12345
+
+
+def test_reass_section_and_answer() -> None:
+    rows = run_reass_bench(200, rounds=1)
+    ans = tb.answers(rows, [])
+    adv = {r["impl"]: r for r in rows if r["pattern"] == "adversarial"}
+    expected = adv["netfast"]["segments_per_s"] / adv["linked_list"]["segments_per_s"]
+    assert ans["reass_adversarial_ratio"] == pytest.approx(expected)
+    assert ans["reass_peak_bytes"]["linked_list"] == adv["linked_list"]["peak_bytes_held"]
+    assert isinstance(ans["reass_target_met"], bool)
+    assert any("reassembly under attack" in line for line in tb.answer_lines(ans))
+
+
+def _row(**kw: object) -> dict[str, object]:
+    row: dict[str, object] = {"bytes": 1000, "seconds": 1.0, "sha256_ok": True, "mtu": 1500}
+    row.update(kw)
+    return row
+
+
+def test_answers_and_ratios_pair_rows_by_path_and_direction() -> None:
+    rows = [
+        _row(impl="netfast", path="linux-tap", direction="netfast_to_linux", offloads=False,
+             mbit_s=100.0),
+        _row(impl="netfast", path="linux-tap", direction="netfast_to_linux", offloads=True,
+             mbit_s=300.0),
+        _row(impl="netfast", path="linux-tap", direction="linux_to_netfast", offloads=False,
+             mbit_s=50.0),
+        _row(impl="pytcp", path="linux-tap", direction="pytcp_to_linux", offloads=None,
+             mbit_s=4.0),
+        _row(impl="pytcp", path="linux-tap", direction="linux_to_pytcp", offloads=None,
+             mbit_s=5.0),
+        _row(impl="netfast", path="memory", direction="netfast_to_netfast", offloads=None,
+             mbit_s=1200.0),
+        {"impl": "pytcp", "path": "memory", "direction": "pytcp_to_pytcp", "skipped": "no"},
+    ]  # fmt: skip
+    assert tb.vs_pytcp(rows[0], rows) == pytest.approx(25.0)
+    assert tb.vs_pytcp(rows[2], rows) == pytest.approx(10.0)
+    assert tb.vs_pytcp(rows[5], rows) is None  # PyTCP skipped on that path
+    assert tb.vs_pytcp(rows[3], rows) is None  # only netfast rows carry the ratio
+    ans = tb.answers(None, rows)
+    # Only the direction measured both ways gets a TSO ratio.
+    assert ans["tso_ratio"] == {"netfast_to_linux": pytest.approx(3.0)}
+    assert ans["memory_best_mbit"] == 1200.0 and ans["memory_target_met"] is True
+    assert ans["tap_best_mbit"] == 300.0 and ans["tap_target_met"] is False
+    assert "reass_adversarial_ratio" not in ans
+    # A transfer whose bytes did not check out counts for nothing.
+    bad = [dict(rows[5], sha256_ok=False)]
+    assert "memory_best_mbit" not in tb.answers(None, bad)
+    table = tb.transfer_table(rows)
+    assert table.row_count == len(rows)
+
+
+def test_parse_sections() -> None:
+    assert parse_sections(None) == list(tb.SECTIONS)
+    assert parse_sections("tap, reass") == ["reass", "tap"]
+    with pytest.raises(CliError, match="choose from"):
+        parse_sections("reass,bogus")
+    with pytest.raises(CliError):
+        parse_sections(",")
+
+
+def test_cli_help(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["bench", "tcp", "--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    for word in ("--only", "--quick", "--json", "--bytes"):
+        assert word in out
+
+
+def test_cli_quick_memory_writes_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "tcp.json"
+    status = main(["bench", "tcp", "--quick", "--only", "memory", "--bytes", "500000",
+                   "--json", str(out)])  # fmt: skip
+    assert status == 0
+    printed = capsys.readouterr().out
+    assert "memory" in printed and "Answers" in printed
+    doc = json.loads(out.read_text())
+    assert doc["meta"]["sections"] == ["memory"] and doc["meta"]["bytes"] == 500_000
+    assert doc["reass"] is None
+    assert [r["mtu"] for r in doc["transfers"]] == list(tb.MEMORY_MTUS)
+    assert all(r["sha256_ok"] and r["bytes"] == 500_000 for r in doc["transfers"])
+    assert "memory_best_mbit" in doc["answers"]
+
+
+def test_cli_rejects_bad_sizes(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "tcp", "--only", "memory", "--bytes", "0"]) == 2
+    assert "--bytes" in capsys.readouterr().err
+
+
+def test_tap_skips_without_root(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tb.os, "geteuid", lambda: 1000)
+    row = tb.measure_tap(1000, "netfast_to_linux")
+    assert row["path"] == "linux-tap" and "root" in row["skipped"]
+    # The table shows it as a row of its own.
+    assert tb.transfer_table([row]).row_count == 1
+
+
+def test_tap_rejects_bad_direction() -> None:
+    with pytest.raises(ValueError, match="direction"):
+        tb.measure_tap(1000, "sideways")
+
+
+def _our_namespaces() -> list[str]:
+    out = subprocess.run(
+        ["ip", "netns", "list"], capture_output=True, text=True, timeout=10, check=False
+    ).stdout
+    prefix = f"nftcp{os.getpid()}x"
+    return [line.split()[0] for line in out.splitlines() if line.startswith(prefix)]
+
+
+@pytest.mark.netns
+@pytest.mark.slow
+@pytest.mark.parametrize("offloads", [False, True])
+@pytest.mark.parametrize("direction", tb.DIRECTIONS)
+def test_tap_transfer(direction: str, offloads: bool) -> None:
+    if reason := have_netns():
+        pytest.skip(reason)
+    row = tb.measure_tap(1_000_000, direction, offloads=offloads, timeout=60.0)
+    print({k: v for k, v in row.items() if k != "counters"})
+    assert "error" not in row and "skipped" not in row, row
+    assert row["direction"] == direction and row["offloads"] is offloads
+    assert row["bytes"] == 1_000_000
+    assert row["sha256_ok"] is True
+    if offloads and direction == "netfast_to_linux":
+        # With offloads on, netfast handed the kernel segments larger than the MTU to cut.
+        assert row["tap_counters"].get("tx.tso_frames", 0) > 0
+    # The run's namespace (with the TAP inside) is gone again.
+    assert _our_namespaces() == []
