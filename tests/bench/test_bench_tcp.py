@@ -81,7 +81,10 @@ def test_answers_and_ratios_pair_rows_by_path_and_direction() -> None:
     # Only the direction measured both ways gets a TSO ratio.
     assert ans["tso_ratio"] == {"netfast_to_linux": pytest.approx(3.0)}
     assert ans["memory_best_mbit"] == 1200.0 and ans["memory_target_met"] is True
+    assert ans["memory_best_mbit_by_mtu"] == {"1500": 1200.0}
     assert ans["tap_best_mbit"] == 300.0 and ans["tap_target_met"] is False
+    assert ans["tap_best_mbit_by_offloads"] == {"off": 100.0, "on": 300.0}
+    assert sum("tap, offloads" in line for line in tb.answer_lines(ans)) == 2
     assert "reass_adversarial_ratio" not in ans
     # A transfer whose bytes did not check out counts for nothing.
     bad = [dict(rows[5], sha256_ok=False)]
