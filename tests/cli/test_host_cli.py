@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from tests.conftest import have_netns
 from tests.netns import unique_name
@@ -60,3 +62,64 @@ def test_short_run_prints_stats(capsys: pytest.CaptureFixture[str]) -> None:
     assert f"on {name}" in out
     assert "pings answered 0" in out
     assert "host stack counters" in out and f"link {name}" in out
+
+
+ECHO_AND_DISCARD = """
+import socket
+s = socket.create_connection(("198.18.12.2", 7), timeout=5)
+msg = bytes(range(256)) * 400
+s.sendall(msg)
+got = b""
+while len(got) < len(msg):
+    chunk = s.recv(65536)
+    if not chunk:
+        break
+    got += chunk
+s.close()
+d = socket.create_connection(("198.18.12.2", 9), timeout=5)
+d.sendall(b"x" * 1_000_000)
+d.close()
+print("echo ok" if got == msg else "echo bad %d" % len(got))
+"""
+
+
+@pytest.mark.netns
+@pytest.mark.slow
+@pytest.mark.parametrize("offloads", [False, True], ids=["plain", "offloads"])
+def test_host_serves_tcp_echo_and_discard_to_linux(offloads: bool) -> None:
+    """The command a user runs: `netfast host` on a TAP whose kernel side is moved into a
+    namespace; a Linux TCP client there gets its bytes echoed on port 7 and sends 1 MB to
+    discard on port 9; SIGTERM ends the run with the counters printed."""
+    reason = have_netns()
+    if reason:
+        pytest.skip(reason)
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.netns import Sandbox
+
+    name = unique_name("h")
+    argv = [sys.executable, "-m", "netfast", "host", "--tap", name, "--addr", "198.18.12.2/24",
+            "--duration", "60", "--stats"] + (["--offloads"] if offloads else [])  # fmt: skip
+    with Sandbox() as sandbox:
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + 20
+            while not os.path.exists(f"/sys/class/net/{name}") and time.monotonic() < deadline:
+                time.sleep(0.05)
+            ns = sandbox.netns()
+            sandbox.move(name, ns)
+            sandbox.address(ns, name, "198.18.12.1/24")
+            done = subprocess.run(
+                ["ip", "netns", "exec", ns, "python3", "-c", ECHO_AND_DISCARD],
+                capture_output=True, text=True, timeout=60, check=False,
+            )  # fmt: skip
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            out, err = proc.communicate(timeout=20)
+    assert done.stdout.strip() == "echo ok", (done.stdout, done.stderr, err)
+    assert proc.returncode == 0, err
+    assert "tcp connections 2" in out
+    assert "tcp.in.bytes" in out

@@ -1,5 +1,5 @@
 """``netfast host``: run netfast's host stack on a TAP interface -- it answers ARP and ping and
-serves UDP (and, once TCP is wired, TCP) echo on port 7 and discard on port 9 -- until
+serves TCP and UDP echo on port 7 and discard on port 9 -- until
 ``--duration`` seconds pass or it is interrupted (Ctrl-C, SIGTERM).  On exit it prints a summary
 line, and with ``--stats`` every counter of the stack and the link.
 
@@ -48,6 +48,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--mtu", type=int, default=1500, metavar="N", help="interface MTU (1500)")
     p.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
     p.add_argument("--stats", action="store_true", help="print every counter on exit")
+    p.add_argument(
+        "--offloads",
+        action="store_true",
+        help="open the TAP with a virtio-net header: TSO/GSO and checksum offload both ways",
+    )
     p.set_defaults(func=cmd_host)
 
 
@@ -108,10 +113,17 @@ def cmd_host(args: argparse.Namespace) -> int:
     from netfast.link.tap import TapLink
 
     try:
-        link = TapLink(args.tap, mtu=iface.mtu)
+        link = TapLink(
+            args.tap,
+            mtu=iface.mtu,
+            vnet_hdr=args.offloads,
+            rx_gso="keep" if args.offloads else "segment",
+        )
     except (OSError, ValueError) as exc:
         raise CliError(f"cannot open TAP {args.tap!r}: {exc}") from None
     stack = Stack([iface], gateway=gateway, rng=random.Random())
+    if args.offloads:
+        stack.enable_tso(iface.index)
     stop = threading.Event()
     previous = None
     if threading.current_thread() is threading.main_thread():
@@ -124,8 +136,8 @@ def cmd_host(args: argparse.Namespace) -> int:
     apps = [EchoService(stack), DiscardService(stack)]
     addr = args.addr
     console.print(
-        f"netfast host {addr} on {link.name} (MAC {mac_to_str(iface.mac)}, MTU {link.mtu}); "
-        "echo on 7, discard on 9"
+        f"netfast host {addr} on {link.name} (MAC {mac_to_str(iface.mac)}, MTU {link.mtu}"
+        f"{', TSO/GSO' if args.offloads else ''}); TCP and UDP echo on 7, discard on 9"
     )
     try:
         run_host(stack, {0: link}, duration=args.duration, stop=stop, apps=apps)
@@ -141,6 +153,7 @@ def cmd_host(args: argparse.Namespace) -> int:
     console.print(
         f"frames in {c['eth.in.frames']:,}, ip in {c['ip.in.received']:,}, "
         f"pings answered {c['icmp.in.echo']:,}, udp delivered {c['udp.in.delivered']:,}, "
+        f"tcp connections {c['tcp.conn.accepted']:,}, tcp bytes in {c['tcp.in.bytes']:,}, "
         f"ip out {c['ip.out.sent']:,}"
     )
     if args.stats:
