@@ -546,11 +546,10 @@ def answers(
 
     ``tso_ratio`` (per direction: netfast's Mbit/s over the TAP with offloads on / off),
     ``memory_best_mbit`` (and ``memory_target_met``; ``memory_best_mbit_by_mtu`` per MTU),
-    ``tap_best_mbit`` (and
-    ``tap_target_met``; ``tap_best_mbit_by_offloads`` has the best of each setting),
+    ``tap_best_mbit`` (and ``tap_target_met``; ``tap_best_mbit_by_offloads`` per setting),
     ``reass_adversarial_ratio`` (netfast's segments/s over the linked list's under the attack),
-    ``reass_peak_bytes`` (both, under the attack) and
-    ``reass_target_met`` (the ratio reaches :data:`REASS_TARGET` and netfast held less).
+    ``reass_peak_bytes`` (both, under the attack) and ``reass_target_met`` (the ratio
+    reaches :data:`REASS_TARGET` and netfast held less).
     """
     out: dict[str, Any] = {}
 
