@@ -1409,7 +1409,16 @@ class TcpConnection:
             was_ooo = len(self.reass) > 0
             in_order = seg.seq == self.rcv_nxt
             wnd = max(self._window_bytes(), seq_diff(self.rcv_adv, self.rcv_nxt))
-            delivered = self.reass.add(self.rcv_nxt, wnd, seg.seq, seg.payload)
+            delivered: bytes | memoryview
+            if in_order and not was_ooo:
+                # Header prediction's data case: the next bytes with nothing queued go straight
+                # to the receive buffer (one copy), trimmed to the window.
+                delivered = seg.payload
+                if len(delivered) > wnd:
+                    delivered = memoryview(delivered)[:wnd]
+                    self.counters["tcp.in.beyond_window"] += 1
+            else:
+                delivered = self.reass.add(self.rcv_nxt, wnd, seg.seq, seg.payload)
             if delivered:
                 self.rcvbuf += delivered
                 self.rcv_nxt = (self.rcv_nxt + len(delivered)) & SEQ_MASK
