@@ -63,6 +63,7 @@ from typing import Any
 
 from rich.table import Table
 
+from netfast.bench.pytcp_anchor import _check_args as _check
 from netfast.bench.pytcp_anchor import _Child
 from netfast.ip.iface import IfAddr, Interface
 from netfast.link.tap import TapLink
@@ -115,13 +116,6 @@ def payload(nbytes: int, seed: int = 1) -> bytes:
 
 def _mbit(nbytes: int, seconds: float) -> float:
     return nbytes * 8 / seconds / 1e6 if seconds > 0 else 0.0
-
-
-def _check(nbytes: int, timeout: float) -> None:
-    if nbytes <= 0:
-        raise ValueError(f"nbytes = {nbytes}: must be positive")
-    if timeout <= 0:
-        raise ValueError(f"timeout = {timeout}: must be positive")
 
 
 # -- memory ------------------------------------------------------------------------------------

@@ -42,6 +42,24 @@ class _App:
         self.done.set()
 
 
+class _Client(_App):
+    """An app that opens one connection to ``addr`` on its first step."""
+
+    def __init__(self, stack: Any, addr: tuple[str, int], opts: dict[str, Any]) -> None:
+        super().__init__()
+        self.stack = stack
+        self.addr = addr
+        self.opts = opts
+        self.sock: Any = None
+
+    def _connect(self, now: float) -> None:
+        self.started = now
+        self.sock = self.stack.tcp_socket()
+        if self.opts:
+            self.sock.setsockopt(**self.opts)
+        self.sock.connect(self.addr, now)
+
+
 class _Sender:
     """Pushes a body into a socket as fast as the send buffer takes it."""
 
@@ -125,17 +143,13 @@ class HttpBodyServer(_App):
         super().close()
 
 
-class HttpGetClient(_App):
+class HttpGetClient(_Client):
     """Connects to ``addr``, sends a GET for ``path``, reads to the end of the stream, and checks
     the body against ``Content-Length``.  ``body_sha256`` and ``body_len`` are the results."""
 
     def __init__(self, stack: Any, addr: tuple[str, int], path: str = "/", **opts: Any) -> None:
-        super().__init__()
-        self.stack = stack
-        self.addr = addr
+        super().__init__(stack, addr, opts)
         self.request = f"GET {path} HTTP/1.0\r\nHost: {addr[0]}\r\n\r\n".encode()
-        self.opts = opts
-        self.sock: Any = None
         self.sent = False
         self.buf = bytearray()
         self.header: bytes | None = None
@@ -148,11 +162,7 @@ class HttpGetClient(_App):
         if self.done.is_set():
             return
         if self.sock is None:
-            self.started = now
-            self.sock = self.stack.tcp_socket()
-            if self.opts:
-                self.sock.setsockopt(**self.opts)
-            self.sock.connect(self.addr, now)
+            self._connect(now)
             return
         try:
             if not self.sent:
@@ -238,16 +248,12 @@ class SinkServer(_App):
         super().close()
 
 
-class SourceClient(_App):
+class SourceClient(_Client):
     """Connects to ``addr``, sends ``body``, half-closes, and is done when the peer closes too."""
 
     def __init__(self, stack: Any, addr: tuple[str, int], body: bytes, **opts: Any) -> None:
-        super().__init__()
-        self.stack = stack
-        self.addr = addr
+        super().__init__(stack, addr, opts)
         self.body = body
-        self.opts = opts
-        self.sock: Any = None
         self.sender: _Sender | None = None
         self.shut = False
 
@@ -255,11 +261,7 @@ class SourceClient(_App):
         if self.done.is_set():
             return
         if self.sock is None:
-            self.started = now
-            self.sock = self.stack.tcp_socket()
-            if self.opts:
-                self.sock.setsockopt(**self.opts)
-            self.sock.connect(self.addr, now)
+            self._connect(now)
             self.sender = _Sender(self.sock, self.body)
             return
         assert self.sender is not None

@@ -41,7 +41,7 @@ from netfast.tcp.syncookie import SynCookies
 from netfast.wire.checksum import IPPROTO_TCP
 from netfast.wire.errors import ChecksumError, WireError
 from netfast.wire.ipv4 import ip_from_str
-from netfast.wire.seq import SEQ_MASK
+from netfast.wire.seq import SEQ_MASK, seq_gt
 from netfast.wire.tcp import TcpFlags, TcpRepr, TcpSegment
 
 if TYPE_CHECKING:
@@ -235,6 +235,14 @@ class TcpLayer:
             c["tcp.in.port_zero"] += 1
             return
         owner = self.pcbs.demux(dst, seg.dst_port, src, seg.src_port)
+        if isinstance(owner, TcpConnection) and self._reuses_time_wait(owner, seg):
+            # A new incarnation of a 4-tuple in TIME_WAIT (RFC 6191, FreeBSD's tcp_twcheck):
+            # its SYN starts above the old connection's sequence space (or its timestamp is
+            # newer), so old duplicates cannot be mistaken for it.  The old one goes.
+            c["tcp.in.time_wait_reused"] += 1
+            owner._drop(None)
+            self._unregister(owner)
+            owner = self.pcbs.lookup_listener(dst, seg.dst_port)
         if isinstance(owner, TcpConnection):
             self._conn_input(owner, seg, now)
         elif isinstance(owner, Listener):
@@ -242,6 +250,16 @@ class TcpLayer:
         else:
             c["tcp.in.no_socket"] += 1
             self._respond_rst(dst, src, seg, now)
+
+    @staticmethod
+    def _reuses_time_wait(conn: TcpConnection, seg: TcpRepr) -> bool:
+        flags = int(seg.flags)
+        if conn.state != TcpState.TIME_WAIT or flags & (SYN | ACK | RST) != SYN:
+            return False
+        ts = seg.options.timestamps
+        if conn.ts_ok and ts is not None and conn.ts_recent:
+            return seq_gt(ts.tsval, conn.ts_recent)
+        return seq_gt(seg.seq, conn.rcv_nxt)
 
     def _conn_input(self, conn: TcpConnection, seg: TcpRepr, now: float) -> None:
         queue = self.queues.get(conn)
