@@ -1082,7 +1082,8 @@ class TcpConnection:
 
     def _acceptable(self, seg: TcpRepr) -> bool:
         """RFC 9293 3.10.7.4's four cases of the sequence-number test."""
-        seg_len = seg.segment_len
+        flags = int(seg.flags)
+        seg_len = len(seg.payload) + (1 if flags & SYN else 0) + (1 if flags & FIN else 0)
         wnd = max(self._window_bytes(), seq_diff(self.rcv_adv, self.rcv_nxt))
         seq = seg.seq
         nxt = self.rcv_nxt

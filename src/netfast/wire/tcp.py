@@ -467,8 +467,13 @@ class TcpOptions:
         """Parse raw option bytes (the header after byte 20); raise MalformedError on garbage."""
         if not data:
             return EMPTY_OPTIONS
+        raw = bytes(data)
+        if len(raw) == 12 and raw[:4] == _NOP_NOP_TS:
+            # The layout nearly every segment of a timestamped connection carries.
+            tsval, tsecr = _II.unpack_from(raw, 4)
+            return cls((NOP, NOP, TimestampsOption(tsval, tsecr)))
         items: list[TcpOption] = []
-        _walk(bytes(data), items)
+        _walk(raw, items)
         return cls(tuple(items))
 
     @classmethod
@@ -594,6 +599,7 @@ class TcpOptions:
 
 
 EMPTY_OPTIONS = TcpOptions()
+_NOP_NOP_TS = bytes((OPT_NOP, OPT_NOP, OPT_TIMESTAMPS, 10))
 
 
 # --- the view --------------------------------------------------------------------------------
