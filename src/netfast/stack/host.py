@@ -185,6 +185,7 @@ FRAME_OUTCOMES: tuple[str, ...] = (
 
 _ETH_IPV4 = b"\x08\x00"
 _ETH_ARP = b"\x08\x06"
+_IP_HEADER = struct.Struct(">BBHHHBBHII")
 _U16 = struct.Struct(">H")
 _U32 = struct.Struct(">I")
 _FRAG_ANY = 0x3FFF
@@ -452,18 +453,28 @@ class Stack:
             return OUT_NO_ROUTE
         if src == 0:
             src = route[0].addr
-        header = Ipv4Repr(
-            src=src,
-            dst=dst,
-            protocol=proto,
-            payload_len=len(payload),
-            ttl=self.config.ttl if ttl is None else ttl,
-            dscp=tos >> 2,
-            ecn=tos & 3,
-            identification=self._next_ident(),
-            dont_frag=df,
+        n = len(payload)
+        if not 0 <= n <= 0xFFFF - 20 or not 0 <= tos <= 0xFF or not 0 <= proto <= 0xFF:
+            raise ValueError(f"no IPv4 datagram carries {n} bytes of protocol {proto}, tos {tos}")
+        # The fixed header packed at once (every field of Ipv4Repr.emit, no options): this runs
+        # for every segment a TCP sends.
+        header = bytearray(
+            _IP_HEADER.pack(
+                0x45,
+                tos,
+                20 + n,
+                self._next_ident(),
+                FLAG_DF if df else 0,
+                self.config.ttl if ttl is None else ttl,
+                proto,
+                0,
+                src,
+                dst,
+            )
         )
-        return self._send(header.to_bytes(payload), route, now, gso_mss)
+        _U16.pack_into(header, 10, checksum.internet_checksum(header))
+        header += payload
+        return self._send(bytes(header), route, now, gso_mss)
 
     def enable_tso(self, ifindex: int) -> None:
         """The link of ``ifindex`` cuts large TCP segments itself (TSO): the TCP may hand it

@@ -835,22 +835,40 @@ class TcpRepr:
     def emit(self, view: TcpSegment, src_ip: int, dst_ip: int) -> None:
         """Write the header and payload into the first :meth:`buffer_len` bytes of ``view`` and
         fill in the checksum over them.  Every header byte is written (reserved bits as 0)."""
-        for name, value, bits in (
-            ("src_port", self.src_port, 16),
-            ("dst_port", self.dst_port, 16),
-            ("seq", self.seq, 32),
-            ("ack", self.ack, 32),
-            ("flags", int(self.flags), 9),
-            ("window", self.window, 16),
-            ("urgent", self.urgent, 16),
-        ):
-            _check_field(name, value, bits)
-        opts = self.options.to_bytes()
+        # One combined test on the hot path; the loop names the field only when one is wrong.
+        if not self._fields_fit():
+            for name, value, bits in (
+                ("src_port", self.src_port, 16),
+                ("dst_port", self.dst_port, 16),
+                ("seq", self.seq, 32),
+                ("ack", self.ack, 32),
+                ("flags", int(self.flags), 9),
+                ("window", self.window, 16),
+                ("urgent", self.urgent, 16),
+            ):
+                _check_field(name, value, bits)
+        opts = self.options.to_bytes() if self.options.items else b""
         hl = HEADER_LEN + len(opts)
         total = hl + len(self.payload)
         buf = view.buffer
         if len(buf) < total:
             raise ValueError(f"buffer of {len(buf)} bytes is too small for a {total}-byte segment")
+        self._fill(buf, opts, hl, total, src_ip, dst_ip)
+
+    def _fields_fit(self) -> bool:
+        return (
+            0 <= self.src_port <= 0xFFFF
+            and 0 <= self.dst_port <= 0xFFFF
+            and 0 <= self.seq <= _U32_MAX
+            and 0 <= self.ack <= _U32_MAX
+            and 0 <= self.flags <= _FLAGS_MASK
+            and 0 <= self.window <= 0xFFFF
+            and 0 <= self.urgent <= 0xFFFF
+        )
+
+    def _fill(
+        self, buf: bytearray | memoryview, opts: bytes, hl: int, total: int, src: int, dst: int
+    ) -> None:
         _HEADER.pack_into(
             buf,
             0,
@@ -865,10 +883,16 @@ class TcpRepr:
         )
         buf[HEADER_LEN:hl] = opts
         buf[hl:total] = self.payload
-        _U16.pack_into(buf, 16, l4_checksum(src_ip, dst_ip, IPPROTO_TCP, buf[:total]))
+        whole = buf if len(buf) == total else buf[:total]
+        _U16.pack_into(buf, 16, l4_checksum(src, dst, IPPROTO_TCP, whole))
 
     def to_bytes(self, src_ip: int, dst_ip: int) -> bytes:
         """The segment as bytes (header, options, payload, checksum filled in)."""
-        buf = bytearray(self.buffer_len())
-        self.emit(TcpSegment(buf), src_ip, dst_ip)
+        opts = self.options.to_bytes() if self.options.items else b""
+        hl = HEADER_LEN + len(opts)
+        total = hl + len(self.payload)
+        if not self._fields_fit():
+            self.emit(TcpSegment(bytearray(total)), src_ip, dst_ip)  # raises, naming the field
+        buf = bytearray(total)
+        self._fill(buf, opts, hl, total, src_ip, dst_ip)
         return bytes(buf)
