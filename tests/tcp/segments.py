@@ -69,8 +69,10 @@ def seg(
 
 
 def config(**kw: object) -> TcpConfig:
-    """A small, option-free default: no window scaling, no timestamps, SACK on, MSS fixed."""
+    """A small, option-free default: no window scaling, no timestamps, SACK on, MSS fixed,
+    NewReno (the congestion-control tests check its arithmetic; CUBIC has its own)."""
     base: dict[str, object] = dict(
+        cc="newreno",
         mss=1460,
         mss_from_mtu=False,
         rcv_buf=65535,
