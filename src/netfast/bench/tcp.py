@@ -87,7 +87,7 @@ __all__ = [
     "transfer_table",
 ]
 
-SECTIONS = ("reass", "memory", "tap", "pytcp")
+SECTIONS = ("reass", "memory", "tap", "pytcp", "cc")
 DIRECTIONS = ("netfast_to_linux", "linux_to_netfast")
 MEMORY_MTUS = (1500, 65000)
 

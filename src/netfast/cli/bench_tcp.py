@@ -30,7 +30,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--only",
         metavar="SECTIONS",
-        help="comma-separated sections among reass, memory, tap, pytcp (default: all)",
+        help="comma-separated sections among reass, memory, tap, pytcp, cc (default: all)",
     )
     p.add_argument("--quick", action="store_true", help="smaller transfers, one reassembly round")
     p.add_argument(
@@ -62,6 +62,7 @@ def parse_sections(only: str | None) -> list[str]:
 def cmd_tcp(args: argparse.Namespace) -> int:
     from netfast.bench import tcp as tb
     from netfast.bench.pytcp_anchor import pytcp_version
+    from netfast.bench.tcp_cc import cc_table, run_cc_bench
     from netfast.bench.tcp_reass import reass_table, run_reass_bench
 
     sections = parse_sections(args.only)
@@ -75,6 +76,7 @@ def cmd_tcp(args: argparse.Namespace) -> int:
         raise CliError("--segments must be at least 2")
     console = Console(width=max(Console().width, 160))
     reass_rows: list[dict[str, Any]] | None = None
+    cc_rows: list[dict[str, Any]] | None = None
     rows: list[dict[str, Any]] = []
     with console.status("measuring") as status:
         if "reass" in sections:
@@ -89,10 +91,18 @@ def cmd_tcp(args: argparse.Namespace) -> int:
             pytcp_bytes=pytcp_bytes,
             progress=lambda msg: status.update(f"transfer: {msg}"),
         )
+        if "cc" in sections:
+            cc_rows = run_cc_bench(
+                nbytes=min(nbytes, 5_000_000),
+                seeds=(1,) if args.quick else (1, 2, 3),
+                progress=lambda msg: status.update(f"congestion control: {msg}"),
+            )
     if reass_rows is not None:
         console.print(reass_table(reass_rows))
     if rows:
         console.print(tb.transfer_table(rows))
+    if cc_rows is not None:
+        console.print(cc_table(cc_rows))
     ans = tb.answers(reass_rows, rows)
     lines = tb.answer_lines(ans)
     if lines:
@@ -122,6 +132,7 @@ def cmd_tcp(args: argparse.Namespace) -> int:
             },
             "reass": reass_rows,
             "transfers": rows,
+            "congestion_control": cc_rows,
             "answers": ans,
         },
     )

@@ -1,0 +1,115 @@
+"""Congestion control through loss: NewReno against CUBIC on the same seeded lossy paths.
+
+Two netfast hosts on a memory wire (:class:`netfast.stack.sim.HostPair`) with netfast's impairment
+layer: a one-way delay each way and random loss on the data direction.  Time is the simulator's
+virtual clock, so the figure is what the congestion control achieves on that path -- goodput in
+simulated Mbit/s -- not how fast the CPU runs the stack.  Each path is run with several seeds
+and both algorithms see the same seeds (the same losses, as long as they send alike).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import statistics
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from rich.table import Table
+
+from netfast.link.impair import Impairment
+from netfast.stack.sim import ADDR_B, HostPair
+from netfast.tcp.conn import TcpConfig
+from netfast.wire.ipv4 import ip_to_str
+
+#: (loss on the data direction, one-way delay in seconds): a LAN-like path with heavy loss,
+#: a continental one, an intercontinental one with little loss.
+PATHS: tuple[tuple[float, float], ...] = ((0.02, 0.001), (0.01, 0.01), (0.001, 0.05))
+ALGORITHMS = ("newreno", "cubic")
+
+
+def goodput(cc: str, loss: float, delay: float, nbytes: int, seed: int) -> float:
+    """Simulated Mbit/s of one ``nbytes`` transfer a -> b with ``cc``."""
+    pair = HostPair(
+        impair_ab=Impairment(loss=loss, delay=delay),
+        impair_ba=Impairment(delay=delay),
+        seed=seed,
+        tcp_config=TcpConfig(cc=cc),
+    )
+    server = pair.tcp_b.socket()
+    server.bind((ip_to_str(ADDR_B), 80))
+    server.listen()
+    client = pair.tcp_a.socket()
+    client.connect((ip_to_str(ADDR_B), 80), pair.now)
+    view = memoryview(bytes(nbytes))
+    st: dict[str, Any] = {"acc": None, "sent": 0, "got": 0, "eof": False}
+
+    def app() -> None:
+        if st["acc"] is None:
+            with contextlib.suppress(BlockingIOError):
+                st["acc"], _ = server.accept()
+        if st["sent"] < nbytes:
+            with contextlib.suppress(BlockingIOError):
+                st["sent"] += client.send(view[st["sent"] : st["sent"] + (1 << 18)])
+            if st["sent"] == nbytes:
+                client.shutdown()
+        acc = st["acc"]
+        while acc is not None and not st["eof"]:
+            try:
+                chunk = acc.recv(1 << 20)
+            except BlockingIOError:
+                break
+            if not chunk:
+                st["eof"] = True
+            st["got"] += len(chunk)
+
+    res = pair.run(lambda: bool(st["eof"]), app=app, max_time=3600)
+    if not res.ok or st["got"] != nbytes:
+        raise RuntimeError(f"{cc} transfer over loss {loss}, delay {delay} did not finish")
+    return nbytes * 8 / res.sim_time / 1e6
+
+
+def run_cc_bench(
+    nbytes: int = 5_000_000,
+    seeds: Sequence[int] = (1, 2, 3),
+    paths: Sequence[tuple[float, float]] = PATHS,
+    progress: Callable[[str], None] | None = None,
+) -> list[dict[str, Any]]:
+    """One row per (path, algorithm): median and all simulated Mbit/s over ``seeds``."""
+    rows: list[dict[str, Any]] = []
+    for loss, delay in paths:
+        for cc in ALGORITHMS:
+            if progress is not None:
+                progress(f"{cc}, loss {loss:.1%}, RTT {2 * delay * 1000:.0f} ms")
+            runs = [goodput(cc, loss, delay, nbytes, seed) for seed in seeds]
+            rows.append(
+                {
+                    "cc": cc,
+                    "loss": loss,
+                    "rtt_ms": 2 * delay * 1000,
+                    "bytes": nbytes,
+                    "runs_mbit_s": runs,
+                    "median_mbit_s": statistics.median(runs),
+                }
+            )
+    return rows
+
+
+def cc_table(rows: Sequence[dict[str, Any]]) -> Table:
+    table = Table(
+        title="congestion control through loss (memory wire, virtual time: simulated Mbit/s)"
+    )
+    for col in ("loss", "RTT", "cc", "median Mbit/s", "runs", "vs NewReno"):
+        table.add_column(col, justify="left" if col == "cc" else "right")
+    base = {(r["loss"], r["rtt_ms"]): r["median_mbit_s"] for r in rows if r["cc"] == "newreno"}
+    for r in rows:
+        ref = base.get((r["loss"], r["rtt_ms"]))
+        ratio = f"{r['median_mbit_s'] / ref:.2f}x" if ref else "-"
+        table.add_row(
+            f"{r['loss']:.1%}",
+            f"{r['rtt_ms']:.0f} ms",
+            r["cc"],
+            f"{r['median_mbit_s']:.1f}",
+            ", ".join(f"{x:.1f}" for x in r["runs_mbit_s"]),
+            ratio,
+        )
+    return table
