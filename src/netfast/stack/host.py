@@ -367,6 +367,29 @@ class Stack:
                 raise
             self.counters[INTERNAL_ERROR] += 1
 
+    def input_batch(self, ifindex: int, frames: Sequence[bytes], now: float) -> None:
+        """Process frames received together.  The same as :meth:`input` on each, except that
+        the TCP holds the segments of a connection until the batch ends and then handles them
+        in one pass, consecutive in-order data segments merged into one (receive offload in
+        software, like Linux's GRO): the per-segment work of the state machine, the receive
+        buffer and the ACK decision is paid once per run of segments."""
+        tcp = self.tcp
+        if tcp is None or len(frames) < 2:
+            for frame in frames:
+                self.input(ifindex, frame, now)
+            return
+        tcp.begin_batch()
+        try:
+            for frame in frames:
+                self.input(ifindex, frame, now)
+        finally:
+            try:
+                tcp.end_batch(now)
+            except Exception:
+                if self.strict:
+                    raise
+                self.counters[INTERNAL_ERROR] += 1
+
     def poll(self, now: float) -> list[tuple[int, bytes]]:
         """Run the timers at ``now`` (transports, ARP, reassembly) and return every frame queued
         since the last call as ``(ifindex, frame)``."""

@@ -236,9 +236,10 @@ def run_host(
             break
         got = 0
         for ifindex, link in links.items():
-            for frame in link.recv_batch(batch):
-                stack.input(ifindex, frame, now)
-                got += 1
+            frames = link.recv_batch(batch)
+            if frames:
+                stack.input_batch(ifindex, frames, now)
+                got += len(frames)
         received += got
         for app in apps:
             app.step(now)

@@ -108,8 +108,7 @@ class HostPair:
                 if not frames:
                     break
                 moved += len(frames)
-                for frame in frames:
-                    stack.input(0, frame, now)
+                stack.input_batch(0, frames, now)
             out = stack.poll(now)
             if out:
                 moved += len(out)

@@ -1404,7 +1404,9 @@ class TcpConnection:
             return
         self.dupacks = 0
         if self.cwnd < self.ssthresh:
-            self.cwnd += min(acked, 2 * mss)  # slow start with ABC, L = 2 (RFC 3465)
+            # Slow start by bytes acknowledged (RFC 3465).  No per-ACK cap (its L): ACKs that
+            # cover many segments are normal here, from receive coalescing on either side.
+            self.cwnd += min(acked, self.ssthresh - self.cwnd + mss)
         elif self.cubic is not None:
             self.cwnd = self.cubic.on_ack(self.cwnd, acked, mss, now, self.srtt or 0.0)
         else:
@@ -1447,7 +1449,8 @@ class TcpConnection:
                 if not in_order:
                     self.counters["tcp.in.out_of_order"] += 1
             elif delivered:
-                self.segs_unacked += 1
+                # A merged run (software GRO) counts as the segments it was made of.
+                self.segs_unacked += 1 + len(delivered) // (self.config.mss + 1)
                 if self.segs_unacked >= 2:
                     self.ack_now = True
                 elif self.t_delack is None:

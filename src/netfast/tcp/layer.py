@@ -27,6 +27,7 @@ end of stream), writable (send-buffer space) and their errors.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import random
 from collections import Counter, deque
@@ -47,7 +48,7 @@ from netfast.wire.tcp import TcpFlags, TcpRepr, TcpSegment
 if TYPE_CHECKING:
     from netfast.ip.input import Ipv4Header
 
-SYN, ACK, FIN, RST = TcpFlags.SYN, TcpFlags.ACK, TcpFlags.FIN, TcpFlags.RST
+SYN, ACK, FIN, RST, PSH = TcpFlags.SYN, TcpFlags.ACK, TcpFlags.FIN, TcpFlags.RST, TcpFlags.PSH
 #: Payload bytes of the largest segment handed to a link with TSO (an IPv4 datagram of at most
 #: 64 KiB, with room for 60 bytes of TCP header and 20 of IP).
 TSO_MAX = 65535 - 80
@@ -124,6 +125,9 @@ class TcpLayer:
         self.per_pass = per_pass
         self.challenge = ChallengeAckLimiter(challenge_ack_limit)
         self.dirty: dict[TcpConnection, None] = {}
+        #: During a batch (:meth:`begin_batch`), connections with segments waiting.
+        self.batching = False
+        self.deferred: dict[TcpConnection, None] = {}
         #: Every registered connection (the timers walk this, not the hash table's buckets).
         self.conns: dict[TcpConnection, None] = {}
         self.sockets: dict[TcpConnection, TcpSocket] = {}
@@ -261,8 +265,33 @@ class TcpLayer:
             return seq_gt(ts.tsval, conn.ts_recent)
         return seq_gt(seg.seq, conn.rcv_nxt)
 
+    def begin_batch(self) -> None:
+        """Hold connections' segments until :meth:`end_batch` (see ``Stack.input_batch``)."""
+        self.batching = True
+
+    def end_batch(self, now: float) -> None:
+        """Handle every connection's held segments, in-order data runs merged."""
+        self.batching = False
+        deferred = list(self.deferred)
+        self.deferred.clear()
+        for conn in deferred:
+            queue = self.queues.get(conn)
+            if queue is None or conn.state == TcpState.CLOSED:
+                continue
+            batch: list[TcpRepr] = []
+            queue.drain(batch.append)
+            merged = coalesce(batch)
+            self.counters["tcp.in.coalesced"] += len(batch) - len(merged)
+            for seg in merged:
+                conn.input(seg, now)
+            self._flush(conn, now)
+
     def _conn_input(self, conn: TcpConnection, seg: TcpRepr, now: float) -> None:
         queue = self.queues.get(conn)
+        if self.batching and queue is not None:
+            if queue.push(seg):
+                self.deferred[conn] = None
+            return
         if queue is None:
             conn.input(seg, now)
         else:
@@ -418,6 +447,69 @@ class TcpLayer:
             self._unregister(conn)
             return
         self.counters["tcp.ctl.soft_error"] += 1
+
+
+def coalesce(segs: list[TcpRepr]) -> list[TcpRepr]:
+    """Merge runs of segments that a receiver may treat as one (the rules of Linux's GRO): each
+    carries data and no flag but ACK (PSH may end a run), the next begins where the previous
+    ends, and acknowledgment, window and option bytes are the same.  A pure cumulative ACK
+    followed by a larger one is dropped for it (:func:`_thins`).  Anything else is left as it
+    came, in order."""
+    if len(segs) < 2:
+        return segs
+    out: list[TcpRepr] = []
+    run: list[TcpRepr] = []
+
+    def close_run() -> None:
+        if len(run) == 1:
+            out.append(run[0])
+        elif run:
+            first, last = run[0], run[-1]
+            payload = b"".join(s.payload for s in run)
+            out.append(dataclasses.replace(first, flags=last.flags, payload=payload))
+        run.clear()
+
+    for seg in segs:
+        if out and not run and _thins(out[-1], seg):
+            # A newer cumulative ACK makes an earlier pure ACK of the batch redundant.
+            out[-1] = seg
+            continue
+        if run:
+            prev = run[-1]
+            if (
+                int(seg.flags) & ~int(PSH) == int(ACK)
+                and int(prev.flags) == int(ACK)
+                and seg.payload
+                and seg.seq == (prev.seq + len(prev.payload)) & SEQ_MASK
+                and seg.ack == prev.ack
+                and seg.window == prev.window
+                and seg.options == prev.options
+            ):
+                run.append(seg)
+                continue
+            close_run()
+        if int(seg.flags) & ~int(PSH) == int(ACK) and seg.payload:
+            run.append(seg)
+        else:
+            out.append(seg)
+    close_run()
+    return out
+
+
+def _thins(prev: TcpRepr, seg: TcpRepr) -> bool:
+    """``seg`` supersedes ``prev``: both pure ACKs (no data, no other flag, no SACK blocks) at the
+    same sequence number, ``seg`` acknowledging more.  Equal ACKs are never merged: they are
+    duplicate ACKs, which loss detection counts."""
+    return (
+        int(prev.flags) == int(ACK)
+        and int(seg.flags) == int(ACK)
+        and not prev.payload
+        and not seg.payload
+        and seg.seq == prev.seq
+        and seq_gt(seg.ack, prev.ack)
+        and not prev.options.sack_blocks
+        and not seg.options.sack_blocks
+    )
 
 
 def _input_at(conn: TcpConnection, now: float, seg: TcpRepr) -> None:
