@@ -278,13 +278,22 @@ class TcpLayer:
             queue = self.queues.get(conn)
             if queue is None or conn.state == TcpState.CLOSED:
                 continue
+            # The batch is the pass: its size is bounded by the link's batch, and all of it is
+            # handled now (a per-pass bound here would leave segments behind to overflow the
+            # queue when the next batch comes).
             batch: list[TcpRepr] = []
-            queue.drain(batch.append)
+            while queue.pending and queue.drain(batch.append):
+                pass
             merged = coalesce(batch)
             self.counters["tcp.in.coalesced"] += len(batch) - len(merged)
+            # Output after each (merged) segment, as without batching: an ACK due now goes
+            # before the next segment (the duplicate ACKs of a hole are how the sender learns of
+            # a loss), and a sender sends what each ACK allows before taking the next -- else
+            # a cumulative ACK and a duplicate in one batch would shrink the flight, and with
+            # it the slow-start threshold, artificially.
             for seg in merged:
                 conn.input(seg, now)
-            self._flush(conn, now)
+                self._flush(conn, now)
 
     def _conn_input(self, conn: TcpConnection, seg: TcpRepr, now: float) -> None:
         queue = self.queues.get(conn)
