@@ -28,55 +28,17 @@ A returned :class:`KEvent` carries the readable or writable amount as ``data`` a
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+
+# Readiness and its flags live below every protocol core that reports them (netfast.watch).
+from netfast.watch import EV_EOF, EV_ERROR, Pollable, Watchable
+
+__all__ = ["EV_EOF", "EV_ERROR", "READ", "WRITE", "EventQueue", "KEvent", "Pollable", "Watchable"]
 
 READ = 1
 WRITE = 2
-EV_EOF = 1
-EV_ERROR = 2
 
 _FILTERS = (READ, WRITE)
-
-
-class Pollable(Protocol):
-    """What the event queue needs of an object."""
-
-    def readiness(self) -> tuple[int, int, int]:
-        """``(readable, writable, flags)``: bytes (or connections) readable, bytes writable
-        (0: not writable), and :data:`EV_EOF` / :data:`EV_ERROR` flags."""
-        ...
-
-    def add_watcher(self, cb: Callable[[Pollable], None]) -> None: ...
-
-    def remove_watcher(self, cb: Callable[[Pollable], None]) -> None: ...
-
-
-class Watchable:
-    """Mixin keeping watcher callbacks; subclasses call :meth:`_notify` whenever their readiness
-    may have changed (data in or out, state change, close).
-
-    It needs no ``__init__`` call: the list is created on the first :meth:`add_watcher`.
-    """
-
-    _watchers: list[Callable[[Pollable], None]] | None = None
-
-    def add_watcher(self, cb: Callable[[Pollable], None]) -> None:
-        if self._watchers is None:
-            self._watchers = []
-        if cb not in self._watchers:
-            self._watchers.append(cb)
-
-    def remove_watcher(self, cb: Callable[[Pollable], None]) -> None:
-        if self._watchers is not None and cb in self._watchers:
-            self._watchers.remove(cb)
-
-    def _notify(self) -> None:
-        watchers = self._watchers
-        if watchers:
-            for cb in tuple(watchers):
-                cb(self)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,7 +30,7 @@ import struct
 from collections import Counter, deque
 from typing import TYPE_CHECKING
 
-from netfast.stack.kqueue import EV_EOF, EV_ERROR, Watchable
+from netfast.watch import EV_EOF, EV_ERROR, Watchable
 from netfast.wire import checksum
 from netfast.wire.ipv4 import IpProtocol, ip_from_str, ip_to_str
 from netfast.wire.udp import HEADER_LEN

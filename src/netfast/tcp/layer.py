@@ -33,12 +33,12 @@ import random
 from collections import Counter, deque
 from typing import TYPE_CHECKING, Any
 
-from netfast.stack.kqueue import EV_EOF, EV_ERROR, Watchable
 from netfast.tcp.conn import ChallengeAckLimiter, TcpConfig, TcpConnection, TcpState
 from netfast.tcp.isn import IsnGenerator
 from netfast.tcp.pcb import InputQueue, PcbTable
 from netfast.tcp.syncache import SynCache
 from netfast.tcp.syncookie import SynCookies
+from netfast.watch import EV_EOF, EV_ERROR, Watchable
 from netfast.wire.checksum import IPPROTO_TCP
 from netfast.wire.errors import ChecksumError, WireError
 from netfast.wire.ipv4 import ip_from_str
