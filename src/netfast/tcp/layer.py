@@ -362,8 +362,8 @@ class TcpLayer:
         if flags & FIN:
             c["tcp.in.listen_syn_fin"] += 1
             return
-        mss = self.config_for(key[2], listener.config).mss
-        synack = self.syncache.syn(key, seg, now, listener, mss)
+        cfg = self.config_for(key[2], listener.config)
+        synack = self.syncache.syn(key, seg, now, listener, cfg.mss, cfg)
         self._send(key[0], key[2], synack, now)
 
     def _respond_rst(self, src: int, dst: int, seg: TcpRepr, now: float) -> None:
@@ -567,8 +567,6 @@ class TcpSocket(Watchable):
             raise OSError("listen needs a bound port")
         cfg = self.config or self.layer.config
         self.listener = Listener(self, self.local, backlog, cfg)
-        if cfg != self.layer.config:
-            self.layer.syncache.config = cfg
         self.layer.pcbs.listen(self.local[0], self.local[1], self.listener)
         self.layer.counters["tcp.listen"] += 1
 

@@ -54,6 +54,8 @@ class SynEntry:
     from_cookie: bool = False
     mss: int = 0
     """The MSS our SYN-ACK announces (0: the cache's configured MSS)."""
+    config: TcpConfig | None = field(default=None, repr=False)
+    """The listener's settings (window, scale, options offered); None: the cache's."""
     listener: object = field(default=None, repr=False)
 
 
@@ -130,10 +132,17 @@ class SynCache:
     # ------------------------------------------------------------------ SYN
 
     def syn(
-        self, key: Key, seg: TcpRepr, now: float, listener: object = None, mss: int = 0
+        self,
+        key: Key,
+        seg: TcpRepr,
+        now: float,
+        listener: object = None,
+        mss: int = 0,
+        config: TcpConfig | None = None,
     ) -> TcpRepr:
         """Record a SYN (or answer it with a cookie) and return the SYN-ACK to send.  ``mss`` is
-        what the route's MTU allows (0: the configured MSS)."""
+        what the route's MTU allows (0: the configured MSS); ``config`` the listener's settings
+        (None: the cache's), which the connection made from the entry must use too."""
         bucket = self._bucket(key)
         entry = self._find(bucket, key)
         if entry is not None:
@@ -141,13 +150,13 @@ class SynCache:
                 self.counters["tcp.syncache.dup_syn"] += 1
                 return self.syn_ack(entry, now)
             self._remove(bucket, entry)  # a new incarnation of the same 4-tuple
-        neg = _peer_negotiated(seg, self.config)
+        neg = _peer_negotiated(seg, config or self.config)
         use_cookie = self.cookie_mode == "always"
         if not use_cookie and self.cookie_mode == "overflow" and self.count >= self.cache_limit:
             self.counters["tcp.syncache.cache_overflow"] += 1
             use_cookie = True
         if use_cookie:
-            return self._cookie_syn_ack(key, seg, neg, now, mss)
+            return self._cookie_syn_ack(key, seg, neg, now, mss, config)
         if len(bucket) >= self.bucket_limit:
             self.counters["tcp.syncache.bucket_overflow"] += 1
             self._remove(bucket, bucket[0])  # the oldest makes room
@@ -161,6 +170,7 @@ class SynCache:
             created=now,
             next_rexmit=now + self.rexmit_initial,
             mss=mss,
+            config=config,
             listener=listener,
         )
         bucket.append(entry)
@@ -171,7 +181,13 @@ class SynCache:
         return self.syn_ack(entry, now)
 
     def _cookie_syn_ack(
-        self, key: Key, seg: TcpRepr, neg: Negotiated, now: float, mss: int
+        self,
+        key: Key,
+        seg: TcpRepr,
+        neg: Negotiated,
+        now: float,
+        mss: int,
+        config: TcpConfig | None,
     ) -> TcpRepr:
         laddr, lport, faddr, fport = key
         opts = CookieOptions(mss=neg.peer_mss, wscale=neg.snd_wscale, sack_permitted=neg.sack_ok)
@@ -188,19 +204,20 @@ class SynCache:
             next_rexmit=now,
             from_cookie=True,
             mss=mss,
+            config=config,
         )
         return self.syn_ack(entry, now)
 
     def syn_ack(self, entry: SynEntry, now: float) -> TcpRepr:
         """The SYN-ACK for ``entry`` (its options answer what the SYN offered)."""
-        cfg = self.config
+        cfg = entry.config or self.config
         neg = entry.neg
         ts = None
         if neg.ts_ok:
             ts = (((int(now * 1000) + entry.ts_offset) & SEQ_MASK), neg.ts_recent)
         opts = TcpOptions.build(
             mss=entry.mss or cfg.mss,
-            wscale=self.rcv_wscale if neg.snd_wscale is not None else None,
+            wscale=self._wscale(cfg) if neg.snd_wscale is not None else None,
             sack_permitted=neg.sack_ok,
             timestamps=ts,
         )
@@ -270,6 +287,12 @@ class SynCache:
         self._remove(bucket, entry)
         self.counters["tcp.syncache.reset"] += 1
         return True
+
+    def _wscale(self, cfg: TcpConfig) -> int:
+        # The shift the connection will use (TcpConnection.accept_from_syn computes the same).
+        if cfg is self.config:
+            return self.rcv_wscale
+        return scale_for(cfg.rcv_buf) if cfg.window_scale else 0
 
     def has(self, key: Key) -> bool:
         return self._find(self._bucket(key), key) is not None
