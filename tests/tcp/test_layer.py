@@ -311,7 +311,7 @@ def test_per_pass_input_bound() -> None:
     assert handled == per_pass  # the running pass stops at its budget
     assert queue.pending == queue.limit - (per_pass - 1)
     assert p.b.counters["tcp.in.queue_full"] == burst - queue.limit
-    assert p.b.counters["tcp.in.pass_limit"] >= 1
+    assert p.b.counters["tcp.in.queue_yield"] >= 1
     # Later polls work the backlog off, per_pass at a time.
     p.tcp_b.poll(p.now)
     assert queue.pending == queue.limit - (2 * per_pass - 1)

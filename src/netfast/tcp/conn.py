@@ -44,6 +44,7 @@ in ``counters`` (``tcp.in.paws``, ``tcp.in.outside_window``, ``tcp.in.challenge_
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 from collections import Counter
 from collections.abc import Callable
@@ -182,6 +183,20 @@ class Negotiated:
     ts_recent: int = 0
 
 
+def negotiated_from_syn(seg: TcpRepr, config: TcpConfig) -> Negotiated:
+    """What a SYN (or SYN-ACK) offered, as far as ``config`` enables it on our side (RFC 9293
+    3.7.1: MSS 536 when absent; RFC 7323, RFC 2018: an option is used only when both offer it)."""
+    opts = seg.options
+    ts = opts.timestamps
+    return Negotiated(
+        peer_mss=opts.mss or 536,
+        snd_wscale=opts.wscale if config.window_scale else None,
+        sack_ok=opts.sack_permitted and config.sack,
+        ts_ok=ts is not None and config.timestamps,
+        ts_recent=ts.tsval if ts is not None else 0,
+    )
+
+
 def scale_for(buf: int) -> int:
     """The window-scale shift that lets a window field describe ``buf`` bytes."""
     shift = 0
@@ -276,7 +291,6 @@ class TcpConnection:
         self.t_keep: float | None = None
         self.t_2msl: float | None = None
         self.keep_probes = 0
-        self.last_rcv = 0.0
         self.ack_now = False
         self.segs_unacked = 0
         self.force_probe = False
@@ -301,7 +315,6 @@ class TcpConnection:
         conn = cls(local, remote, iss, config, **kw)  # type: ignore[arg-type]
         conn.state = TcpState.SYN_SENT
         conn.rcv_wscale = scale_for(config.rcv_buf) if config.window_scale else 0
-        conn.last_rcv = now
         return conn
 
     @classmethod
@@ -332,7 +345,6 @@ class TcpConnection:
         conn.snd_wl2 = 1
         conn.cwnd = conn._initial_cwnd()
         conn.state = TcpState.ESTABLISHED
-        conn.last_rcv = now
         conn._arm_keepalive(now)
         conn.counters["tcp.conn.accepted"] += 1
         return conn
@@ -390,6 +402,7 @@ class TcpConnection:
             self.error = error
             self.counters[f"tcp.conn.{error.lower()}"] += 1
         self.t_rexmt = self.t_persist = self.t_delack = self.t_keep = self.t_2msl = None
+        self.t_tlp = None
         self.ack_now = False
         self.reass.clear()
         if self.state != TcpState.CLOSED:
@@ -522,13 +535,15 @@ class TcpConnection:
     def _options(self, now: float | None, syn: bool) -> TcpOptions:
         cfg = self.config
         ts = None
-        if now is not None and (self.ts_ok or (syn and cfg.timestamps and self._offer_ts)):
+        if now is not None and (self.ts_ok or (syn and cfg.timestamps)):
             ts = (self.ts_now(now), self.ts_recent)
         if syn:
+            # Our SYN (active or simultaneous open) offers what the config enables; passive
+            # opens are answered by the SYN cache.
             return TcpOptions.build(
                 mss=cfg.mss,
-                wscale=self.rcv_wscale if self._offer_ws else None,
-                sack_permitted=cfg.sack and self._offer_sack,
+                wscale=self.rcv_wscale if cfg.window_scale else None,
+                sack_permitted=cfg.sack,
                 timestamps=ts,
             )
         blocks: tuple[tuple[int, int], ...] = ()
@@ -537,20 +552,6 @@ class TcpConnection:
         if ts is None and not blocks:
             return TcpOptions()
         return TcpOptions.build(timestamps=ts, sack_blocks=blocks)
-
-    # What our SYN or SYN-ACK offers: everything configured for an active open; for a
-    # simultaneous open the same.  (Passive opens are answered by the SYN cache.)
-    @property
-    def _offer_ws(self) -> bool:
-        return self.config.window_scale
-
-    @property
-    def _offer_sack(self) -> bool:
-        return self.config.sack
-
-    @property
-    def _offer_ts(self) -> bool:
-        return self.config.timestamps
 
     def _segment(self, pos: int, length: int, flags: int, now: float | None) -> TcpRepr:
         syn = bool(flags & SYN)
@@ -965,18 +966,7 @@ class TcpConnection:
         self.keep_probes += 1
         self.counters["tcp.out.keepalive_probe"] += 1
         probe = self._segment(self.snd_una, 0, ACK, now)
-        seq = (probe.seq - 1) & SEQ_MASK
-        self.out.append(
-            TcpRepr(
-                probe.src_port,
-                probe.dst_port,
-                seq,
-                probe.ack,
-                probe.flags,
-                probe.window,
-                options=probe.options,
-            )
-        )
+        self.out.append(dataclasses.replace(probe, seq=(probe.seq - 1) & SEQ_MASK))
         self.t_keep = now + cfg.keep_interval
 
     def _arm_keepalive(self, now: float) -> None:
@@ -986,7 +976,7 @@ class TcpConnection:
 
     def _enter_time_wait(self, now: float) -> None:
         self._set_state(TcpState.TIME_WAIT)
-        self.t_rexmt = self.t_persist = self.t_keep = None
+        self.t_rexmt = self.t_persist = self.t_keep = self.t_tlp = None
         self.t_2msl = now + 2 * self.config.msl
 
     # ------------------------------------------------------------------ RTT (RFC 6298)
@@ -1016,18 +1006,6 @@ class TcpConnection:
             return
         self._input_synchronized(seg, now)
 
-    def _peer_options(self, seg: TcpRepr) -> Negotiated:
-        opts = seg.options
-        mss = opts.mss
-        ts = opts.timestamps
-        return Negotiated(
-            peer_mss=mss if mss else 536,
-            snd_wscale=opts.wscale,
-            sack_ok=opts.sack_permitted,
-            ts_ok=ts is not None,
-            ts_recent=ts.tsval if ts is not None else 0,
-        )
-
     def _input_syn_sent(self, seg: TcpRepr, now: float) -> None:
         flags = int(seg.flags)
         if flags & ACK:
@@ -1051,10 +1029,7 @@ class TcpConnection:
             return
         self.irs = seg.seq
         self.rcv_nxt = (seg.seq + 1) & SEQ_MASK
-        neg = self._peer_options(seg)
-        if not self._offer_ws:
-            neg = Negotiated(neg.peer_mss, None, neg.sack_ok, neg.ts_ok, neg.ts_recent)
-        self._apply_negotiated(neg)
+        self._apply_negotiated(negotiated_from_syn(seg, self.config))
         self.rcv_adv = self.rcv_nxt
         self.cwnd = self._initial_cwnd()
         if flags & ACK:
@@ -1076,7 +1051,6 @@ class TcpConnection:
             self._set_state(TcpState.ESTABLISHED)
             self.counters["tcp.conn.connected"] += 1
             self._arm_keepalive(now)
-            self.last_rcv = now
             self.ack_now = True
             if seg.payload or flags & FIN:
                 self._receive_text(seg, now)
@@ -1209,7 +1183,6 @@ class TcpConnection:
         if ts is not None and seq_le(seg.seq, self.last_ack_sent):
             self.ts_recent = ts.tsval
 
-        self.last_rcv = now
         self.keep_probes = 0
         self._arm_keepalive(now)
 

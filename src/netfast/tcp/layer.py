@@ -111,13 +111,17 @@ class TcpLayer:
         self.ts_clock = IsnGenerator(rng.randbytes(16))
         self.cookies = SynCookies(lambda: rng.randbytes(16), now=now)
         self.cookies.counters = self.counters
-        self.syncache_args = dict(
+        self.syncache = SynCache(
+            self.config,
+            self.isn,
+            self.ts_clock,
+            self.cookies,
             buckets=syncache_buckets,
             bucket_limit=syncache_bucket_limit,
             cache_limit=syncache_limit,
             cookie_mode=cookie_mode,
+            counters=self.counters,
         )
-        self.syncache = self._new_syncache(self.config)
         self.pcbs: PcbTable[TcpConnection, Listener] = PcbTable(
             buckets=4096, hash_key=rng.getrandbits(32)
         )
@@ -131,12 +135,6 @@ class TcpLayer:
         #: Every registered connection (the timers walk this, not the hash table's buckets).
         self.conns: dict[TcpConnection, None] = {}
         self.sockets: dict[TcpConnection, TcpSocket] = {}
-
-    def _new_syncache(self, config: TcpConfig) -> SynCache:
-        args: dict[str, Any] = dict(self.syncache_args)
-        return SynCache(
-            config, self.isn, self.ts_clock, self.cookies, counters=self.counters, **args
-        )
 
     # ------------------------------------------------------------------ sockets
 
@@ -157,9 +155,7 @@ class TcpLayer:
             tso = TSO_MAX
         if mss == cfg.mss and tso == cfg.tso_max:
             return cfg
-        from dataclasses import replace
-
-        return replace(cfg, mss=mss, tso_max=tso)
+        return dataclasses.replace(cfg, mss=mss, tso_max=tso)
 
     def _register(self, conn: TcpConnection) -> None:
         key = (conn.local[0], conn.local[1], conn.remote[0], conn.remote[1])
@@ -185,7 +181,11 @@ class TcpLayer:
             # The reassembly queue's counters join the stack's when the connection goes.
             self.counters.update(conn.reass.counters)
 
-    def connect(self, local: Address, remote: Address, now: float) -> TcpConnection:
+    def connect(
+        self, local: Address, remote: Address, now: float, config: TcpConfig | None = None
+    ) -> TcpConnection:
+        """An active open from ``local`` (address 0: the route's source; port 0: ephemeral)
+        with ``config`` (None: the layer's), its SYN sent at the next flush."""
         laddr, lport = local
         faddr, fport = remote
         if laddr == 0:
@@ -202,7 +202,7 @@ class TcpLayer:
             (laddr, lport),
             (faddr, fport),
             iss,
-            self.config_for(faddr),
+            self.config_for(faddr, config),
             now,
             ts_offset=self.ts_clock.offset(laddr, lport, faddr, fport),
             challenge=self.challenge,
@@ -232,7 +232,7 @@ class TcpLayer:
         except WireError:
             c["tcp.in.malformed"] += 1
             return
-        if not self.stack.is_local(dst) or dst == 0xFFFFFFFF or dst >> 28 == 0xE:
+        if not self.stack.is_local(dst):  # one of our unicast addresses, never a broadcast
             c["tcp.in.not_unicast"] += 1
             return
         if seg.src_port == 0 or seg.dst_port == 0:
@@ -296,21 +296,17 @@ class TcpLayer:
                 self._flush(conn, now)
 
     def _conn_input(self, conn: TcpConnection, seg: TcpRepr, now: float) -> None:
-        queue = self.queues.get(conn)
-        if self.batching and queue is not None:
-            if queue.push(seg):
-                self.deferred[conn] = None
+        queue = self.queues[conn]  # every demultiplexed connection is registered
+        if not queue.push(seg):
+            return  # counted by the queue
+        if self.batching:
+            self.deferred[conn] = None
             return
-        if queue is None:
-            conn.input(seg, now)
-        else:
-            if not queue.push(seg):
-                return  # counted by the queue
-            if queue.busy:
-                return  # the running pass picks it up
-            queue.drain(functools.partial(_input_at, conn, now))
-            if queue.pending:
-                self.counters["tcp.in.pass_limit"] += 1
+        if queue.busy:
+            return  # the running pass picks it up
+        # A pass that reaches its bound counts tcp.in.queue_yield (the queue shares our
+        # counters); the rest waits for the next poll.
+        queue.drain(functools.partial(_input_at, conn, now))
         self._flush(conn, now)
 
     def _listen_input(
@@ -543,12 +539,10 @@ class TcpSocket(Watchable):
     def setsockopt(self, **options: Any) -> None:
         """Change connection settings before connect/listen (e.g. ``nagle=False``,
         ``rcv_buf=...``, ``keepalive=True``): the fields of :class:`TcpConfig`."""
-        from dataclasses import replace
-
         base = self.config or self.layer.config
-        self.config = replace(base, **options)
+        self.config = dataclasses.replace(base, **options)
         if self.conn is not None:
-            self.conn.config = replace(self.conn.config, **options)
+            self.conn.config = dataclasses.replace(self.conn.config, **options)
 
     def bind(self, address: tuple[int | str, int]) -> None:
         addr, port = _addr(address)
@@ -587,15 +581,7 @@ class TcpSocket(Watchable):
         remote = _addr(address)
         local = self.local or (0, 0)
         layer = self.layer
-        if self.config is not None:
-            saved = layer.config
-            layer.config = self.config
-            try:
-                conn = layer.connect(local, remote, now)
-            finally:
-                layer.config = saved
-        else:
-            conn = layer.connect(local, remote, now)
+        conn = layer.connect(local, remote, now, self.config)
         self.conn = conn
         self.local = conn.local
         layer.sockets[conn] = self

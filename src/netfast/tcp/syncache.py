@@ -30,9 +30,9 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from netfast.tcp.conn import Negotiated, TcpConfig, scale_for
+from netfast.tcp.conn import Negotiated, TcpConfig, negotiated_from_syn, scale_for
 from netfast.tcp.isn import IsnGenerator
-from netfast.tcp.syncookie import CookieOptions, SynCookies, mss_index
+from netfast.tcp.syncookie import CookieOptions, SynCookies
 from netfast.wire.seq import SEQ_MASK
 from netfast.wire.tcp import TcpFlags, TcpOptions, TcpRepr
 
@@ -150,7 +150,7 @@ class SynCache:
                 self.counters["tcp.syncache.dup_syn"] += 1
                 return self.syn_ack(entry, now)
             self._remove(bucket, entry)  # a new incarnation of the same 4-tuple
-        neg = _peer_negotiated(seg, config or self.config)
+        neg = negotiated_from_syn(seg, config or self.config)
         use_cookie = self.cookie_mode == "always"
         if not use_cookie and self.cookie_mode == "overflow" and self.count >= self.cache_limit:
             self.counters["tcp.syncache.cache_overflow"] += 1
@@ -341,18 +341,4 @@ class SynCache:
         return self._next_due if self.count else None
 
 
-def _peer_negotiated(seg: TcpRepr, config: TcpConfig) -> Negotiated:
-    opts = seg.options
-    mss = opts.mss or 536
-    ts = opts.timestamps
-    wscale = opts.wscale if config.window_scale else None
-    return Negotiated(
-        peer_mss=mss,
-        snd_wscale=wscale,
-        sack_ok=opts.sack_permitted and config.sack,
-        ts_ok=ts is not None and config.timestamps,
-        ts_recent=ts.tsval if ts is not None else 0,
-    )
-
-
-__all__ = ["Key", "SynCache", "SynEntry", "mss_index"]
+__all__ = ["Key", "SynCache", "SynEntry"]
