@@ -170,3 +170,21 @@ def test_tap_transfer(direction: str, offloads: bool) -> None:
         assert row["tap_counters"].get("tx.tso_frames", 0) > 0
     # The run's namespace (with the TAP inside) is gone again.
     assert _our_namespaces() == []
+
+
+def test_rx_coalescing_rows_answer_their_own_question() -> None:
+    """A TAP run with receive coalescing off is compared with the same run with it on, and is
+    kept out of the TSO ratio and the best-per-setting figures."""
+    rows = [
+        _row(impl="netfast", path="linux-tap", direction="linux_to_netfast", offloads=False,
+             rx_coalesce=False, mbit_s=200.0),
+        _row(impl="netfast", path="linux-tap", direction="linux_to_netfast", offloads=False,
+             rx_coalesce=True, mbit_s=500.0),
+        _row(impl="netfast", path="linux-tap", direction="linux_to_netfast", offloads=True,
+             rx_coalesce=True, mbit_s=1000.0),
+    ]  # fmt: skip
+    ans = tb.answers(None, rows)
+    assert ans["rx_coalesce_ratio"] == {"linux_to_netfast": pytest.approx(2.5)}
+    assert ans["tso_ratio"] == {"linux_to_netfast": pytest.approx(2.0)}
+    assert ans["tap_best_mbit_by_offloads"] == {"off": 500.0, "on": 1000.0}
+    assert any("receive coalescing on vs off" in line for line in tb.answer_lines(ans))

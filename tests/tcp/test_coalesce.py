@@ -4,12 +4,16 @@ delivery as one fed the segments one by one."""
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import random
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from tests.tcp.segments import established, seg
 
+from netfast.stack.sim import HostPair
+from netfast.tcp.conn import TcpState
 from netfast.tcp.layer import coalesce
 from netfast.wire.tcp import TcpOptions
 
@@ -87,3 +91,41 @@ def test_merged_delivery_equals_one_by_one(
     assert one.conn.rcv_nxt == many.conn.rcv_nxt
     assert one.conn.reass.blocks() == many.conn.reass.blocks()
     assert one.conn.counters["tcp.in.bytes"] == many.conn.counters["tcp.in.bytes"] > 0
+
+
+def _bulk(pair: HostPair, n: int) -> bytes:
+    listener = pair.tcp_b.socket()
+    listener.bind(("198.18.0.2", 80))
+    listener.listen()
+    cli = pair.tcp_a.socket()
+    cli.connect(("198.18.0.2", 80), pair.now)
+    body = bytes(range(256)) * (n // 256)
+    st: dict[str, object] = {"acc": None, "sent": 0, "got": bytearray()}
+
+    def app() -> None:
+        if st["acc"] is None:
+            with contextlib.suppress(BlockingIOError):
+                st["acc"], _ = listener.accept()
+        sent = st["sent"]
+        assert isinstance(sent, int)
+        if sent < len(body) and cli.state == TcpState.ESTABLISHED:
+            with contextlib.suppress(BlockingIOError):
+                st["sent"] = sent + cli.send(body[sent:])
+        if st["acc"] is not None:
+            with contextlib.suppress(BlockingIOError):
+                st["got"] += st["acc"].recv(1 << 20)  # type: ignore[attr-defined, operator]
+
+    assert pair.run(lambda: len(st["got"]) == len(body), app=app, max_time=30).ok  # type: ignore[arg-type]
+    assert bytes(st["got"]) == body  # type: ignore[arg-type]
+    return body
+
+
+def test_host_config_switches_receive_coalescing() -> None:
+    on = HostPair()
+    _bulk(on, 300_000)
+    assert on.b.counters["tcp.in.coalesced"] > 0
+    off = HostPair()
+    off.b.config = dataclasses.replace(off.b.config, rx_coalesce=False)
+    _bulk(off, 300_000)
+    assert off.b.counters["tcp.in.coalesced"] == 0
+    assert off.b.counters["tcp.in.segments"] > on.b.counters["tcp.in.segments"]

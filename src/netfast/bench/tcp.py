@@ -68,7 +68,7 @@ from netfast.bench.pytcp_anchor import _Child
 from netfast.ip.iface import IfAddr, Interface
 from netfast.link.tap import TapLink
 from netfast.stack.bulk import SinkServer, SourceClient
-from netfast.stack.host import Stack
+from netfast.stack.host import HostConfig, Stack
 from netfast.stack.hostrun import run_host
 from netfast.stack.sim import ADDR_B, HostPair
 from netfast.wire.ipv4 import ip_from_str, ip_to_str
@@ -303,6 +303,7 @@ def measure_tap(
     direction: str = "netfast_to_linux",
     *,
     offloads: bool = False,
+    coalesce: bool = True,
     seed: int = 1,
     timeout: float = 120.0,
 ) -> dict[str, Any]:
@@ -317,6 +318,8 @@ def measure_tap(
         ``"linux_to_netfast"`` (the kernel connects and sends, netfast receives).
     offloads
         Exchange a virtio-net header on the TAP: TSO/GSO in both directions.
+    coalesce
+        netfast merges the segments of each received batch (``HostConfig.rx_coalesce``).
     seed
         Seeds the bytes and netfast's stack.
     timeout
@@ -343,6 +346,7 @@ def measure_tap(
         "path": "linux-tap",
         "direction": direction,
         "offloads": offloads,
+        "rx_coalesce": coalesce,
         "mtu": 1500,
     }
     if (reason := check_tap_environment()) is not None:
@@ -370,7 +374,7 @@ def measure_tap(
         _run("ip", "neigh", "replace", NETFAST_IP, "lladdr", NETFAST_MAC.hex(":"), "dev",
              tap.name, "nud", "permanent", ns=ns)  # fmt: skip
         iface = Interface(0, tap.name, NETFAST_MAC, (IfAddr(ip_from_str(NETFAST_IP), 24),), 1500)
-        stack = Stack([iface], rng=random.Random(seed))
+        stack = Stack([iface], rng=random.Random(seed), config=HostConfig(rx_coalesce=coalesce))
         if offloads:
             stack.enable_tso(0)
         data = payload(nbytes, seed) if direction == "netfast_to_linux" else b""
@@ -510,7 +514,7 @@ def transfer_table(rows: Sequence[dict[str, Any]]) -> Table:
             str(r.get("impl", "-")),
             str(r.get("path", "-")),
             str(r.get("direction", "-")),
-            {None: "-", True: "on", False: "off"}.get(r.get("offloads"), "-"),
+            _offloads_label(r),
             str(r.get("mtu", "-")),
         ]
         if "skipped" in r or "error" in r:
@@ -533,6 +537,14 @@ def transfer_table(rows: Sequence[dict[str, Any]]) -> Table:
     return table
 
 
+def _offloads_label(row: dict[str, Any]) -> str:
+    offloads = row.get("offloads")
+    if offloads is None:
+        return "-"
+    label = "on" if offloads else "off"
+    return label if row.get("rx_coalesce", True) else f"{label}, no rx merge"
+
+
 def answers(
     reass_rows: Sequence[dict[str, Any]] | None, rows: Sequence[dict[str, Any]]
 ) -> dict[str, Any]:
@@ -550,7 +562,17 @@ def answers(
     def ok(r: dict[str, Any]) -> bool:
         return r.get("impl") == "netfast" and "mbit_s" in r and bool(r.get("sha256_ok"))
 
-    tap = [r for r in rows if ok(r) and r.get("path") == "linux-tap"]
+    every_tap = [r for r in rows if ok(r) and r.get("path") == "linux-tap"]
+    tap = [r for r in every_tap if r.get("rx_coalesce", True)]
+    merge: dict[str, float] = {}
+    for direction in DIRECTIONS:
+        plain = [r for r in every_tap if r["direction"] == direction and not r["offloads"]]
+        on = [r["mbit_s"] for r in plain if r.get("rx_coalesce", True)]
+        off = [r["mbit_s"] for r in plain if not r.get("rx_coalesce", True)]
+        if on and off and max(off) > 0:
+            merge[direction] = max(on) / max(off)
+    if merge:
+        out["rx_coalesce_ratio"] = merge
     tso: dict[str, float] = {}
     for direction in DIRECTIONS:
         on = [r["mbit_s"] for r in tap if r["direction"] == direction and r["offloads"]]
@@ -600,6 +622,8 @@ def answer_lines(ans: dict[str, Any]) -> list[str]:
     lines: list[str] = []
     for direction, ratio in ans.get("tso_ratio", {}).items():
         lines.append(f"TSO/GSO on vs off, {direction}: {ratio:.2f}x")
+    for direction, ratio in ans.get("rx_coalesce_ratio", {}).items():
+        lines.append(f"receive coalescing on vs off (no offloads), {direction}: {ratio:.2f}x")
     for mtu, best in ans.get("memory_best_mbit_by_mtu", {}).items():
         lines.append(
             f"memory, MTU {mtu}: {best:,.1f} Mbit/s vs target "
@@ -644,14 +668,11 @@ def run_transfers(
             say(f"memory, MTU {mtu}")
             rows.append(measure_memory(nbytes, mtu))
     if "tap" in sections:
-        reason = check_tap_environment()
         for direction in DIRECTIONS:
-            for offloads in (False, True):
-                if reason is not None:
-                    rows.append(measure_tap(nbytes, direction, offloads=offloads))
-                    continue
-                say(f"tap, {direction}, offloads {'on' if offloads else 'off'}")
-                rows.append(measure_tap(nbytes, direction, offloads=offloads))
+            for offloads, coalesce in ((False, False), (False, True), (True, True)):
+                row = {"offloads": offloads, "rx_coalesce": coalesce}
+                say(f"tap, {direction}, offloads {_offloads_label(row)}")
+                rows.append(measure_tap(nbytes, direction, offloads=offloads, coalesce=coalesce))
     if "pytcp" in sections:
         paths = [s for s in ("memory", "tap") if s in sections] or ["memory", "tap"]
         if "memory" in paths:
