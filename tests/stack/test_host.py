@@ -11,7 +11,7 @@ from collections import Counter
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from scapy.all import ARP, ICMP, IP, UDP, Ether, Raw, defragment, fragment
+from scapy.all import ARP, ICMP, IP, UDP, Ether, IPOption, Raw, defragment, fragment
 
 from netfast.ip.iface import IfAddr, Interface
 from netfast.ip.input import Ipv4Header
@@ -204,6 +204,23 @@ def test_reassembly_bounded() -> None:
         pkt = IP(src=PEER_IP, dst=HOST_IP, id=ident) / UDP(sport=1, dport=9) / (b"y" * 600)
         stack.input(0, ip_frame(fragment(pkt, fragsize=256)[0]), 0.0)
     assert len(stack.reass) == 4 and stack.counters["ip.reass.overflow"] == 2
+    check_sums(stack.counters)
+
+
+def test_reassembled_datagram_too_big_for_the_first_fragments_header() -> None:
+    """The rebuilt datagram takes the first fragment's header: 40 bytes of options there plus a
+    last fragment that ends 65,512 bytes in would make a 65,572-byte datagram.  Dropped and
+    counted, never raised, and every IP packet still ends in one outcome."""
+    stack = make_stack()
+    first = IP(src=PEER_IP, dst=HOST_IP, id=7, flags="MF", proto=17,
+               options=[IPOption(b"\x01" * 40)]) / Raw(b"a" * 65400)  # fmt: skip
+    last = IP(src=PEER_IP, dst=HOST_IP, id=7, frag=65400 // 8, proto=17) / Raw(b"b" * 112)
+    assert len(bytes(first)) <= 0xFFFF and len(bytes(last)) <= 0xFFFF
+    stack.input(0, ip_frame(first), 0.0)
+    stack.input(0, ip_frame(last), 0.0)
+    assert stack.counters["ip.reass.too_big"] == 1
+    assert stack.counters["host.internal_error"] == 0
+    assert len(stack.reass) == 0
     check_sums(stack.counters)
 
 
@@ -468,6 +485,29 @@ def test_services_serve_tcp_when_the_stack_has_it() -> None:
     echo.close()
 
 
+class BrokenPipeConn(FakeConn):
+    """A connection whose peer vanished: reads still return what arrived, sends fail."""
+
+    def send(self, data: bytes) -> int:
+        raise BrokenPipeError("gone")
+
+
+def test_echo_drops_a_connection_whose_send_fails_mid_read() -> None:
+    iface = Interface(0, "t0", bytes(5) + b"\x02", (IfAddr(ip_from_str(HOST_IP), 24),))
+    stack = TcpStack([iface], rng=random.Random(2), tcp=False)
+    stack.listeners = []
+    echo = EchoService(stack)
+    (listener,) = stack.listeners
+    conn = BrokenPipeConn()
+    listener.backlog.append(conn)
+    listener._notify()
+    echo.step(0.0)  # accepted
+    conn.feed(b"x" * 200_000)  # more than one read: the loop goes on after the failed send
+    echo.step(0.1)
+    assert conn.closed and echo.conns == {}
+    echo.close()
+
+
 def test_run_host_over_a_memory_wire() -> None:
     stack = make_stack()
     ours, theirs = MemoryLink.pair(names=("host", "peer"))
@@ -495,6 +535,25 @@ def test_run_host_over_a_memory_wire() -> None:
     run_host(stack, {0: ours}, duration=None, stop=stop, apps=[])  # returns at once
     with pytest.raises(ValueError):
         run_host(stack, {5: ours}, duration=1.0, stop=None, apps=[])
+    two = Stack(
+        [
+            Interface(0, "t0", bytes(5) + b"\x02", (IfAddr(ip_from_str(HOST_IP), 24),)),
+            Interface(1, "t1", bytes(5) + b"\x03", (IfAddr(ip_from_str("198.19.0.2"), 24),)),
+        ],
+        rng=random.Random(3),
+    )
+    with pytest.raises(ValueError, match="interface 1 has no link"):
+        run_host(two, {0: ours}, duration=1.0, stop=None, apps=[])
+
+
+def test_services_on_a_stack_without_tcp_serve_udp() -> None:
+    stack = make_stack(tcp=False)
+    echo = EchoService(stack)
+    assert echo.listener is None
+    stack.input(0, ip_frame(IP(src=PEER_IP, dst=HOST_IP) / UDP(sport=3, dport=7) / b"x"), 0.0)
+    echo.step(0.0)
+    assert echo.datagrams == 1
+    echo.close()
 
 
 def test_reassembler_refuses_inconsistent_fragments() -> None:

@@ -14,6 +14,7 @@ from tests.stack.test_host import make_stack as _make_stack
 from netfast.stack.host import HostConfig, Stack
 from netfast.stack.hostrun import DiscardService, EchoService
 from netfast.stack.kqueue import EV_EOF, EV_ERROR, READ, EventQueue
+from netfast.stack.udp import DATAGRAM_COST
 from netfast.wire.ipv4 import ip_from_str
 
 
@@ -138,6 +139,20 @@ def test_checksums() -> None:
     assert c["udp.in.bad_checksum"] == 1 and c["udp.in.delivered"] == 1
     assert c["udp.in.too_short"] == 1 and c["udp.in.bad_len"] == 1
     check_sums(c)
+
+
+def test_empty_datagrams_cannot_pile_up() -> None:
+    """Zero-byte datagrams cost no payload bytes; the queue is still bounded (one datagram per
+    DATAGRAM_COST bytes of buffer)."""
+    stack = make_stack(HostConfig(udp_rcvbuf=1000))
+    sock = stack.udp_socket()
+    sock.bind(("", 6002))
+    for _ in range(1000):
+        stack.input(0, datagram(6002, b""), 1.0)
+    assert stack.counters["udp.in.delivered"] == 1000 // DATAGRAM_COST
+    assert stack.counters["udp.in.rcvbuf_full"] == 1000 - 1000 // DATAGRAM_COST
+    assert sock.recvfrom(10)[0] == b""
+    check_sums(stack.counters)
 
 
 def test_receive_queue_bounded() -> None:

@@ -144,6 +144,11 @@ class Reassembler:
             counters[QUEUED] += 1
             return None
         del self.pending[key]
+        # The datagram takes the first fragment's header, whose options may be longer than the
+        # header of the fragment that fixed the end: check the size the rebuilt one will have.
+        if ((entry.first[0] & 0x0F) << 2) + entry.end > 0xFFFF:
+            counters[TOO_BIG] += 1
+            return None
         counters[DONE] += 1
         return self._rebuild(entry)
 
@@ -173,7 +178,8 @@ class Reassembler:
         _U16.pack_into(header, 6, frag)
         _U16.pack_into(header, 10, 0)
         _U16.pack_into(header, 10, checksum.internet_checksum(header))
-        return bytes(header) + bytes(body)
+        header += body
+        return bytes(header)
 
     def poll(self, now: float) -> list[bytes]:
         """Drop datagrams past their time; return the first fragments of those that had one."""

@@ -29,7 +29,7 @@ from typing import Any, Protocol
 
 from netfast.link.base import Link
 from netfast.stack.host import Stack
-from netfast.stack.kqueue import EV_EOF, EV_ERROR, READ, WRITE, EventQueue, KEvent
+from netfast.stack.kqueue import READ, WRITE, EventQueue, KEvent
 
 #: Longest wait for frames in one round (seconds).
 MAX_WAIT = 0.05
@@ -66,9 +66,11 @@ class _StreamService:
         self.closing: set[Any] = set()
         self.datagrams = 0
         self.bytes = 0
-        make_tcp = getattr(stack, "tcp_socket", None)
-        if make_tcp is not None:
-            listener = make_tcp()
+        try:
+            listener = stack.tcp_socket()
+        except OSError:  # a stack built without TCP
+            listener = None
+        if listener is not None:
             listener.bind(("", port))
             listener.listen(backlog)
             self.listener = listener
@@ -134,8 +136,10 @@ class _StreamService:
             if self.echo:
                 self.conns[conn] += data
                 self._conn_write(conn)
-        if ev.flags & EV_ERROR or (ev.flags & EV_EOF and not self.conns.get(conn)):
-            self._drop(conn)
+                if conn not in self.conns:
+                    return  # the write failed and dropped it
+        # End of stream and errors come out of recv (b"" or an exception) above; what the
+        # budget left unread is read on the next step.
 
     def _conn_write(self, conn: Any) -> None:
         pending = self.conns.get(conn)
@@ -222,6 +226,11 @@ def run_host(
     for ifindex in links:
         if ifindex not in stack.interfaces:
             raise ValueError(f"link for ifindex {ifindex}: the stack has no such interface")
+    for ifindex in stack.interfaces:
+        if ifindex not in links:
+            raise ValueError(
+                f"interface {ifindex} has no link: its frames would have nowhere to go"
+            )
     if duration is not None and duration < 0:
         raise ValueError("duration must be >= 0")
     fds = [f() for f in (getattr(link, "fileno", None) for link in links.values()) if f]

@@ -83,6 +83,10 @@ def _port(port: int) -> int:
     return port
 
 
+#: What one queued datagram costs at least against the receive buffer, whatever its payload.
+DATAGRAM_COST = 64
+
+
 class UdpLayer:
     """Bindings, ephemeral ports and the input path (see the module docstring)."""
 
@@ -167,7 +171,9 @@ class UdpSocket(Watchable):
     layer:
         The stack's UDP layer.
     rcvbuf:
-        Receive-buffer bound in payload bytes; datagrams that would pass it are dropped.
+        Receive-buffer bound in payload bytes; datagrams that would pass it are dropped.  The
+        number of queued datagrams is bounded too, one per :data:`DATAGRAM_COST` bytes of it
+        (BSD charges every datagram at least an mbuf), so empty datagrams cannot pile up.
     """
 
     def __init__(self, layer: UdpLayer, rcvbuf: int = 256 * 1024) -> None:
@@ -290,7 +296,9 @@ class UdpSocket(Watchable):
             raise OSError(errno.EBADF, "the socket is closed")
 
     def _deliver(self, data: bytes, src: int, sport: int) -> str:
-        if self._queued_bytes + len(data) > self.rcvbuf:
+        if self._queued_bytes + len(data) > self.rcvbuf or (
+            len(self._queue) + 1
+        ) * DATAGRAM_COST > max(self.rcvbuf, DATAGRAM_COST):
             return IN_RCVBUF_FULL
         self._queue.append((data, src, sport))
         self._queued_bytes += len(data)
