@@ -39,6 +39,7 @@ from collections import Counter
 
 from netfast.ip.input import martian_src
 from netfast.ip.local import LocalAddrs
+from netfast.wire import checksum
 from netfast.wire.buffer import Buffer
 from netfast.wire.icmpv4 import (
     DestUnreachableCode,
@@ -71,6 +72,16 @@ OUT_ABOUT_MARTIAN = "icmp.out.about_martian"
 OUT_RATE_LIMITED = "icmp.out.rate_limited"
 
 _FIXED = struct.Struct(">BBHHHBBHII")
+_U16 = struct.Struct(">H")
+
+
+def echo_reply_message(request: Buffer) -> bytes:
+    """The ICMP echo reply to an echo ``request`` message (RFC 792): the same message with type
+    0, its checksum updated for that one change (RFC 1624) instead of summed again."""
+    code = request[1]
+    old = _U16.unpack_from(request, 2)[0]
+    new = checksum.update16(old, (Icmpv4Type.ECHO_REQUEST << 8) | code, code)
+    return b"\x00" + bytes(request[1:2]) + _U16.pack(new) + bytes(request[4:])
 
 
 class TokenBucket:

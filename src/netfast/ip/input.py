@@ -39,6 +39,8 @@ import struct
 from typing import NamedTuple
 
 from netfast.wire.buffer import Buffer
+from netfast.wire.errors import MalformedError
+from netfast.wire.ipv4 import iter_options
 
 # version/ihl, tos, total length, identification, flags/fragment offset, ttl, protocol,
 # checksum, source, destination
@@ -100,6 +102,17 @@ def martian_dst(dst: int) -> bool:
     except the limited broadcast 255.255.255.255.  Multicast (224/4) is not martian."""
     top = dst >> 24
     return top == 0 or top == 127 or (top >= 240 and dst != LIMITED_BROADCAST)
+
+
+def options_ok(options: Buffer) -> bool:
+    """True when the IP options walk cleanly (:func:`netfast.wire.ipv4.iter_options`); a
+    malformed list is dropped by router and host alike (RFC 1812 5.2.2 leaves its reply open)."""
+    try:
+        for _ in iter_options(options):
+            pass
+    except MalformedError:
+        return False
+    return True
 
 
 def ip_input_check(buf: Buffer, offset: int = 0) -> Ipv4Header | str:

@@ -67,16 +67,15 @@ from netfast.ip.arp import (
     Frames,
 )
 from netfast.ip.frag import ip_fragment
-from netfast.ip.icmp import DEFAULT_TTL, IcmpErrors
+from netfast.ip.icmp import DEFAULT_TTL, IcmpErrors, echo_reply_message
 from netfast.ip.iface import Interface, NextHop
-from netfast.ip.input import INPUT_DROPS, Ipv4Header, ip_input_check
+from netfast.ip.input import INPUT_DROPS, Ipv4Header, ip_input_check, options_ok
 from netfast.ip.local import LocalAddrs
 from netfast.pfil import Direction, PfilPacket, Verdict
 from netfast.route.table import RoutingTable
 from netfast.wire import checksum
-from netfast.wire.errors import MalformedError
 from netfast.wire.icmpv4 import DestUnreachableCode, Icmpv4Type, TimeExceededCode
-from netfast.wire.ipv4 import FLAG_DF, IpProtocol, Ipv4Repr, iter_options
+from netfast.wire.ipv4 import FLAG_DF, IpProtocol, Ipv4Repr
 
 
 class PfilRunner(Protocol):
@@ -167,7 +166,6 @@ _U16 = struct.Struct(">H")
 _U32 = struct.Struct(">I")
 _FRAG_MASK = 0x1FFF  # offset bits
 _FRAG_ANY = 0x3FFF  # MF or offset: a fragment
-_ECHO_REQUEST = 8
 
 
 class Router:
@@ -305,10 +303,7 @@ class Router:
         if ver_ihl != 0x45:
             # The slow path proper: options are walked (to refuse malformed ones) and kept.
             counters[IN_OPTIONS] += 1
-            try:
-                for _ in iter_options(frame[34 : 14 + ((ver_ihl & 0x0F) << 2)]):
-                    pass
-            except MalformedError:
+            if not options_ok(frame[34 : 14 + ((ver_ihl & 0x0F) << 2)]):
                 counters[IN_BAD_OPTIONS] += 1
                 return []
 
@@ -441,7 +436,7 @@ class Router:
         if len(message) < 8:
             counters[ICMP_IN_TOO_SHORT] += 1
             return []
-        if message[0] != _ECHO_REQUEST:
+        if message[0] != Icmpv4Type.ECHO_REQUEST:
             counters[LOCAL_UNHANDLED] += 1
             return []
         if broadcast:
@@ -451,11 +446,7 @@ class Router:
             counters[ICMP_IN_BAD_CHECKSUM] += 1
             return []
         counters[LOCAL_ECHO_REPLY] += 1
-        # The reply differs from the request in the type octet only (type 8 -> 0): RFC 1624.
-        code = message[1]
-        old = _U16.unpack_from(message, 2)[0]
-        new = checksum.update16(old, (_ECHO_REQUEST << 8) | code, code)
-        reply = b"\x00" + message[1:2] + _U16.pack(new) + message[4:]
+        reply = echo_reply_message(message)
         ip = Ipv4Repr(
             src=header.dst,
             dst=header.src,

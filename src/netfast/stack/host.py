@@ -51,9 +51,9 @@ from typing import Protocol
 
 from netfast.ip.arp import ARP_INPUT_OUTCOMES, HOLD_QUEUED, ArpCache
 from netfast.ip.frag import ip_fragment
-from netfast.ip.icmp import IcmpErrors
+from netfast.ip.icmp import IcmpErrors, echo_reply_message
 from netfast.ip.iface import Interface
-from netfast.ip.input import INPUT_DROPS, LIMITED_BROADCAST, Ipv4Header, ip_input_check
+from netfast.ip.input import INPUT_DROPS, LIMITED_BROADCAST, Ipv4Header, ip_input_check, options_ok
 from netfast.ip.local import LocalAddrs
 from netfast.ip.reass import REASS_OUTCOMES, Reassembler
 from netfast.link.base import GsoFrame
@@ -62,10 +62,9 @@ from netfast.stack.udp import UDP_OUTCOMES, UdpLayer, UdpSocket
 from netfast.tcp.conn import TcpConfig
 from netfast.tcp.layer import TcpLayer, TcpSocket
 from netfast.wire import checksum
-from netfast.wire.errors import MalformedError
 from netfast.wire.ethernet import BROADCAST
 from netfast.wire.icmpv4 import DestUnreachableCode, Icmpv4Type, TimeExceededCode
-from netfast.wire.ipv4 import FLAG_DF, IpProtocol, Ipv4Repr, iter_options
+from netfast.wire.ipv4 import FLAG_DF, IpProtocol
 
 
 class TransportProtocol(Protocol):
@@ -193,7 +192,6 @@ _IP_HEADER = struct.Struct(">BBHHHBBHII")
 _U16 = struct.Struct(">H")
 _U32 = struct.Struct(">I")
 _FRAG_ANY = 0x3FFF
-_ECHO_REQUEST = 8
 #: ICMP errors handed to transports (RFC 1122 3.2.2.1); source quench is obsolete (RFC 6633).
 _ERROR_TYPES = frozenset(
     (Icmpv4Type.DEST_UNREACHABLE, Icmpv4Type.TIME_EXCEEDED, Icmpv4Type.PARAMETER_PROBLEM)
@@ -629,10 +627,7 @@ class Stack:
         hl = header.header_len
         if hl > 20:
             counters[IN_OPTIONS] += 1
-            try:
-                for _ in iter_options(frame[34 : 14 + hl]):
-                    pass
-            except MalformedError:
+            if not options_ok(frame[34 : 14 + hl]):
                 counters[IN_BAD_OPTIONS] += 1
                 return
         dst = header.dst
@@ -704,7 +699,7 @@ class Stack:
         if not checksum.verify(message):
             return ICMP_BAD_CHECKSUM
         icmp_type = message[0]
-        if icmp_type == _ECHO_REQUEST:
+        if icmp_type == Icmpv4Type.ECHO_REQUEST:
             if broadcast:
                 # RFC 1122 3.2.2.6 lets a host ignore broadcast echoes; FreeBSD does by default.
                 return ICMP_BROADCAST_ECHO
@@ -741,17 +736,12 @@ class Stack:
         return ICMP_ERROR_DELIVERED
 
     def _echo_reply(self, header: Ipv4Header, message: memoryview, now: float) -> None:
-        # Type 8 -> 0 is the only change: RFC 1624 update of the checksum.
-        code = message[1]
-        new = checksum.update16(_U16.unpack_from(message, 2)[0], (_ECHO_REQUEST << 8) | code, code)
-        reply = b"\x00" + bytes(message[1:2]) + _U16.pack(new) + bytes(message[4:])
-        ip = Ipv4Repr(
-            src=header.dst,
-            dst=header.src,
-            protocol=IpProtocol.ICMP,
-            payload_len=len(reply),
-            ttl=self.config.ttl,
-            dscp=header.tos >> 2,
-            identification=self._next_ident(),
+        self.ip_output(
+            header.dst,
+            header.src,
+            IpProtocol.ICMP,
+            echo_reply_message(message),
+            now,
+            df=False,
+            tos=header.tos & 0xFC,  # the request's DSCP, no ECN
         )
-        self._originate(ip.to_bytes(reply), now)
