@@ -72,6 +72,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from netfast.bench.netns import COMMAND_TIMEOUT
+from netfast.bench.netns import run as _run
 from netfast.stack.config import BuiltRouter, build_router, parse_config
 from netfast.stack.runner import Engine, LiveSummary, run_live
 
@@ -103,7 +105,6 @@ WARMUP_SECONDS = 1.0
 #: How long the counters must stand still to call the network idle, and the most to wait.
 SETTLE_SECONDS = 0.25
 SETTLE_LIMIT = 5.0
-COMMAND_TIMEOUT = 10.0
 
 _CLONE_NEWNET = 0x40000000
 _names = itertools.count()
@@ -249,16 +250,6 @@ class LiveResult:
 
 
 # -- the topology --------------------------------------------------------------------------------
-
-
-def _run(*cmd: str, ns: str | None = None, check: bool = True) -> str:
-    argv = ["ip", "netns", "exec", ns, *cmd] if ns else list(cmd)
-    proc = subprocess.run(
-        argv, capture_output=True, text=True, timeout=COMMAND_TIMEOUT, check=False
-    )
-    if check and proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(argv)} -> {proc.returncode}: {proc.stderr.strip()}")
-    return proc.stdout
 
 
 def _sysctl(ns: str, key: str, value: str | int) -> None:

@@ -69,6 +69,8 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
+from netfast.bench.netns import run as _run
+
 #: The kernel side of the TAP and PyTCP's address on it (198.18.0.0/15 only).
 LINUX_IP = "198.18.5.1"
 PYTCP_IP = "198.18.5.2"
@@ -82,7 +84,6 @@ MEMORY_MACS = ("02:00:00:00:06:01", "02:00:00:00:06:02")
 TAP_NAME = "pytcp0"
 PORT = 5201
 DIRECTIONS = ("pytcp_to_linux", "linux_to_pytcp")
-COMMAND_TIMEOUT = 10.0
 #: How long a child may take to exit once told to, before it is killed.
 EXIT_GRACE = 3.0
 
@@ -227,16 +228,6 @@ def check_environment(*, tap: bool = True) -> str | None:
 
 
 # -- namespace plumbing ------------------------------------------------------------------------
-
-
-def _run(*cmd: str, ns: str | None = None, check: bool = True) -> str:
-    argv = ["ip", "netns", "exec", ns, *cmd] if ns else list(cmd)
-    proc = subprocess.run(
-        argv, capture_output=True, text=True, timeout=COMMAND_TIMEOUT, check=False
-    )
-    if check and proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(argv)} -> {proc.returncode}: {proc.stderr.strip()}")
-    return proc.stdout
 
 
 class _TapNamespace:

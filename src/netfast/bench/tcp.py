@@ -63,6 +63,7 @@ from typing import Any
 
 from rich.table import Table
 
+from netfast.bench.netns import run as _run
 from netfast.bench.pytcp_anchor import _check_args as _check
 from netfast.bench.pytcp_anchor import _Child
 from netfast.ip.iface import IfAddr, Interface
@@ -101,7 +102,6 @@ NETFAST_IP = "198.18.11.2"
 NETFAST_MAC = bytes.fromhex("02000000fa57")
 PORT = 5001
 PREFIX_LEN = 24
-COMMAND_TIMEOUT = 10.0
 #: Longest wait for the kernel to reach netfast over a new TAP.
 READY_TIMEOUT = 10.0
 THREAD_JOIN = 10.0
@@ -270,16 +270,6 @@ def check_tap_environment() -> str | None:
     if shutil.which("ip") is None:
         return "iproute2 (`ip`) is not installed"
     return None
-
-
-def _run(*cmd: str, ns: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
-    argv = ["ip", "netns", "exec", ns, *cmd] if ns else list(cmd)
-    proc = subprocess.run(
-        argv, capture_output=True, text=True, timeout=COMMAND_TIMEOUT, check=False
-    )
-    if check and proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(argv)} -> {proc.returncode}: {proc.stderr.strip()}")
-    return proc
 
 
 class _Gated:
