@@ -9,7 +9,6 @@ and both algorithms see the same seeds (the same losses, as long as they send al
 
 from __future__ import annotations
 
-import contextlib
 import statistics
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 from rich.table import Table
 
 from netfast.link.impair import Impairment
+from netfast.stack.bulk import SinkServer, SourceClient
 from netfast.stack.sim import ADDR_B, HostPair
 from netfast.tcp.conn import TcpConfig
 from netfast.wire.ipv4 import ip_to_str
@@ -35,35 +35,15 @@ def goodput(cc: str, loss: float, delay: float, nbytes: int, seed: int) -> float
         seed=seed,
         tcp_config=TcpConfig(cc=cc),
     )
-    server = pair.tcp_b.socket()
-    server.bind((ip_to_str(ADDR_B), 80))
-    server.listen()
-    client = pair.tcp_a.socket()
-    client.connect((ip_to_str(ADDR_B), 80), pair.now)
-    view = memoryview(bytes(nbytes))
-    st: dict[str, Any] = {"acc": None, "sent": 0, "got": 0, "eof": False}
+    sink = SinkServer(pair.b, 80)
+    source = SourceClient(pair.a, (ip_to_str(ADDR_B), 80), bytes(nbytes))
 
     def app() -> None:
-        if st["acc"] is None:
-            with contextlib.suppress(BlockingIOError):
-                st["acc"], _ = server.accept()
-        if st["sent"] < nbytes:
-            with contextlib.suppress(BlockingIOError):
-                st["sent"] += client.send(view[st["sent"] : st["sent"] + (1 << 18)])
-            if st["sent"] == nbytes:
-                client.shutdown()
-        acc = st["acc"]
-        while acc is not None and not st["eof"]:
-            try:
-                chunk = acc.recv(1 << 20)
-            except BlockingIOError:
-                break
-            if not chunk:
-                st["eof"] = True
-            st["got"] += len(chunk)
+        source.step(pair.now)
+        sink.step(pair.now)
 
-    res = pair.run(lambda: bool(st["eof"]), app=app, max_time=3600)
-    if not res.ok or st["got"] != nbytes:
+    res = pair.run(sink.done.is_set, app=app, max_time=3600)
+    if not res.ok or sink.error is not None or sink.received != nbytes:
         raise RuntimeError(f"{cc} transfer over loss {loss}, delay {delay} did not finish")
     return nbytes * 8 / res.sim_time / 1e6
 
