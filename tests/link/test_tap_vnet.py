@@ -24,6 +24,7 @@ from scapy.utils import checksum as scapy_checksum
 from tests.conftest import have_netns
 from tests.netns import NETFAST_MAC, Sandbox, echo_frame, iface_mac, run, unique_name
 
+from netfast.link.base import GsoFrame
 from netfast.link.tap import (
     VIRTIO_NET_HDR_F_DATA_VALID,
     VIRTIO_NET_HDR_F_NEEDS_CSUM,
@@ -383,6 +384,27 @@ def test_kernel_segments_a_tso_superframe(
     assert b"".join(bytes(Ether(s)[TCP].payload) for s in got) == payload
     # ... are exactly what the software fallback makes.
     assert got == gso_segment(frame, mss)
+
+
+def test_gso_frames_through_send_with_and_without_offloads(
+    sandbox: Sandbox, redirected: tuple[TapLink, TapLink]
+) -> None:
+    """What the host stack hands a link: a GsoFrame (a whole TCP frame with its full checksum,
+    larger than the MTU).  A TAP with offloads gives it to the kernel to cut; a plain TAP cuts it
+    in software.  The wire sees the same segments either way."""
+    payload = bytes((i * 11) & 0xFF for i in range(6000))
+    frame = _tcp_frame(payload, seq=0x7FFFF000, flags="PA")
+    want = _expected_segments(frame, 1000)
+    tap, out = redirected
+    assert tap.send([GsoFrame(frame, 1000)]) == 1
+    assert tap.counters["tx.tso_frames"] == 1
+    assert [f for _, f in _collect(out.recv_batch, len(want), _tcp_to_kernel)] == want
+    ns = sandbox.netns()
+    plain, sink = _plain_tap_in_ns(sandbox, ns), _plain_tap_in_ns(sandbox, ns)
+    _redirect(ns, plain.name, sink.name)
+    assert plain.send([GsoFrame(frame, 1000)]) == len(want)
+    assert plain.counters["tx.gso_software"] == 1
+    assert [f for _, f in _collect(sink.recv_batch, len(want), _tcp_to_kernel)] == want
 
 
 def test_partial_udp_checksum_completed_by_the_kernel(

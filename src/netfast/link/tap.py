@@ -630,10 +630,10 @@ class TapLink:
                 plain = []
             try:
                 if self._offloads:
-                    sent += self.send_tso(prepare_partial_csum(bytes(frame)), mss)
+                    sent += self.send_tso(prepare_partial_csum(frame), mss)
                 else:
                     self.counters["tx.gso_software"] += 1
-                    sent += self._send_plain(gso_segment(bytes(frame), mss))
+                    sent += self._send_plain(gso_segment(frame, mss))
             except ValueError:
                 self.counters["drop.bad_gso"] += 1
         if plain:
