@@ -26,7 +26,7 @@ from rich.console import Console
 from rich.table import Table
 
 from netfast.cli import CliError
-from netfast.ip.iface import IfAddr, Interface
+from netfast.ip.iface import IfAddr, Interface, parse_if_addr
 from netfast.stack.host import Stack
 from netfast.stack.hostrun import DiscardService, EchoService, run_host
 from netfast.wire.ethernet import mac_from_str, mac_to_str
@@ -59,14 +59,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def parse_addr(text: str) -> IfAddr:
     """``198.18.0.2/24`` -> IfAddr; CliError with one clear line otherwise."""
     try:
-        iface = ipaddress.ip_interface(text)
-    except ValueError:
-        raise CliError(f"--addr {text!r}: not an IPv4 address with a prefix length") from None
-    if iface.version != 4 or "/" not in text:
-        raise CliError(f"--addr {text!r}: give an IPv4 address with a prefix length (a.b.c.d/n)")
-    if iface.network.prefixlen == 0:
-        raise CliError(f"--addr {text!r}: the prefix length must be 1..32")
-    return IfAddr(int(iface.ip), iface.network.prefixlen)
+        return parse_if_addr(text)
+    except ValueError as exc:
+        raise CliError(f"--addr {exc}") from None
 
 
 def _interface(args: argparse.Namespace) -> tuple[Interface, int | None]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 
 from netfast.route.rib import prefix_mask
@@ -28,6 +29,23 @@ class IfAddr:
         if self.plen >= 31:
             return self.addr
         return self.network | (~prefix_mask(self.plen) & 0xFFFFFFFF)
+
+
+def parse_if_addr(text: str) -> IfAddr:
+    """``198.18.0.1/24`` as an :class:`IfAddr`; ``ValueError`` saying what is wrong (not IPv4,
+    no prefix length, a /0) for anything else.  Config files and the command line share it."""
+    try:
+        iface = ipaddress.ip_interface(text)
+    except ValueError:
+        msg = f"{text!r} is not an address with a prefix length (198.18.0.1/24)"
+        raise ValueError(msg) from None
+    if iface.version != 4:
+        raise ValueError(f"{text!r} is not IPv4")
+    if "/" not in text:
+        raise ValueError(f"{text!r} needs a prefix length (198.18.0.1/24)")
+    if iface.network.prefixlen == 0:
+        raise ValueError(f"{text!r}: the prefix length must be 1..32")
+    return IfAddr(int(iface.ip), iface.network.prefixlen)
 
 
 @dataclass(frozen=True, slots=True)

@@ -72,7 +72,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from netfast.ip.iface import IfAddr, Interface, NextHop
+from netfast.ip.iface import IfAddr, Interface, NextHop, parse_if_addr
 from netfast.route.rib import Rib, parse_prefix, prefix_mask
 from netfast.route.table import DEFAULT_ALGORITHM, RoutingTable, algorithms
 from netfast.wire.ethernet import mac_from_str
@@ -472,12 +472,9 @@ class _Parser:
     def if_addr(self, value: object, key: str) -> IfAddr:
         text = self.string(value, key)
         try:
-            iface = ipaddress.IPv4Interface(text)
-        except ValueError:
-            raise self.error(key, f"{text!r} is not an address/length (198.18.0.1/24)") from None
-        if "/" not in text:
-            raise self.error(key, f"{text!r} needs a prefix length (198.18.0.1/24)")
-        return IfAddr(int(iface.ip), iface.network.prefixlen)
+            return parse_if_addr(text)
+        except ValueError as exc:
+            raise self.error(key, str(exc)) from None
 
     def link(self, raw: object, key: str) -> LinkConfig:
         t = self.table(raw, key)
