@@ -15,10 +15,14 @@ Sections
     the CPU cost of both ends together.  Target: :data:`MEMORY_TARGET_MBIT` Mbit/s.
 ``tap``
     :func:`measure_tap`: bulk transfers between netfast and the Linux kernel over a TAP, both
-    directions, with offloads off and on.  "On" means the TAP exchanges a virtio-net header:
+    directions, with offloads off and on, and without offloads once more with netfast's
+    receive coalescing off (``HostConfig.rx_coalesce``).  Offloads "on" means the TAP exchanges a virtio-net header:
     netfast hands the kernel TCP segments of up to 64 KiB for it to cut (TSO/GSO) and takes the
     kernel's large segments whole -- the paper's question of what TSO is worth, answered as the
     ratio on/off.  Needs root.  Target: :data:`TAP_TARGET_MBIT` Mbit/s.
+``cc``
+    :func:`netfast.bench.tcp_cc.run_cc_bench`: CUBIC against NewReno through seeded loss on
+    three simulated paths (goodput in simulated time, medians over seeds).
 ``pytcp``
     The anchor: PyTCP (:mod:`netfast.bench.pytcp_anchor`) on the same paths -- PyTCP to PyTCP
     over its in-memory link, PyTCP <-> Linux over a TAP both ways -- with fewer bytes, as it

@@ -33,15 +33,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="comma-separated sections among reass, memory, tap, pytcp, cc (default: all)",
     )
     p.add_argument("--quick", action="store_true", help="smaller transfers, one reassembly round")
-    p.add_argument(
-        "--bytes", type=int, help="bytes per netfast transfer (default 50000000; quick 10000000)"
-    )
-    p.add_argument(
-        "--pytcp-bytes", type=int, help="bytes per PyTCP transfer (default 4000000; quick 1000000)"
-    )
-    p.add_argument(
-        "--segments", type=int, help="segments per reassembly pattern (default 20000; quick 5000)"
-    )
+    for flag, what, i in (
+        ("--bytes", "bytes per netfast transfer", 0),
+        ("--pytcp-bytes", "bytes per PyTCP transfer", 1),
+        ("--segments", "segments per reassembly pattern", 2),
+    ):
+        p.add_argument(flag, type=int, help=f"{what} (default {DEFAULTS[i]}; quick {QUICK[i]})")
     p.add_argument("--json", type=Path, metavar="FILE", help="also write the results as JSON")
     p.set_defaults(func=cmd_tcp)
 
