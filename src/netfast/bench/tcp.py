@@ -16,10 +16,10 @@ Sections
 ``tap``
     :func:`measure_tap`: bulk transfers between netfast and the Linux kernel over a TAP, both
     directions, with offloads off and on, and without offloads once more with netfast's
-    receive coalescing off (``HostConfig.rx_coalesce``).  Offloads "on" means the TAP exchanges a virtio-net header:
-    netfast hands the kernel TCP segments of up to 64 KiB for it to cut (TSO/GSO) and takes the
-    kernel's large segments whole -- the paper's question of what TSO is worth, answered as the
-    ratio on/off.  Needs root.  Target: :data:`TAP_TARGET_MBIT` Mbit/s.
+    receive coalescing off (``HostConfig.rx_coalesce``).  Offloads "on" means the TAP exchanges
+    a virtio-net header: netfast hands the kernel TCP segments of up to 64 KiB for it to cut
+    (TSO/GSO) and takes the kernel's large segments whole -- the paper's question of what TSO
+    is worth, answered as the ratio on/off.  Needs root.  Target: :data:`TAP_TARGET_MBIT` Mbit/s.
 ``cc``
     :func:`netfast.bench.tcp_cc.run_cc_bench`: CUBIC against NewReno through seeded loss on
     three simulated paths (goodput in simulated time, medians over seeds).
