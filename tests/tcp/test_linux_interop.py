@@ -276,22 +276,18 @@ print(count)
 
 
 def test_syn_flood_cache_and_cookies_hold(tmp_path: Path) -> None:
-    from netfast.tcp.layer import attach_tcp
-
     body = _body(2_000_000, seed=9)
     servers: list[HttpBodyServer] = []
 
     def apps(stack: Any) -> list[Any]:
-        # A small SYN cache so the bounded flood overflows it.
-        stack.transports.pop(6)
-        attach_tcp(stack, random.Random(4), syncache_buckets=16, syncache_bucket_limit=4,
-                   syncache_limit=48)  # fmt: skip
         servers.append(HttpBodyServer(stack, 80, body))
         return servers
 
     script = tmp_path / "flood.py"
     script.write_text(FLOOD.replace("{dst}", NETFAST_IP))
-    with kernel_peer(apps=apps) as peer:
+    # A small SYN cache so the bounded flood overflows it.
+    small_cache = {"syncache_buckets": 16, "syncache_bucket_limit": 4, "syncache_limit": 48}
+    with kernel_peer(apps=apps, tcp_kw=small_cache) as peer:
         flood = peer.popen("python3", str(script), "20000", stdout=subprocess.DEVNULL)
         try:
             time.sleep(0.3)
