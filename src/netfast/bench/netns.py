@@ -4,10 +4,24 @@ the PyTCP anchor): one way to run ``ip`` and friends, inside a namespace or not,
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
+from pathlib import Path
 
 #: Longest any one set-up or tear-down command may take (seconds).
 COMMAND_TIMEOUT = 10.0
+
+
+def tap_environment() -> str | None:
+    """None when a namespace with a TAP can be built here, else the reason it cannot."""
+    if os.geteuid() != 0:
+        return "needs root (network namespace, TAP)"
+    if not Path("/dev/net/tun").exists():
+        return "no /dev/net/tun"
+    if shutil.which("ip") is None:
+        return "iproute2 (`ip`) is not installed"
+    return None
 
 
 def run(*cmd: str, ns: str | None = None, check: bool = True) -> str:

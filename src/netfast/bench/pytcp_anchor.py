@@ -59,17 +59,16 @@ import itertools
 import json
 import os
 import queue
-import shutil
 import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from pathlib import Path
 from typing import IO, Any
 
 from netfast.bench.netns import run as _run
+from netfast.bench.netns import tap_environment
 
 #: The kernel side of the TAP and PyTCP's address on it (198.18.0.0/15 only).
 LINUX_IP = "198.18.5.1"
@@ -217,14 +216,7 @@ def check_environment(*, tap: bool = True) -> str | None:
     """
     if pytcp_version() is None:
         return "pytcp is not installed (pip install pytcp)"
-    if tap:
-        if os.geteuid() != 0:
-            return "needs root (network namespace, TAP)"
-        if not Path("/dev/net/tun").exists():
-            return "no /dev/net/tun"
-        if shutil.which("ip") is None:
-            return "iproute2 (`ip`) is not installed"
-    return None
+    return tap_environment() if tap else None
 
 
 # -- namespace plumbing ------------------------------------------------------------------------

@@ -56,18 +56,17 @@ import itertools
 import json
 import os
 import random
-import shutil
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 from rich.table import Table
 
 from netfast.bench.netns import run as _run
+from netfast.bench.netns import tap_environment as check_tap_environment
 from netfast.bench.pytcp_anchor import _check_args as _check
 from netfast.bench.pytcp_anchor import _Child
 from netfast.ip.iface import IfAddr, Interface
@@ -263,17 +262,6 @@ else:
 out("NFRESULT " + json.dumps(result))
 sys.stdin.read()
 """
-
-
-def check_tap_environment() -> str | None:
-    """None when the TAP section can run here, else the reason it cannot."""
-    if os.geteuid() != 0:
-        return "needs root (network namespace, TAP)"
-    if not Path("/dev/net/tun").exists():
-        return "no /dev/net/tun"
-    if shutil.which("ip") is None:
-        return "iproute2 (`ip`) is not installed"
-    return None
 
 
 class _Gated:
