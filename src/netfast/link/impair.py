@@ -287,7 +287,8 @@ class ImpairedLink:
     inner
         The link to wrap; closed by :meth:`close`.
     impair_tx, impair_rx
-        Impairments for each direction; None impairs nothing.
+        Impairments for each direction; None impairs nothing, and the direction then passes
+        straight through to the inner link (no stage, no ``impair.*`` counters).
     seed
         Makes runs reproducible; the two directions draw from independent streams.
     clock
@@ -305,6 +306,8 @@ class ImpairedLink:
         self.inner = inner
         self.tx = ImpairmentStage(impair_tx or Impairment(), make_rng(seed, "tx"))
         self.rx = ImpairmentStage(impair_rx or Impairment(), make_rng(seed, "rx"))
+        self._tx_on = impair_tx is not None
+        self._rx_on = impair_rx is not None
         self._clock = clock
 
     @property
@@ -333,6 +336,8 @@ class ImpairedLink:
         return int(fileno())
 
     def send(self, frames: Iterable[Frame]) -> int:
+        if not self._tx_on:
+            return self.inner.send(frames)
         batch = list(frames)
         now = self._clock()
         self.tx.push(batch, now)
@@ -342,6 +347,8 @@ class ImpairedLink:
     def recv_batch(self, max_frames: int = 64) -> list[Frame]:
         now = self._clock()
         self._flush_tx(now)
+        if not self._rx_on:
+            return self.inner.recv_batch(max_frames)
         self.rx.push(self.inner.recv_batch(max_frames), now)
         return self.rx.pop_due(now, max_frames)
 

@@ -81,11 +81,11 @@ from pathlib import Path
 from typing import Literal
 
 from netfast.link.base import ETHER_HEADER_LEN, VLAN_TAG_LEN, Frame, frame_too_big, send_each
+from netfast.link.offload import gso_segment, ipv4_l4
 from netfast.wire.checksum import (
     IPPROTO_TCP,
     IPPROTO_UDP,
     internet_checksum,
-    l4_checksum,
     pseudo_header_sum,
 )
 
@@ -117,8 +117,6 @@ MAX_GSO_FRAME = ETHER_HEADER_LEN + VLAN_TAG_LEN + 0xFFFF
 
 _VNET = struct.Struct("<BBHHHH")
 _ZERO_VNET = bytes(VNET_HDR_LEN)
-_TCP_FLAG_FIN = 0x01
-_TCP_FLAG_PSH = 0x08
 _TCP_FLAG_CWR = 0x80
 _TCP_CSUM_OFFSET = 16
 _UDP_CSUM_OFFSET = 6
@@ -228,24 +226,6 @@ _NO_OFFLOAD = VnetHeader()
 # --- checksum and segmentation helpers (pure) ------------------------------------------------
 
 
-def _ipv4_l4(frame: bytes | bytearray | memoryview) -> tuple[int, int, int, int]:
-    """Offsets of an Ethernet/IPv4 frame: (IP header start, IP header length, IP protocol,
-    IP total length).  ValueError when the frame is not a whole, unfragmented IPv4 packet."""
-    l3 = ETHER_HEADER_LEN
-    if len(frame) >= l3 + VLAN_TAG_LEN and frame[12:14] in (b"\x81\x00", b"\x88\xa8"):
-        l3 += VLAN_TAG_LEN
-    if len(frame) < l3 + 20 or frame[l3 - 2 : l3] != b"\x08\x00":
-        raise ValueError("not an Ethernet frame carrying IPv4")
-    ver_ihl = frame[l3]
-    ihl = (ver_ihl & 0x0F) * 4
-    total = int.from_bytes(frame[l3 + 2 : l3 + 4], "big")
-    if ver_ihl >> 4 != 4 or ihl < 20 or total < ihl or l3 + total > len(frame):
-        raise ValueError(f"ipv4: version/ihl 0x{ver_ihl:02x}, total length {total} do not fit")
-    if int.from_bytes(frame[l3 + 6 : l3 + 8], "big") & 0x3FFF:
-        raise ValueError("ipv4: a fragment cannot be segmented or checksummed")
-    return l3, ihl, frame[l3 + 9], total
-
-
 def _l4_csum_offset(protocol: int) -> int:
     if protocol == IPPROTO_TCP:
         return _TCP_CSUM_OFFSET
@@ -265,7 +245,7 @@ def prepare_partial_csum(frame: bytes | bytearray | memoryview) -> bytes:
     ValueError
         ``frame`` is not an unfragmented IPv4 TCP/UDP packet in Ethernet.
     """
-    l3, ihl, protocol, total = _ipv4_l4(frame)
+    l3, ihl, protocol, total = ipv4_l4(frame)
     field = l3 + ihl + _l4_csum_offset(protocol)
     if field + 2 > l3 + total:
         raise ValueError(f"ipv4.total_length = {total}: too short for the L4 header")
@@ -279,7 +259,7 @@ def prepare_partial_csum(frame: bytes | bytearray | memoryview) -> bytes:
 def partial_csum_header(frame: bytes | bytearray | memoryview, mss: int = 0) -> VnetHeader:
     """The ``NEEDS_CSUM`` header for ``frame`` (Ethernet/IPv4/TCP or UDP); with ``mss`` > 0 and
     a TCP payload longer than ``mss`` also ``GSO_TCPV4`` (``| ECN`` when CWR is set)."""
-    l3, ihl, protocol, total = _ipv4_l4(frame)
+    l3, ihl, protocol, total = ipv4_l4(frame)
     l4 = l3 + ihl
     header = VnetHeader(
         flags=VIRTIO_NET_HDR_F_NEEDS_CSUM,
@@ -325,63 +305,6 @@ def complete_csum(
     value = internet_checksum(memoryview(out)[csum_start:]) or 0xFFFF
     out[field : field + 2] = value.to_bytes(2, "big")
     return bytes(out)
-
-
-def gso_segment(frame: bytes | bytearray | memoryview, mss: int) -> list[bytes]:
-    """Cut a TCP/IPv4 super-frame into segments of at most ``mss`` payload bytes, as a NIC's TSO
-    (or Linux's software GSO) does.
-
-    Every segment gets the super-frame's Ethernet, IPv4 and TCP headers with: IPv4 total length
-    and header checksum recomputed and the identification incremented per segment; the TCP
-    sequence number advanced by the payload before it; FIN and PSH kept on the last segment only
-    and CWR on the first only; the TCP checksum computed in full (whatever the super-frame's
-    field held, partial or not).  Ethernet padding behind the IP packet is dropped.  A
-    super-frame whose payload fits in one segment comes back as one segment.
-
-    Raises
-    ------
-    ValueError
-        ``mss`` < 1, or ``frame`` is not an unfragmented TCP/IPv4 packet in Ethernet.
-    """
-    if mss < 1:
-        raise ValueError(f"mss = {mss}: must be positive")
-    l3, ihl, protocol, total = _ipv4_l4(frame)
-    if protocol != IPPROTO_TCP:
-        raise ValueError(f"ipv4.protocol = {protocol}: only TCP can be segmented")
-    l4 = l3 + ihl
-    thl = (frame[l4 + 12] >> 4) * 4 if len(frame) > l4 + 12 else 0
-    if thl < 20 or ihl + thl > total:
-        raise ValueError(f"tcp.data_offset = {thl // 4}: does not fit the IPv4 packet")
-    data = l4 + thl
-    end = l3 + total
-    template = bytearray(frame[:data])
-    ident = int.from_bytes(template[l3 + 4 : l3 + 6], "big")
-    seq = int.from_bytes(template[l4 + 4 : l4 + 8], "big")
-    tcp_flags = template[l4 + 13]
-    src = int.from_bytes(template[l3 + 12 : l3 + 16], "big")
-    dst = int.from_bytes(template[l3 + 16 : l3 + 20], "big")
-    starts = list(range(data, end, mss)) or [data]
-    out: list[bytes] = []
-    for i, start in enumerate(starts):
-        chunk = frame[start : min(start + mss, end)]
-        last = i == len(starts) - 1
-        hdr = bytearray(template)
-        hdr[l3 + 2 : l3 + 4] = (ihl + thl + len(chunk)).to_bytes(2, "big")
-        hdr[l3 + 4 : l3 + 6] = ((ident + i) & 0xFFFF).to_bytes(2, "big")
-        hdr[l3 + 10 : l3 + 12] = b"\0\0"
-        hdr[l3 + 10 : l3 + 12] = internet_checksum(hdr[l3:l4]).to_bytes(2, "big")
-        hdr[l4 + 4 : l4 + 8] = ((seq + start - data) & 0xFFFFFFFF).to_bytes(4, "big")
-        flags = tcp_flags
-        if not last:
-            flags &= ~(_TCP_FLAG_FIN | _TCP_FLAG_PSH)
-        if i:
-            flags &= ~_TCP_FLAG_CWR
-        hdr[l4 + 13] = flags
-        hdr[l4 + 16 : l4 + 18] = b"\0\0"
-        csum = l4_checksum(src, dst, IPPROTO_TCP, bytes(hdr[l4:]) + bytes(chunk))
-        hdr[l4 + 16 : l4 + 18] = csum.to_bytes(2, "big")
-        out.append(bytes(hdr) + bytes(chunk))
-    return out
 
 
 # --- the link ------------------------------------------------------------------------------
@@ -727,7 +650,7 @@ class TapLink:
             raise ValueError("send_tso needs offloads (vnet_hdr=True)")
         if mss < 1:
             raise ValueError(f"mss = {mss}: must be positive")
-        l3, ihl, protocol, _ = _ipv4_l4(frame)
+        l3, ihl, protocol, _ = ipv4_l4(frame)
         if protocol != IPPROTO_TCP:
             raise ValueError(f"ipv4.protocol = {protocol}: send_tso carries TCP only")
         header = partial_csum_header(frame, mss)

@@ -49,6 +49,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+import numpy as np
+
 from netfast.ip.arp import ARP_INPUT_OUTCOMES, HOLD_QUEUED, ArpCache
 from netfast.ip.frag import ip_fragment
 from netfast.ip.icmp import IcmpErrors, echo_reply_message
@@ -57,6 +59,26 @@ from netfast.ip.input import INPUT_DROPS, LIMITED_BROADCAST, Ipv4Header, ip_inpu
 from netfast.ip.local import LocalAddrs
 from netfast.ip.reass import REASS_OUTCOMES, Reassembler
 from netfast.link.base import GsoFrame
+from netfast.link.offload import (
+    RUN_ACK,
+    RUN_DPORT,
+    RUN_DST,
+    RUN_FAST,
+    RUN_FIRST,
+    RUN_FLAGS,
+    RUN_PAY_START,
+    RUN_PAY_STOP,
+    RUN_SEQ,
+    RUN_SPORT,
+    RUN_SRC,
+    RUN_STOP,
+    RUN_TS,
+    RUN_TSECR,
+    RUN_TSVAL,
+    RUN_WINDOW,
+    gro_scan,
+    gso_segment,
+)
 from netfast.route.rib import prefix_mask
 from netfast.stack.udp import UDP_OUTCOMES, UdpLayer, UdpSocket
 from netfast.tcp.conn import TcpConfig
@@ -65,6 +87,14 @@ from netfast.wire import checksum
 from netfast.wire.ethernet import BROADCAST
 from netfast.wire.icmpv4 import DestUnreachableCode, Icmpv4Type, TimeExceededCode
 from netfast.wire.ipv4 import FLAG_DF, IpProtocol
+from netfast.wire.tcp import (
+    EMPTY_OPTIONS,
+    NOP,
+    TcpFlags,
+    TcpOptions,
+    TcpRepr,
+    TimestampsOption,
+)
 
 
 class TransportProtocol(Protocol):
@@ -105,8 +135,15 @@ class HostConfig:
     udp_rcvbuf:
         Receive-buffer bytes of each new UDP socket.
     rx_coalesce:
-        Merge the TCP segments of a received batch (:meth:`Stack.input_batch`); off, a batch
-        is handled frame by frame (``netfast bench tcp`` measures both).
+        Merge the TCP segments of a received batch (:meth:`Stack.input_batch`): a compiled pass
+        over the batch (:func:`netfast.link.offload.gro_scan`) checks the frames of established
+        data transfer and merges their runs before the TCP sees them, Linux's GRO in software;
+        off, a batch is handled frame by frame (``netfast bench tcp`` measures both).
+    gso:
+        Let the TCP hand down segments of up to 64 KiB on every interface and cut those the
+        link cannot segment itself in a compiled pass right before the link
+        (:func:`netfast.link.offload.gso_segment`, Linux's GSO).  Off, the TCP builds every
+        wire-sized segment itself unless the link has TSO (:meth:`Stack.enable_tso`).
     """
 
     ttl: int = 64
@@ -121,6 +158,7 @@ class HostConfig:
     reass_max_fragments: int = 128
     udp_rcvbuf: int = 256 * 1024
     rx_coalesce: bool = True
+    gso: bool = True
 
 
 # --- counter names ------------------------------------------------------------------------------
@@ -382,8 +420,7 @@ class Stack:
             return
         tcp.begin_batch()
         try:
-            for frame in frames:
-                self.input(ifindex, frame, now)
+            self._gro_input(ifindex, tcp, frames, now)
         finally:
             try:
                 tcp.end_batch(now)
@@ -391,6 +428,52 @@ class Stack:
                 if self.strict:
                     raise
                 self.counters[INTERNAL_ERROR] += 1
+
+    def _gro_input(self, ifindex: int, tcp: TcpLayer, frames: Sequence[bytes], now: float) -> None:
+        """The batch through the compiled receive offload: slow frames one by one, runs of
+        established data transfer as one segment each (see :attr:`HostConfig.rx_coalesce`)."""
+        if ifindex not in self.interfaces:
+            raise ValueError(f"no interface with index {ifindex}")
+        batch = [bytes(f) for f in frames]
+        addrs = np.fromiter(self._unicast, np.int64, len(self._unicast))
+        runs, payloads = gro_scan(batch, self._macs[ifindex], addrs)
+        counters = self.counters
+        self.now = now
+        for run in runs:
+            first, stop = run[RUN_FIRST], run[RUN_STOP]
+            if run[RUN_FAST]:
+                # The only option layout the offload merges: NOP, NOP, timestamps.
+                options = (
+                    TcpOptions((NOP, NOP, TimestampsOption(run[RUN_TSVAL], run[RUN_TSECR])))
+                    if run[RUN_TS]
+                    else EMPTY_OPTIONS
+                )
+                seg = TcpRepr(
+                    run[RUN_SPORT],
+                    run[RUN_DPORT],
+                    run[RUN_SEQ],
+                    run[RUN_ACK],
+                    TcpFlags(run[RUN_FLAGS]),
+                    run[RUN_WINDOW],
+                    0,
+                    options,
+                    payloads[run[RUN_PAY_START] : run[RUN_PAY_STOP]],
+                )
+                n = stop - first
+                try:
+                    taken = tcp.deliver(run[RUN_SRC], run[RUN_DST], seg, n, now)
+                except Exception:
+                    if self.strict:
+                        raise
+                    counters[INTERNAL_ERROR] += 1
+                    taken = True
+                if taken:
+                    counters[ETH_FRAMES] += n
+                    counters[IN_RECEIVED] += n
+                    counters[IN_TRANSPORT] += n
+                    continue
+            for i in range(first, stop):
+                self.input(ifindex, batch[i], now)
 
     def poll(self, now: float) -> list[tuple[int, bytes]]:
         """Run the timers at ``now`` (transports, ARP, reassembly) and return every frame queued
@@ -511,23 +594,34 @@ class Stack:
     def tso_for(self, dst: int) -> bool:
         """True when the route to ``dst`` leaves through an interface with TSO."""
         route = self._route(dst)
-        return route is not None and route[0].ifindex in self.tso
+        return route is not None and (self.config.gso or route[0].ifindex in self.tso)
 
     def _send(
         self, packet: bytes, route: tuple[_Connected, int], now: float, gso_mss: int = 0
     ) -> str | None:
         conn, hop = route
         egress = conn.ifindex
-        if gso_mss and len(packet) > self.interfaces[egress].mtu and egress in self.tso:
-            mac = self.arp.lookup(egress, hop, now)
-            if mac is None:
-                # Not worth holding: the TCP resends it when resolution is done.
-                self.counters["ip.out.gso_unresolved"] += 1
-                return "ip.out.gso_unresolved"
-            self.counters[OUT_SENT] += 1
-            self.counters["ip.out.gso"] += 1
-            self._out.append((egress, GsoFrame(mac + self._eth_tail[egress] + packet, gso_mss)))
-            return None
+        if gso_mss and len(packet) > self.interfaces[egress].mtu:
+            hw = egress in self.tso
+            if hw or self.config.gso:
+                mac = self.arp.lookup(egress, hop, now)
+                if mac is None:
+                    # Not worth holding: the TCP resends it when resolution is done.
+                    self.counters["ip.out.gso_unresolved"] += 1
+                    return "ip.out.gso_unresolved"
+                self.counters[OUT_SENT] += 1
+                frame = mac + self._eth_tail[egress] + packet
+                if hw:
+                    self.counters["ip.out.gso"] += 1
+                    self._out.append((egress, GsoFrame(frame, gso_mss)))
+                    return None
+                segments = gso_segment(frame, gso_mss)
+                self.counters["ip.out.gso_software"] += 1
+                self.counters["ip.out.gso_segments"] += len(segments)
+                # The segments took consecutive identifications from the super-frame's.
+                self._ident = (self._ident + len(segments) - 1) & 0xFFFF
+                self._out.extend([(egress, f) for f in segments])
+                return None
         if len(packet) > self.interfaces[egress].mtu and _U16.unpack_from(packet, 6)[0] & FLAG_DF:
             self.counters[OUT_TOO_BIG] += 1
             return OUT_TOO_BIG

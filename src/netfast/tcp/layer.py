@@ -255,6 +255,21 @@ class TcpLayer:
             c["tcp.in.no_socket"] += 1
             self._respond_rst(dst, src, seg, now)
 
+    def deliver(self, src: int, dst: int, seg: TcpRepr, packets: int, now: float) -> bool:
+        """Take a data segment merged from ``packets`` received frames that the receive offload
+        checked already (checksums, addresses, ports; see :mod:`netfast.link.offload`): queue it
+        on its connection as :meth:`input` would.  False, with nothing done, when the segment
+        has no synchronized connection to go to (the caller then hands over the frames one by
+        one, for the listener, the RST or the counters of the ordinary path)."""
+        owner = self.pcbs.demux(dst, seg.dst_port, src, seg.src_port)
+        if not isinstance(owner, TcpConnection):
+            return False
+        c = self.counters
+        c["tcp.in.packets"] += packets
+        c["tcp.in.coalesced"] += packets - 1
+        self._conn_input(owner, seg, now)
+        return True
+
     @staticmethod
     def _reuses_time_wait(conn: TcpConnection, seg: TcpRepr) -> bool:
         flags = int(seg.flags)
