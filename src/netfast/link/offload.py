@@ -91,7 +91,7 @@ def ipv4_l4(frame: bytes | bytearray | memoryview) -> tuple[int, int, int, int]:
 
 
 @numba.njit(nogil=True, cache=True, inline="always")
-def _sum16(a: Any, start: int, stop: int) -> int:  # pragma: no cover - compiled
+def _sum16(a: Any, start: int, stop: int) -> Any:  # pragma: no cover - compiled
     """Unfolded sum of the big-endian 16-bit words of a[start:stop] (odd tail padded)."""
     total = np.uint64(0)
     i = start
@@ -104,7 +104,7 @@ def _sum16(a: Any, start: int, stop: int) -> int:  # pragma: no cover - compiled
 
 
 @numba.njit(nogil=True, cache=True, inline="always")
-def _fold(total: Any) -> int:  # pragma: no cover - compiled
+def _fold(total: Any) -> Any:  # pragma: no cover - compiled
     mask = np.uint64(0xFFFF)
     while total > mask:
         total = (total & mask) + (total >> np.uint64(16))
@@ -112,12 +112,12 @@ def _fold(total: Any) -> int:  # pragma: no cover - compiled
 
 
 @numba.njit(nogil=True, cache=True, inline="always")
-def _u16(a: Any, i: int) -> int:  # pragma: no cover - compiled
+def _u16(a: Any, i: int) -> Any:  # pragma: no cover - compiled
     return (np.int64(a[i]) << 8) | np.int64(a[i + 1])
 
 
 @numba.njit(nogil=True, cache=True, inline="always")
-def _u32(a: Any, i: int) -> int:  # pragma: no cover - compiled
+def _u32(a: Any, i: int) -> Any:  # pragma: no cover - compiled
     return (
         (np.int64(a[i]) << 24)
         | (np.int64(a[i + 1]) << 16)
@@ -186,7 +186,7 @@ def _gso_kernel(
 @numba.njit(nogil=True, cache=True)
 def _gro_kernel(
     buf: Any, offs: Any, mac: Any, addrs: Any, runs: Any, pay: Any
-) -> int:  # pragma: no cover - compiled
+) -> tuple[int, int]:  # pragma: no cover - compiled
     n = offs.shape[0] - 1
     # Per frame: fast?, then the fields a run compares.
     fast = np.zeros(n, np.bool_)

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from netfast.ip.iface import IfAddr, Interface
 from netfast.link.impair import ImpairedLink, Impairment
 from netfast.link.memory import MemoryLink
-from netfast.stack.host import Stack
+from netfast.stack.host import HostConfig, Stack
 from netfast.tcp.conn import TcpConfig
 from netfast.tcp.layer import TcpLayer, attach_tcp
 from netfast.wire.ipv4 import ip_from_str
@@ -61,10 +61,11 @@ def make_host(
     mtu: int,
     seed: int,
     tcp_config: TcpConfig | None,
+    host_config: HostConfig | None = None,
     **tcp_kw: object,
 ) -> tuple[Stack, TcpLayer]:
     iface = Interface(0, name, mac, (IfAddr(addr, 24),), mtu)
-    stack = Stack([iface], rng=random.Random(seed), strict=True, tcp=False)
+    stack = Stack([iface], rng=random.Random(seed), strict=True, tcp=False, config=host_config)
     layer = attach_tcp(stack, random.Random(seed + 1000), tcp_config, **tcp_kw)
     return stack, layer
 
@@ -83,11 +84,19 @@ class HostPair:
         tcp_config_b: TcpConfig | None = None,
         capacity: int = 100_000,
         tcp_kw_b: dict[str, object] | None = None,
+        host_config: HostConfig | None = None,
     ) -> None:
         self.clock = VirtualClock()
-        self.a, self.tcp_a = make_host("a", ADDR_A, MAC_A, mtu, seed, tcp_config)
+        self.a, self.tcp_a = make_host("a", ADDR_A, MAC_A, mtu, seed, tcp_config, host_config)
         self.b, self.tcp_b = make_host(
-            "b", ADDR_B, MAC_B, mtu, seed + 1, tcp_config_b or tcp_config, **(tcp_kw_b or {})
+            "b",
+            ADDR_B,
+            MAC_B,
+            mtu,
+            seed + 1,
+            tcp_config_b or tcp_config,
+            host_config,
+            **(tcp_kw_b or {}),
         )
         la, lb = MemoryLink.pair(mtu=mtu, capacity=capacity, names=("a", "b"))
         self.link_a = ImpairedLink(la, impair_tx=impair_ab, seed=seed, clock=self.clock)
