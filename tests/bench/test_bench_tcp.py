@@ -17,11 +17,13 @@ from netfast.cli import CliError, main
 from netfast.cli.bench_tcp import parse_sections
 
 
-def test_memory_transfer_arrives_whole() -> None:
+@pytest.mark.parametrize("offloads", tb.MEMORY_OFFLOADS)
+def test_memory_transfer_arrives_whole(offloads: str) -> None:
     for mtu in tb.MEMORY_MTUS:
-        row = tb.measure_memory(200_000, mtu)
+        row = tb.measure_memory(200_000, mtu, offloads=offloads)
         print(row)
         assert row["impl"] == "netfast" and row["path"] == "memory" and row["mtu"] == mtu
+        assert row["offloads"] == offloads
         assert row["bytes"] == 200_000
         assert row["sha256_ok"] is True
         assert row["seconds"] > 0 and row["mbit_s"] > 0
@@ -32,6 +34,8 @@ def test_memory_rejects_bad_arguments() -> None:
         tb.measure_memory(0)
     with pytest.raises(ValueError, match="mtu"):
         tb.measure_memory(1000, 200)
+    with pytest.raises(ValueError, match="offloads"):
+        tb.measure_memory(1000, offloads="tap")  # no TAP in memory
 
 
 def test_payload_is_deterministic_and_seeded() -> None:
@@ -59,35 +63,47 @@ def _row(**kw: object) -> dict[str, object]:
 
 def test_answers_and_ratios_pair_rows_by_path_and_direction() -> None:
     rows = [
-        _row(impl="netfast", path="linux-tap", direction="netfast_to_linux", offloads=False,
+        _row(impl="netfast", path="linux-tap", direction="netfast_to_linux", offloads="none",
              mbit_s=100.0),
-        _row(impl="netfast", path="linux-tap", direction="netfast_to_linux", offloads=True,
+        _row(impl="netfast", path="linux-tap", direction="netfast_to_linux", offloads="tap",
              mbit_s=300.0),
-        _row(impl="netfast", path="linux-tap", direction="linux_to_netfast", offloads=False,
+        _row(impl="netfast", path="linux-tap", direction="linux_to_netfast", offloads="software",
              mbit_s=50.0),
         _row(impl="pytcp", path="linux-tap", direction="pytcp_to_linux", offloads=None,
              mbit_s=4.0),
         _row(impl="pytcp", path="linux-tap", direction="linux_to_pytcp", offloads=None,
              mbit_s=5.0),
-        _row(impl="netfast", path="memory", direction="netfast_to_netfast", offloads=None,
+        _row(impl="netfast", path="memory", direction="netfast_to_netfast", offloads="none",
+             mbit_s=400.0),
+        _row(impl="netfast", path="memory", direction="netfast_to_netfast", offloads="software",
              mbit_s=1200.0),
         {"impl": "pytcp", "path": "memory", "direction": "pytcp_to_pytcp", "skipped": "no"},
     ]  # fmt: skip
     assert tb.vs_pytcp(rows[0], rows) == pytest.approx(25.0)
     assert tb.vs_pytcp(rows[2], rows) == pytest.approx(10.0)
-    assert tb.vs_pytcp(rows[5], rows) is None  # PyTCP skipped on that path
+    assert tb.vs_pytcp(rows[6], rows) is None  # PyTCP skipped on that path
     assert tb.vs_pytcp(rows[3], rows) is None  # only netfast rows carry the ratio
     ans = tb.answers(None, rows)
-    # Only the direction measured both ways gets a TSO ratio.
-    assert ans["tso_ratio"] == {"netfast_to_linux": pytest.approx(3.0)}
+    # Only transfers measured with offloads "none" as well get a ratio.
+    assert ans["offload_ratio"] == {
+        "tap/netfast_to_linux": {"tap": pytest.approx(3.0)},
+        "memory/1500": {"software": pytest.approx(3.0)},
+    }
+    assert ans["memory_mbit"] == {"1500/none": 400.0, "1500/software": 1200.0}
     assert ans["memory_best_mbit"] == 1200.0 and ans["memory_target_met"] is True
-    assert ans["memory_best_mbit_by_mtu"] == {"1500": 1200.0}
-    assert ans["tap_best_mbit"] == 300.0 and ans["tap_target_met"] is False
-    assert ans["tap_best_mbit_by_offloads"] == {"off": 100.0, "on": 300.0}
-    assert sum("tap, offloads" in line for line in tb.answer_lines(ans)) == 2
+    assert ans["tap_mbit"] == {
+        "netfast_to_linux/none": 100.0,
+        "netfast_to_linux/tap": 300.0,
+        "linux_to_netfast/software": 50.0,
+    }
+    # The TAP target must hold both ways: the weaker direction's best decides.
+    assert ans["tap_best_mbit"] == 50.0 and ans["tap_target_met"] is False
+    lines = tb.answer_lines(ans)
+    assert sum(line.startswith("tap, ") for line in lines) == 3
+    assert sum(line.startswith("offloads ") for line in lines) == 2
     assert "reass_adversarial_ratio" not in ans
     # A transfer whose bytes did not check out counts for nothing.
-    bad = [dict(rows[5], sha256_ok=False)]
+    bad = [dict(rows[6], sha256_ok=False)]
     assert "memory_best_mbit" not in tb.answers(None, bad)
     table = tb.transfer_table(rows)
     assert table.row_count == len(rows)
@@ -121,7 +137,9 @@ def test_cli_quick_memory_writes_json(tmp_path: Path, capsys: pytest.CaptureFixt
     doc = json.loads(out.read_text())
     assert doc["meta"]["sections"] == ["memory"] and doc["meta"]["bytes"] == 500_000
     assert doc["reass"] is None
-    assert [r["mtu"] for r in doc["transfers"]] == list(tb.MEMORY_MTUS)
+    assert [(r["mtu"], r["offloads"]) for r in doc["transfers"]] == [
+        (mtu, offloads) for mtu in tb.MEMORY_MTUS for offloads in tb.MEMORY_OFFLOADS
+    ]
     assert all(r["sha256_ok"] and r["bytes"] == 500_000 for r in doc["transfers"])
     assert "memory_best_mbit" in doc["answers"]
 
@@ -142,6 +160,8 @@ def test_tap_skips_without_root(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_tap_rejects_bad_direction() -> None:
     with pytest.raises(ValueError, match="direction"):
         tb.measure_tap(1000, "sideways")
+    with pytest.raises(ValueError, match="offloads"):
+        tb.measure_tap(1000, offloads="on")
 
 
 def _our_namespaces() -> list[str]:
@@ -154,37 +174,29 @@ def _our_namespaces() -> list[str]:
 
 @pytest.mark.netns
 @pytest.mark.slow
-@pytest.mark.parametrize("offloads", [False, True])
+@pytest.mark.parametrize("offloads", tb.OFFLOADS)
 @pytest.mark.parametrize("direction", tb.DIRECTIONS)
-def test_tap_transfer(direction: str, offloads: bool) -> None:
+def test_tap_transfer(direction: str, offloads: str) -> None:
     if reason := have_netns():
         pytest.skip(reason)
     row = tb.measure_tap(1_000_000, direction, offloads=offloads, timeout=60.0)
     print({k: v for k, v in row.items() if k != "counters"})
     assert "error" not in row and "skipped" not in row, row
-    assert row["direction"] == direction and row["offloads"] is offloads
+    assert row["direction"] == direction and row["offloads"] == offloads
     assert row["bytes"] == 1_000_000
     assert row["sha256_ok"] is True
-    if offloads and direction == "netfast_to_linux":
-        # With offloads on, netfast handed the kernel segments larger than the MTU to cut.
-        assert row["tap_counters"].get("tx.tso_frames", 0) > 0
+    tso = row["tap_counters"].get("tx.tso_frames", 0)
+    cut = row["counters"].get("ip.out.gso_software", 0)
+    if direction == "netfast_to_linux":
+        # Segments larger than the MTU were cut by the kernel (tap), by netfast's compiled
+        # pass (software), or never built (none).
+        assert (tso > 0, cut > 0) == {
+            "tap": (True, False),
+            "software": (False, True),
+            "none": (False, False),
+        }[offloads], row["counters"]
+    merged = row["counters"].get("tcp.in.coalesced", 0)
+    if direction == "linux_to_netfast" and offloads != "tap":  # the kernel's own GSO merges
+        assert (merged > 0) == (offloads == "software"), row["counters"]
     # The run's namespace (with the TAP inside) is gone again.
     assert _our_namespaces() == []
-
-
-def test_rx_coalescing_rows_answer_their_own_question() -> None:
-    """A TAP run with receive coalescing off is compared with the same run with it on, and is
-    kept out of the TSO ratio and the best-per-setting figures."""
-    rows = [
-        _row(impl="netfast", path="linux-tap", direction="linux_to_netfast", offloads=False,
-             rx_coalesce=False, mbit_s=200.0),
-        _row(impl="netfast", path="linux-tap", direction="linux_to_netfast", offloads=False,
-             rx_coalesce=True, mbit_s=500.0),
-        _row(impl="netfast", path="linux-tap", direction="linux_to_netfast", offloads=True,
-             rx_coalesce=True, mbit_s=1000.0),
-    ]  # fmt: skip
-    ans = tb.answers(None, rows)
-    assert ans["rx_coalesce_ratio"] == {"linux_to_netfast": pytest.approx(2.5)}
-    assert ans["tso_ratio"] == {"linux_to_netfast": pytest.approx(2.0)}
-    assert ans["tap_best_mbit_by_offloads"] == {"off": 500.0, "on": 1000.0}
-    assert any("receive coalescing on vs off" in line for line in tb.answer_lines(ans))

@@ -1,5 +1,6 @@
 """``netfast bench tcp``: the TCP issue's benchmark -- reassembly, bulk transfers in memory and
-against the Linux kernel over a TAP (offloads off and on), with PyTCP measured in the same run.
+against the Linux kernel over a TAP (offloads none, software and tap), with PyTCP measured in
+the same run.
 Targets are printed next to the figures; a missed target is reported, not an error.  See
 :mod:`netfast.bench.tcp` for what is measured."""
 
