@@ -144,10 +144,8 @@ def _gso_kernel(
         chunk = stop - start
         size = data + chunk
         offs[i] = pos
-        for k in range(data):
-            out[pos + k] = frame[k]
-        for k in range(chunk):
-            out[pos + data + k] = frame[start + k]
+        out[pos : pos + data] = frame[:data]
+        out[pos + data : pos + size] = frame[start:stop]
         total = ihl + thl + chunk
         out[pos + l3 + 2] = total >> 8
         out[pos + l3 + 3] = total & 0xFF
@@ -303,9 +301,9 @@ def _gro_kernel(
         runs[nruns, RUN_FAST] = 1
         runs[nruns, RUN_PAY_START] = wpos
         for m in range(i, j):
-            for k in range(popt[m, 1], popt[m, 2]):
-                pay[wpos] = buf[k]
-                wpos += 1
+            a, b = popt[m, 1], popt[m, 2]
+            pay[wpos : wpos + b - a] = buf[a:b]
+            wpos += b - a
         runs[nruns, RUN_PAY_STOP] = wpos
         for k in range(8):
             runs[nruns, RUN_SRC + k] = key[i, k]
