@@ -532,7 +532,10 @@ def test_bench_rows_and_table() -> None:
         if r["impl"] == "netfast":
             assert r["peak_bytes_held"] <= 1 << 20
     adv = {r["impl"]: r for r in rows if r["pattern"] == "adversarial"}
-    # The baselines keep every attack byte; netfast keeps at most one per allowed hole run.
+    # The baselines keep every attack byte; netfast keeps a few per allowed hole (a block is a
+    # 1-byte segment, grown by the gap fills that reach it).
+    from netfast.tcp.conn import TcpConfig
+
     assert adv["linked_list"]["peak_bytes_held"] == 199
-    assert adv["netfast"]["peak_bytes_held"] < 50
+    assert adv["netfast"]["peak_bytes_held"] <= 3 * TcpConfig().max_holes < 199
     assert reass_table(rows).row_count == 9

@@ -45,6 +45,7 @@ from typing import Any, Protocol
 
 from rich.table import Table
 
+from netfast.tcp.conn import TcpConfig
 from netfast.tcp.reass import ReassemblyQueue
 
 __all__ = ["DictReass", "LinkedListReass", "make_pattern", "reass_table", "run_reass_bench"]
@@ -209,7 +210,7 @@ def make_pattern(pattern: str, n_segments: int, seed: int, isn: int) -> list[tup
 
 def _make(impl: str) -> Reassembler:
     if impl == "netfast":
-        return ReassemblyQueue(max_bytes=1 << 20, max_holes=8)
+        return ReassemblyQueue(max_bytes=1 << 20, max_holes=TcpConfig().max_holes)
     if impl == "linked_list":
         return LinkedListReass()
     if impl == "dict":

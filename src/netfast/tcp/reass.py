@@ -149,7 +149,7 @@ class ReassemblyQueue:
     max_bytes:
         The most payload bytes held out of order (typically the socket receive buffer).
     max_holes:
-        The most blocks (holes) held at once; default 8.
+        The most blocks (holes) held at once; default 32 (``TcpConfig.max_holes``).
 
     Raises
     ------
@@ -168,7 +168,7 @@ class ReassemblyQueue:
         "max_holes",
     )
 
-    def __init__(self, *, max_bytes: int, max_holes: int = 8) -> None:
+    def __init__(self, *, max_bytes: int, max_holes: int = 32) -> None:
         if max_bytes < 0:
             raise ValueError(f"max_bytes = {max_bytes}: must not be negative")
         if max_holes < 1:
