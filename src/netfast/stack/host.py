@@ -161,6 +161,17 @@ class HostConfig:
     gso: bool = True
 
 
+def _with_tcp_checksum(packet: bytes) -> bytes:
+    """An IPv4/TCP packet with its TCP checksum computed (the field's old value ignored)."""
+    buf = bytearray(packet)
+    ihl = (buf[0] & 0x0F) * 4
+    src, dst = _U32.unpack_from(buf, 12)[0], _U32.unpack_from(buf, 16)[0]
+    buf[ihl + 16 : ihl + 18] = b"\0\0"
+    value = checksum.l4_checksum(src, dst, IpProtocol.TCP, memoryview(buf)[ihl:])
+    _U16.pack_into(buf, ihl + 16, value)
+    return bytes(buf)
+
+
 # --- counter names ------------------------------------------------------------------------------
 
 ETH_FRAMES = "eth.in.frames"
@@ -541,7 +552,9 @@ class Stack:
         gso_mss:
             For a TCP segment larger than the MTU on an interface with TSO (:meth:`enable_tso`):
             the MSS the link cuts it at.  The frame goes out as a
-            :class:`~netfast.link.base.GsoFrame`.
+            :class:`~netfast.link.base.GsoFrame`, or cut here (:attr:`HostConfig.gso`).  The
+            TCP checksum field of such a segment may be left zero: every piece gets its own,
+            and a segment that is not cut after all has it filled in here.
 
         Returns
         -------
@@ -602,26 +615,28 @@ class Stack:
         conn, hop = route
         egress = conn.ifindex
         if gso_mss and len(packet) > self.interfaces[egress].mtu:
-            hw = egress in self.tso
-            if hw or self.config.gso:
-                mac = self.arp.lookup(egress, hop, now)
-                if mac is None:
-                    # Not worth holding: the TCP resends it when resolution is done.
-                    self.counters["ip.out.gso_unresolved"] += 1
-                    return "ip.out.gso_unresolved"
-                self.counters[OUT_SENT] += 1
-                frame = mac + self._eth_tail[egress] + packet
-                if hw:
-                    self.counters["ip.out.gso"] += 1
-                    self._out.append((egress, GsoFrame(frame, gso_mss)))
-                    return None
-                segments = gso_segment(frame, gso_mss)
-                self.counters["ip.out.gso_software"] += 1
-                self.counters["ip.out.gso_segments"] += len(segments)
-                # The segments took consecutive identifications from the super-frame's.
-                self._ident = (self._ident + len(segments) - 1) & 0xFFFF
-                self._out.extend([(egress, f) for f in segments])
+            # Cut by the link (TSO) or here -- also when HostConfig.gso was turned off after
+            # the TCP learned it may hand down large segments.
+            mac = self.arp.lookup(egress, hop, now)
+            if mac is None:
+                # Not worth holding: the TCP resends it when resolution is done.
+                self.counters["ip.out.gso_unresolved"] += 1
+                return "ip.out.gso_unresolved"
+            self.counters[OUT_SENT] += 1
+            frame = mac + self._eth_tail[egress] + packet
+            if egress in self.tso:
+                self.counters["ip.out.gso"] += 1
+                self._out.append((egress, GsoFrame(frame, gso_mss)))
                 return None
+            segments = gso_segment(frame, gso_mss)
+            self.counters["ip.out.gso_software"] += 1
+            self.counters["ip.out.gso_segments"] += len(segments)
+            # The segments took consecutive identifications from the super-frame's.
+            self._ident = (self._ident + len(segments) - 1) & 0xFFFF
+            self._out.extend([(egress, f) for f in segments])
+            return None
+        if gso_mss:
+            packet = _with_tcp_checksum(packet)
         if len(packet) > self.interfaces[egress].mtu and _U16.unpack_from(packet, 6)[0] & FLAG_DF:
             self.counters[OUT_TOO_BIG] += 1
             return OUT_TOO_BIG

@@ -393,11 +393,15 @@ class TcpLayer:
 
     def _send(self, src: int, dst: int, seg: TcpRepr, now: float, mss: int = 0) -> None:
         self.counters["tcp.out.segments"] += 1
-        data = seg.to_bytes(src, dst)
         if mss and len(seg.payload) > mss:
+            # Segmentation offload checksums every piece it cuts (in software, or the TAP's
+            # partial sum): a sum over the whole would be thrown away.  A stack that does not
+            # cut it after all fills it in (Stack.ip_output, gso_mss).
             self.counters["tcp.out.tso"] += 1
+            data = seg.to_bytes(src, dst, checksum=False)
             reason = self.stack.ip_output(src, dst, IPPROTO_TCP, data, now, gso_mss=mss)
         else:
+            data = seg.to_bytes(src, dst)
             reason = self.stack.ip_output(src, dst, IPPROTO_TCP, data, now)
         if reason is not None:
             self.counters["tcp.out.dropped"] += 1

@@ -867,7 +867,14 @@ class TcpRepr:
         )
 
     def _fill(
-        self, buf: bytearray | memoryview, opts: bytes, hl: int, total: int, src: int, dst: int
+        self,
+        buf: bytearray | memoryview,
+        opts: bytes,
+        hl: int,
+        total: int,
+        src: int,
+        dst: int,
+        checksum: bool = True,
     ) -> None:
         _HEADER.pack_into(
             buf,
@@ -883,16 +890,20 @@ class TcpRepr:
         )
         buf[HEADER_LEN:hl] = opts
         buf[hl:total] = self.payload
-        whole = buf if len(buf) == total else buf[:total]
-        _U16.pack_into(buf, 16, l4_checksum(src, dst, IPPROTO_TCP, whole))
+        if checksum:
+            whole = buf if len(buf) == total else buf[:total]
+            _U16.pack_into(buf, 16, l4_checksum(src, dst, IPPROTO_TCP, whole))
 
-    def to_bytes(self, src_ip: int, dst_ip: int) -> bytes:
-        """The segment as bytes (header, options, payload, checksum filled in)."""
+    def to_bytes(self, src_ip: int, dst_ip: int, *, checksum: bool = True) -> bytes:
+        """The segment as bytes (header, options, payload, checksum filled in).
+
+        ``checksum=False`` leaves the checksum field zero, for a segment whose checksum is
+        computed later anyway (cut by segmentation offload, each piece checksummed)."""
         opts = self.options.to_bytes() if self.options.items else b""
         hl = HEADER_LEN + len(opts)
         total = hl + len(self.payload)
         if not self._fields_fit():
             self.emit(TcpSegment(bytearray(total)), src_ip, dst_ip)  # raises, naming the field
         buf = bytearray(total)
-        self._fill(buf, opts, hl, total, src_ip, dst_ip)
+        self._fill(buf, opts, hl, total, src_ip, dst_ip, checksum)
         return bytes(buf)
