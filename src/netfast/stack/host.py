@@ -605,7 +605,9 @@ class Stack:
         self.tso.add(ifindex)
 
     def tso_for(self, dst: int) -> bool:
-        """True when the route to ``dst`` leaves through an interface with TSO."""
+        """True when the TCP may hand down segments larger than the MTU toward ``dst``: the
+        route leaves through an interface with TSO, or software GSO is on
+        (:attr:`HostConfig.gso`)."""
         route = self._route(dst)
         return route is not None and (self.config.gso or route[0].ifindex in self.tso)
 
