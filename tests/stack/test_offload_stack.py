@@ -266,3 +266,19 @@ def test_a_large_segment_that_fits_the_link_gets_its_checksum() -> None:
     check = Ether(frames[0])
     del check[TCP].chksum
     assert Ether(bytes(check))[TCP].chksum == pkt[TCP].chksum != 0
+
+
+def test_a_failing_offload_pass_loses_no_frame() -> None:
+    pair, cli, srv = _pair()
+    pair.b.strict = False
+    assert cli.send(BODY[:20_000]) == 20_000  # type: ignore[attr-defined]
+    frames = [f for _, f in pair.a.poll(pair.now)]
+
+    def broken(*_args: object) -> None:
+        raise RuntimeError("kernel failure")
+
+    with mock.patch.object(host_module, "gro_scan", broken):
+        pair.b.input_batch(0, frames, pair.now)
+    assert pair.b.counters["host.internal_error"] == 1
+    got = srv.recv(1 << 20)  # type: ignore[attr-defined]
+    assert got == BODY[: len(got)] and len(got) == sum(len(f) - 66 for f in frames)

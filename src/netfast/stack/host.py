@@ -447,8 +447,16 @@ class Stack:
             raise ValueError(f"no interface with index {ifindex}")
         batch = [bytes(f) for f in frames]
         addrs = np.fromiter(self._unicast, np.int64, len(self._unicast))
-        runs, payloads = gro_scan(batch, self._macs[ifindex], addrs)
         counters = self.counters
+        try:
+            runs, payloads = gro_scan(batch, self._macs[ifindex], addrs)
+        except Exception:
+            if self.strict:
+                raise
+            counters[INTERNAL_ERROR] += 1
+            for frame in batch:  # the ordinary path still takes every frame
+                self.input(ifindex, frame, now)
+            return
         self.now = now
         for run in runs:
             first, stop = run[RUN_FIRST], run[RUN_STOP]
