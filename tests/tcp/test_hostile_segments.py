@@ -106,3 +106,57 @@ def test_random_segments_never_crash_and_keep_invariants(segs: list[tuple]) -> N
     if not conn.closed and not conn.fin_rcvd and cli.conn.state == TcpState.ESTABLISHED:  # type: ignore[attr-defined]
         got = bytes(conn.rcvbuf)
         assert got.startswith(before)
+
+
+# Mostly the shape the receive offload merges (ACK or ACK|PSH, NOP NOP timestamps, in-window
+# data), the rest anything.
+data_segment = st.one_of(
+    st.tuples(
+        st.sampled_from([0x10, 0x18]),
+        st.integers(-3000, 70_000),
+        st.integers(-5, 5),
+        st.integers(0, 0xFFFF),
+        st.just(b"\x01\x01\x08\x0a" + bytes(8)),
+        st.binary(min_size=1, max_size=1500),
+        st.just(False),
+    ),
+    segment,
+)
+
+
+@settings(max_examples=60)
+@given(
+    segs=st.lists(data_segment, min_size=2, max_size=25),
+    batch=st.integers(2, 8),
+)
+def test_random_segments_in_batches_through_the_receive_offload(
+    segs: list[tuple],  # type: ignore[type-arg]
+    batch: int,
+) -> None:
+    # The same storm, in batches: frames of the shape of data transfer take the compiled
+    # receive pass and reach the TCP merged, everything else the ordinary path.
+    pair, cli, srv = _established()
+    conn = srv.conn  # type: ignore[attr-defined]
+    assert conn is not None
+    seen = pair.b.counters["tcp.in.packets"]
+    frames = []
+    for flags, dseq, dack, win, opts, payload, to_listener in segs:
+        sport = 50000 if to_listener else 40000
+        seq = (conn.rcv_nxt + dseq) % (1 << 32)
+        ack = (conn.wire(conn.snd_una) + dack) % (1 << 32)
+        frames.append(_frame(sport, 80, seq, ack, flags, win, opts, payload))
+    for i in range(0, len(frames), batch):
+        pair.b.input_batch(0, frames[i : i + batch], pair.now)
+        pair.clock.now += 0.001
+        pair.step()
+        assert conn.snd_una <= conn.snd_nxt <= conn.snd_max
+        assert conn.reass.bytes_held <= conn.config.rcv_buf
+    assert pair.b.counters["host.internal_error"] == 0
+    assert pair.b.counters["tcp.in.packets"] >= seen + len(segs)
+    if conn.state == TcpState.CLOSED:
+        return
+    before = bytes(conn.rcvbuf)
+    with contextlib.suppress(BlockingIOError, BrokenPipeError, ConnectionError):
+        cli.send(b"after the storm")  # type: ignore[attr-defined]
+    pair.run(lambda: conn.closed or b"after the storm" in bytes(conn.rcvbuf), max_time=120)
+    assert bytes(conn.rcvbuf).startswith(before)
