@@ -38,11 +38,14 @@ import numpy as np
 import numpy.typing as npt
 
 from netfast.link.base import ETHER_HEADER_LEN, VLAN_TAG_LEN
+from netfast.wire.checksum import IPPROTO_TCP, words_fold, words_sum
+from netfast.wire.tcp import TcpFlags
 
-IPPROTO_TCP = 6
-_TCP_FLAG_FIN = 0x01
-_TCP_FLAG_PSH = 0x08
-_TCP_FLAG_CWR = 0x80
+# Plain ints for the kernels.
+_TCP_FLAG_FIN = int(TcpFlags.FIN)
+_TCP_FLAG_PSH = int(TcpFlags.PSH)
+_TCP_FLAG_ACK = int(TcpFlags.ACK)
+_TCP_FLAG_CWR = int(TcpFlags.CWR)
 
 #: Columns of :func:`gro_scan`'s run table: frame indexes (stop exclusive), 1 for a run of fast
 #: frames (0: one slow frame), the run's payload in the payload buffer, and for a fast run the
@@ -91,27 +94,6 @@ def ipv4_l4(frame: bytes | bytearray | memoryview) -> tuple[int, int, int, int]:
 
 
 @numba.njit(nogil=True, cache=True, inline="always")
-def _sum16(a: Any, start: int, stop: int) -> Any:  # pragma: no cover - compiled
-    """Unfolded sum of the big-endian 16-bit words of a[start:stop] (odd tail padded)."""
-    total = np.uint64(0)
-    i = start
-    while i + 1 < stop:
-        total += (np.uint64(a[i]) << np.uint64(8)) | np.uint64(a[i + 1])
-        i += 2
-    if i < stop:
-        total += np.uint64(a[i]) << np.uint64(8)
-    return total
-
-
-@numba.njit(nogil=True, cache=True, inline="always")
-def _fold(total: Any) -> Any:  # pragma: no cover - compiled
-    mask = np.uint64(0xFFFF)
-    while total > mask:
-        total = (total & mask) + (total >> np.uint64(16))
-    return total
-
-
-@numba.njit(nogil=True, cache=True, inline="always")
 def _u16(a: Any, i: int) -> Any:  # pragma: no cover - compiled
     return (np.int64(a[i]) << 8) | np.int64(a[i + 1])
 
@@ -136,7 +118,7 @@ def _gso_kernel(
     ident = _u16(frame, l3 + 4)
     seq = _u32(frame, l4 + 4)
     flags = np.int64(frame[l4 + 13])
-    addr_sum = _sum16(frame, l3 + 12, l3 + 20)
+    addr_sum = words_sum(frame, l3 + 12, l3 + 20)
     pos = 0
     for i in range(nseg):
         start = data + i * mss
@@ -154,7 +136,7 @@ def _gso_kernel(
         out[pos + l3 + 5] = this_id & 0xFF
         out[pos + l3 + 10] = 0
         out[pos + l3 + 11] = 0
-        ip_sum = ~_fold(_sum16(out, pos + l3, pos + l4)) & 0xFFFF
+        ip_sum = ~words_fold(words_sum(out, pos + l3, pos + l4)) & 0xFFFF
         out[pos + l3 + 10] = ip_sum >> 8
         out[pos + l3 + 11] = ip_sum & 0xFF
         this_seq = (seq + i * mss) & 0xFFFFFFFF
@@ -172,8 +154,8 @@ def _gso_kernel(
         out[pos + l4 + 17] = 0
         tcp_len = thl + chunk
         csum = addr_sum + np.uint64(IPPROTO_TCP) + np.uint64(tcp_len)
-        csum += _sum16(out, pos + l4, pos + size)
-        value = ~_fold(csum) & 0xFFFF
+        csum += words_sum(out, pos + l4, pos + size)
+        value = ~words_fold(csum) & 0xFFFF
         out[pos + l4 + 16] = value >> 8
         out[pos + l4 + 17] = value & 0xFF
         pos += size
@@ -210,7 +192,7 @@ def _gro_kernel(
             continue
         if _u16(buf, l3 + 6) & 0x3FFF:  # MF or an offset: a fragment
             continue
-        if _fold(_sum16(buf, l3, l3 + 20)) != 0xFFFF:
+        if words_fold(words_sum(buf, l3, l3 + 20)) != 0xFFFF:
             continue
         src = _u32(buf, l3 + 12)
         dst = _u32(buf, l3 + 16)
@@ -237,7 +219,7 @@ def _gro_kernel(
         elif thl != 20:
             continue
         flags = _u16(buf, l4 + 12) & 0x1FF
-        if flags & ~_TCP_FLAG_PSH != 0x10:
+        if flags & ~_TCP_FLAG_PSH != _TCP_FLAG_ACK:
             continue
         if end - (l4 + thl) < 1:
             continue
@@ -245,9 +227,9 @@ def _gro_kernel(
         dport = _u16(buf, l4 + 2)
         if sport == 0 or dport == 0:
             continue
-        csum = _sum16(buf, l3 + 12, l3 + 20) + np.uint64(IPPROTO_TCP) + np.uint64(total - 20)
-        csum += _sum16(buf, l4, end)
-        if _fold(csum) != 0xFFFF:
+        csum = words_sum(buf, l3 + 12, l3 + 20) + np.uint64(IPPROTO_TCP) + np.uint64(total - 20)
+        csum += words_sum(buf, l4, end)
+        if words_fold(csum) != 0xFFFF:
             continue
         fast[i] = True
         key[i, 0] = src
@@ -275,7 +257,7 @@ def _gro_kernel(
         j = i + 1
         while j < n and fast[j]:
             p = j - 1
-            if key[p, 7] != 0x10:  # PSH ends a run
+            if key[p, 7] != _TCP_FLAG_ACK:  # PSH (or anything but ACK) ends a run
                 break
             same = True
             for k in range(4):

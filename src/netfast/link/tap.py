@@ -88,6 +88,7 @@ from netfast.wire.checksum import (
     internet_checksum,
     pseudo_header_sum,
 )
+from netfast.wire.tcp import TcpFlags
 
 TUN_PATH = "/dev/net/tun"
 TUNSETIFF = 0x400454CA  # _IOW('T', 202, int)
@@ -117,7 +118,7 @@ MAX_GSO_FRAME = ETHER_HEADER_LEN + VLAN_TAG_LEN + 0xFFFF
 
 _VNET = struct.Struct("<BBHHHH")
 _ZERO_VNET = bytes(VNET_HDR_LEN)
-_TCP_FLAG_CWR = 0x80
+_TCP_FLAG_CWR = int(TcpFlags.CWR)
 _TCP_CSUM_OFFSET = 16
 _UDP_CSUM_OFFSET = 6
 

@@ -45,22 +45,34 @@ def fold(total: int) -> int:
 LARGE = 256
 
 
-@numba.njit(nogil=True, cache=True)
-def _ones_sum_kernel(a: Any) -> int:  # pragma: no cover - compiled
-    n = a.shape[0]
+@numba.njit(nogil=True, cache=True, inline="always")
+def words_sum(a: Any, start: int, stop: int) -> Any:  # pragma: no cover - compiled
+    """Compiled: the unfolded sum of the big-endian 16-bit words of ``a[start:stop]`` (a uint8
+    array; an odd tail is padded with a zero byte).  For numba kernels that checksum pieces of a
+    batch in place (:mod:`netfast.link.offload`); fold with :func:`words_fold`."""
     total = np.uint64(0)
-    i = 0
     eight = np.uint64(8)
-    while i + 1 < n:
+    i = start
+    while i + 1 < stop:
         total += (np.uint64(a[i]) << eight) | np.uint64(a[i + 1])
         i += 2
-    if i < n:
+    if i < stop:
         total += np.uint64(a[i]) << eight
+    return total
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def words_fold(total: Any) -> Any:  # pragma: no cover - compiled
+    """Compiled :func:`fold` of a uint64 sum."""
     mask = np.uint64(0xFFFF)
-    sixteen = np.uint64(16)
     while total > mask:
-        total = (total & mask) + (total >> sixteen)
-    return int(total)
+        total = (total & mask) + (total >> np.uint64(16))
+    return total
+
+
+@numba.njit(nogil=True, cache=True)
+def _ones_sum_kernel(a: Any) -> int:  # pragma: no cover - compiled
+    return int(words_fold(words_sum(a, 0, a.shape[0])))
 
 
 def ones_sum(data: Buffer, initial: int = 0) -> int:
