@@ -26,9 +26,9 @@ from scapy.all import ARP, IP, TCP, Ether, Raw
 from netfast.link.impair import Impairment
 from netfast.link.offload import RUN_COLUMNS, RUN_FAST, RUN_FIRST, RUN_STOP, gro_scan
 from netfast.stack import host as host_module
+from netfast.stack.bulk import SinkServer, SourceClient
 from netfast.stack.host import HostConfig
 from netfast.stack.sim import ADDR_A, ADDR_B, HostPair
-from netfast.tcp.conn import TcpState
 from netfast.wire.tcp import TcpFlags, TcpRepr
 
 BODY = bytes(random.Random(5).randbytes(120_000))
@@ -44,8 +44,9 @@ def _all_slow(frames: list[bytes], mac: bytes, addrs: object) -> tuple[list[list
     return rows, b""
 
 
-def _pair() -> tuple[HostPair, object, object]:
-    pair = HostPair(seed=3)
+def _pair(**kw: object) -> tuple[HostPair, object, object]:
+    """A host pair (``kw`` for HostPair, seed 3 unless given) with a connection a -> b:80."""
+    pair = HostPair(**{"seed": 3, **kw})  # type: ignore[arg-type]
     listener = pair.tcp_b.socket()
     listener.bind(("198.18.0.2", 80))
     listener.listen()
@@ -183,14 +184,8 @@ def test_gso_frames_are_valid_wire_frames() -> None:
 
 
 def test_without_gso_the_tcp_cuts_every_segment_itself() -> None:
-    pair = HostPair(seed=3, host_config=HostConfig(gso=False))
-    listener = pair.tcp_b.socket()
-    listener.bind(("198.18.0.2", 80))
-    listener.listen()
-    cli = pair.tcp_a.socket()
-    cli.connect(("198.18.0.2", 80), pair.now)
-    assert pair.run(lambda: bool(listener.listener.ready), max_time=5).ok  # type: ignore[union-attr]
-    assert cli.send(BODY) == len(BODY)
+    pair, cli, _srv = _pair(host_config=HostConfig(gso=False))
+    assert cli.send(BODY) == len(BODY)  # type: ignore[attr-defined]
     frames = [f for _, f in pair.a.poll(pair.now)]
     assert frames and all(len(f) <= 1514 for f in frames)
     assert pair.a.counters["ip.out.gso_software"] == 0
@@ -207,29 +202,16 @@ def test_bulk_through_loss_reordering_and_duplication(seed: int, gso: bool, gro:
         impair_ba=imp,
         host_config=HostConfig(gso=gso, rx_coalesce=gro),
     )
-    listener = pair.tcp_b.socket()
-    listener.bind(("198.18.0.2", 80))
-    listener.listen()
-    cli = pair.tcp_a.socket()
-    cli.connect(("198.18.0.2", 80), pair.now)
-    st_: dict[str, object] = {"acc": None, "sent": 0, "got": bytearray()}
+    sink = SinkServer(pair.b, 80)
+    source = SourceClient(pair.a, ("198.18.0.2", 80), BODY)
 
     def app() -> None:
-        if st_["acc"] is None:
-            with contextlib.suppress(BlockingIOError):
-                st_["acc"], _ = listener.accept()
-        sent = st_["sent"]
-        assert isinstance(sent, int)
-        if sent < len(BODY) and cli.state == TcpState.ESTABLISHED:
-            with contextlib.suppress(BlockingIOError):
-                st_["sent"] = sent + cli.send(BODY[sent:])
-        if st_["acc"] is not None:
-            with contextlib.suppress(BlockingIOError):
-                st_["got"] += st_["acc"].recv(1 << 20)  # type: ignore[attr-defined, operator]
+        source.step(pair.now)
+        sink.step(pair.now)
 
-    done = pair.run(lambda: len(st_["got"]) == len(BODY), app=app, max_time=120)  # type: ignore[arg-type]
-    assert done.ok
-    assert hashlib.sha256(bytes(st_["got"])).digest() == hashlib.sha256(BODY).digest()  # type: ignore[arg-type]
+    assert pair.run(sink.done.is_set, app=app, max_time=120).ok
+    assert sink.error is None and sink.received == len(BODY)
+    assert sink.sha256 == hashlib.sha256(BODY).hexdigest()
     assert (pair.a.counters["ip.out.gso_software"] > 0) == gso
 
 
