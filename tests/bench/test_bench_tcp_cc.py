@@ -13,6 +13,9 @@ def test_rows_for_every_path_and_algorithm() -> None:
         (0.02, "newreno"), (0.02, "cubic"), (0.0, "newreno"), (0.0, "cubic")
     ]  # fmt: skip
     assert all(r["median_mbit_s"] > 0 for r in rows)
+    # The loss-free path loses and resends nothing; the lossy one resends at least the losses.
+    assert all(r["lost"] == r["retransmits"] == r["timeouts"] == 0 for r in rows[2:])
+    assert all(r["retransmits"] >= r["lost"] > 0 for r in rows[:2])
     assert cc_table(rows).row_count == 4
 
 

@@ -29,6 +29,13 @@ ALGORITHMS = ("newreno", "cubic")
 
 def goodput(cc: str, loss: float, delay: float, nbytes: int, seed: int) -> float:
     """Simulated Mbit/s of one ``nbytes`` transfer a -> b with ``cc``."""
+    return float(transfer(cc, loss, delay, nbytes, seed)["mbit_s"])
+
+
+def transfer(cc: str, loss: float, delay: float, nbytes: int, seed: int) -> dict[str, float]:
+    """One ``nbytes`` transfer a -> b with ``cc``: ``mbit_s`` (simulated), ``lost`` (data-way
+    frames the impairment dropped), ``retransmits`` and ``timeouts`` (the sender's counters).
+    A recovery that works resends about what was lost, and times out rarely."""
     pair = HostPair(
         impair_ab=Impairment(loss=loss, delay=delay),
         impair_ba=Impairment(delay=delay),
@@ -45,7 +52,13 @@ def goodput(cc: str, loss: float, delay: float, nbytes: int, seed: int) -> float
     res = pair.run(sink.done.is_set, app=app, max_time=3600)
     if not res.ok or sink.error is not None or sink.received != nbytes:
         raise RuntimeError(f"{cc} transfer over loss {loss}, delay {delay} did not finish")
-    return nbytes * 8 / res.sim_time / 1e6
+    counters = pair.a.counters
+    return {
+        "mbit_s": nbytes * 8 / res.sim_time / 1e6,
+        "lost": pair.link_a.tx.counters["impair.loss"],
+        "retransmits": counters["tcp.out.retransmit"],
+        "timeouts": counters["tcp.timer.rexmt"],
+    }
 
 
 def run_cc_bench(
@@ -54,21 +67,26 @@ def run_cc_bench(
     paths: Sequence[tuple[float, float]] = PATHS,
     progress: Callable[[str], None] | None = None,
 ) -> list[dict[str, Any]]:
-    """One row per (path, algorithm): median and all simulated Mbit/s over ``seeds``."""
+    """One row per (path, algorithm): median and all simulated Mbit/s over ``seeds``, and the
+    frames lost, retransmissions and timeouts summed over them."""
     rows: list[dict[str, Any]] = []
     for loss, delay in paths:
         for cc in ALGORITHMS:
             if progress is not None:
                 progress(f"{cc}, loss {loss:.1%}, RTT {2 * delay * 1000:.0f} ms")
-            runs = [goodput(cc, loss, delay, nbytes, seed) for seed in seeds]
+            runs = [transfer(cc, loss, delay, nbytes, seed) for seed in seeds]
+            mbit = [r["mbit_s"] for r in runs]
             rows.append(
                 {
                     "cc": cc,
                     "loss": loss,
                     "rtt_ms": 2 * delay * 1000,
                     "bytes": nbytes,
-                    "runs_mbit_s": runs,
-                    "median_mbit_s": statistics.median(runs),
+                    "runs_mbit_s": mbit,
+                    "median_mbit_s": statistics.median(mbit),
+                    "lost": int(sum(r["lost"] for r in runs)),
+                    "retransmits": int(sum(r["retransmits"] for r in runs)),
+                    "timeouts": int(sum(r["timeouts"] for r in runs)),
                 }
             )
     return rows
@@ -78,7 +96,8 @@ def cc_table(rows: Sequence[dict[str, Any]]) -> Table:
     table = Table(
         title="congestion control through loss (memory wire, virtual time: simulated Mbit/s)"
     )
-    for col in ("loss", "RTT", "cc", "median Mbit/s", "runs", "vs NewReno"):
+    cols = ("loss", "RTT", "cc", "median Mbit/s", "runs", "vs NewReno", "lost / resent", "RTOs")
+    for col in cols:
         table.add_column(col, justify="left" if col == "cc" else "right")
     base = {(r["loss"], r["rtt_ms"]): r["median_mbit_s"] for r in rows if r["cc"] == "newreno"}
     for r in rows:
@@ -91,5 +110,7 @@ def cc_table(rows: Sequence[dict[str, Any]]) -> Table:
             f"{r['median_mbit_s']:.1f}",
             ", ".join(f"{x:.1f}" for x in r["runs_mbit_s"]),
             ratio,
+            f"{r['lost']:,} / {r['retransmits']:,}",
+            f"{r['timeouts']:,}",
         )
     return table
