@@ -136,8 +136,8 @@ class TcpConfig:
     max_holes: int = 32
     """Bound on the reassembly queue's holes (the paper's defence against hole-making attacks).
     32, not fewer: at 2% loss a window of a hundred segments keeps more than 8 holes open for an
-    RTT often enough, and every segment refused at the bound must be sent again
-    (``netfast bench tcp --only cc`` retransmitted three times the lost data with 8)."""
+    RTT often enough, and every segment refused at the bound must be sent again (with 8, the
+    CUBIC rows of ``netfast bench tcp --only cc`` resend far more than they lose)."""
     tso_max: int = 0
     """When non-zero, a segment may carry up to this many payload bytes (a multiple of the MSS)
     for a link that segments it (TSO); 0 sends wire-sized segments only."""
