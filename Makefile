@@ -1,6 +1,7 @@
 # Two commands set everything up on a fresh machine:
 #   make run   - create .venv on first use, install netfast, run the main job on its embedded default
-#   make test  - create .venv on first use, install netfast with test extras, run the test suite
+#   make test  - create .venv on first use, install netfast with test extras, install the system
+#                tools the tests drive when run as root (scripts/system-deps.sh), run the tests
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -17,8 +18,10 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/netfast forward
 
-# pytest's exit status 5 (no tests collected) is a failure here, not a pass.
+# pytest's exit status 5 (no tests collected) is a failure here, not a pass.  A failed install of
+# the system tools does not stop the run: the tests that need them skip, and the summary says so.
 test: $(STAMP)
+	-@bash scripts/system-deps.sh
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS); s=$$?; \
 	if [ $$s -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; exit $$s
 

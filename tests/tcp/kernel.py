@@ -21,6 +21,7 @@ from typing import Any
 
 from tests.netns import NETFAST_MAC, Sandbox, unique_name
 
+from netfast.bench.netns import icmp_echo
 from netfast.ip.iface import IfAddr, Interface
 from netfast.link.bridge import Bridge
 from netfast.link.impair import Impairment
@@ -114,7 +115,7 @@ def kernel_peer(
             # Ready when the kernel reaches netfast (a new TAP takes a moment to carry).
             deadline = time.monotonic() + 10
             while time.monotonic() < deadline:
-                if peer.sh("ping", "-c", "1", "-W", "1", NETFAST_IP, timeout=5).returncode == 0:
+                if icmp_echo(ns, NETFAST_IP, timeout=1.0):
                     break
             yield peer
         finally:

@@ -77,6 +77,7 @@ from typing import Any
 
 from rich.table import Table
 
+from netfast.bench.netns import icmp_echo
 from netfast.bench.netns import run as _run
 from netfast.bench.netns import tap_environment as check_tap_environment
 from netfast.bench.pytcp_anchor import _check_args as _check
@@ -413,10 +414,7 @@ def measure_tap(
         ready = False
         ready_by = min(deadline, time.monotonic() + READY_TIMEOUT)
         while not ready and time.monotonic() < ready_by:
-            ping = ["ip", "netns", "exec", ns, "ping", "-c", "1", "-W", "1", NETFAST_IP]
-            ready = (
-                subprocess.run(ping, capture_output=True, timeout=5, check=False).returncode == 0
-            )
+            ready = icmp_echo(ns, NETFAST_IP, timeout=1.0)
         if not ready:
             raise RuntimeError(f"the kernel cannot reach netfast over {tap.name}")
         cfg: dict[str, Any] = {
