@@ -27,10 +27,12 @@ end of stream), writable (send-buffer space) and their errors.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import random
 from collections import Counter, deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from netfast.tcp.conn import ChallengeAckLimiter, TcpConfig, TcpConnection, TcpState
@@ -64,8 +66,19 @@ def _addr(address: tuple[int | str, int]) -> Address:
     return int(host), int(port)
 
 
+#: An accept filter: given the bytes a new connection has received so far, whether the
+#: application should see it now (FreeBSD's accf_http: once a whole request is there).
+AcceptFilter = Callable[[bytearray], bool]
+
+
 class Listener:
-    """A listening socket's queue of completed connections (the BSD ``so_comp`` queue)."""
+    """A listening socket's queue of completed connections (the BSD ``so_comp`` queue).
+
+    With an accept filter, an established connection is first *held*: it waits, unseen by
+    ``accept``, until the filter passes its received bytes, the peer closes, or it fails; then it
+    joins ``ready``.  Held connections count against the backlog like ready ones; when the
+    backlog is full the oldest held one is passed on as it is (the application's own timeouts
+    then apply), so a flood of silent connections cannot lock the listener."""
 
     def __init__(self, sock: TcpSocket, local: Address, backlog: int, config: TcpConfig) -> None:
         self.sock = sock
@@ -73,6 +86,49 @@ class Listener:
         self.backlog = max(1, backlog)
         self.config = config
         self.ready: deque[TcpConnection] = deque()
+        self.accept_filter: AcceptFilter | None = None
+        # Insertion-ordered: the oldest held connection first.
+        self.held: dict[TcpConnection, Callable[[TcpConnection], None]] = {}
+        self.counters: Counter[str] | None = None
+
+    def hold(self, conn: TcpConnection) -> None:
+        """Keep ``conn`` from ``accept`` until the filter passes it (see the class docstring)."""
+        if len(self.ready) + len(self.held) >= self.backlog and self.held:
+            oldest = next(iter(self.held))
+            self._pass(oldest, "tcp.accf.passed_full")
+        watcher = self._check
+        self.held[conn] = watcher
+        conn.watchers.append(watcher)
+        self._check(conn)
+
+    def _check(self, conn: TcpConnection) -> None:
+        if conn not in self.held or self.accept_filter is None:
+            return
+        readable, _writable, eof, err = conn.readiness()
+        if err or eof:
+            self._pass(conn, "tcp.accf.passed_eof")
+        elif readable and self.accept_filter(conn.rcvbuf):
+            self._pass(conn, "tcp.accf.passed")
+        elif readable and self.counters is not None:
+            self.counters["tcp.accf.held_wakeups"] += 1  # data that woke nobody
+
+    def _pass(self, conn: TcpConnection, counter: str) -> None:
+        watcher = self.held.pop(conn)
+        with contextlib.suppress(ValueError):
+            conn.watchers.remove(watcher)
+        if self.counters is not None:
+            self.counters[counter] += 1
+        self.ready.append(conn)
+        self.sock._notify()
+
+    def drop_held(self) -> list[TcpConnection]:
+        """Forget every held connection (the listener closes); returns them."""
+        conns = list(self.held)
+        for conn in conns:
+            with contextlib.suppress(ValueError):
+                conn.watchers.remove(self.held[conn])
+        self.held.clear()
+        return conns
 
 
 class TcpLayer:
@@ -343,7 +399,7 @@ class TcpLayer:
                 c["tcp.in.listen_bad_ack"] += 1
                 self._respond_rst(key[0], key[2], seg, now)
                 return
-            if len(listener.ready) >= listener.backlog:
+            if len(listener.ready) + len(listener.held) >= listener.backlog and not listener.held:
                 c["tcp.listen.overflow"] += 1  # the peer retransmits; cookies will rebuild it
                 return
             cfg = self.config_for(key[2], listener.config)
@@ -362,8 +418,11 @@ class TcpLayer:
                 counters=self.counters,
             )
             self._register(conn)
-            listener.ready.append(conn)
-            listener.sock._notify()
+            if listener.accept_filter is not None:
+                listener.hold(conn)
+            else:
+                listener.ready.append(conn)
+                listener.sock._notify()
             if seg.payload or flags & FIN:
                 self._conn_input(conn, seg, now)
             return
@@ -563,6 +622,18 @@ class TcpSocket(Watchable):
         if self.conn is not None:
             self.conn.config = dataclasses.replace(self.conn.config, **options)
 
+    def set_accept_filter(self, accept_filter: AcceptFilter | None) -> None:
+        """Hand connections to :meth:`accept` only once ``accept_filter`` passes the bytes they
+        received (FreeBSD's ``SO_ACCEPTFILTER``; None turns it off).  Call on a listening
+        socket; counters ``tcp.accf.*`` tell what it held and passed."""
+        if self.listener is None:
+            raise OSError("socket is not listening")
+        self.listener.accept_filter = accept_filter
+        self.listener.counters = self.layer.counters
+        if accept_filter is None:
+            for conn in list(self.listener.held):
+                self.listener._pass(conn, "tcp.accf.passed_off")
+
     def bind(self, address: tuple[int | str, int]) -> None:
         addr, port = _addr(address)
         if self.local is not None:
@@ -641,7 +712,7 @@ class TcpSocket(Watchable):
         if self.listener is not None:
             layer.pcbs.unlisten(self.listener.local[0], self.listener.local[1])
             layer.syncache.drop_listener(self.listener)
-            for conn in self.listener.ready:
+            for conn in [*self.listener.ready, *self.listener.drop_held()]:
                 conn.abort()
                 layer.kick(conn)
             self.listener.ready.clear()
