@@ -21,7 +21,7 @@ class CliError(Exception):
 
 
 #: Subcommand modules (``netfast.cli.<name>``), each with ``register(subparsers)``.
-COMMANDS = ("pcap", "route", "fw", "forward", "bench", "host")
+COMMANDS = ("pcap", "route", "fw", "forward", "bench", "host", "httpd")
 
 
 def build_parser() -> argparse.ArgumentParser:
