@@ -78,7 +78,7 @@ SKIP_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "tests/bench/test_pytcp_anchor.py",
         ),
     ),
-    ("HTTP server against real clients", ("tests/httpd/",)),
+    ("HTTP server against real clients", ("tests/httpd/", "tests/bench/test_bench_http.py")),
 )
 
 
