@@ -135,6 +135,7 @@ def check_lengths(resp: Response) -> None:
         ("/dir.html/file", "application/octet-stream"),
         ("noext", "application/octet-stream"),
         (".htaccess", "application/octet-stream"),
+        (".css", "application/octet-stream"),  # a dot file, not a style sheet
         ("x.unknown", "application/octet-stream"),
         ("trailing.", "application/octet-stream"),
     ],
@@ -151,6 +152,7 @@ def test_http_date_rfc_example() -> None:
     assert http_date(784111777.999) == "Sun, 06 Nov 1994 08:49:37 GMT"
     assert http_date(0) == "Thu, 01 Jan 1970 00:00:00 GMT"
     assert http_date(-1) == "Wed, 31 Dec 1969 23:59:59 GMT"
+    assert http_date(-0.5) == "Wed, 31 Dec 1969 23:59:59 GMT"  # floor, not truncation
 
 
 @given(st.integers(0, 253402300799))

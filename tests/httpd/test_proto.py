@@ -549,6 +549,26 @@ def test_header_bytes_refused_before_the_end() -> None:
     assert request_complete(b"GET / HTTP/1.1\r\nHost: h\r\nX: " + b"v" * 200, max_header_bytes=100)
 
 
+@pytest.mark.parametrize("limit", [30, 200])
+def test_header_bytes_early_boundary(limit: int) -> None:
+    # Without the final CRLF yet: exactly the limit and a CR may still end well...
+    ok = b"GET / HTTP/1.1\r\n" + fields_of(limit) + b"\r"
+    p = RequestParser(max_header_bytes=limit)
+    p.feed(ok)
+    assert p.next_request() is None
+    assert not request_complete(ok, max_header_bytes=limit)
+    p.feed(b"\n")
+    assert p.next_request() is not None
+    # ...one byte more cannot.
+    bad = b"GET / HTTP/1.1\r\n" + fields_of(limit + 1) + b"\r"
+    p = RequestParser(max_header_bytes=limit)
+    p.feed(bad)
+    with pytest.raises(HttpError) as e:
+        p.next_request()
+    assert e.value.status == 431
+    assert request_complete(bad, max_header_bytes=limit)
+
+
 @pytest.mark.parametrize("limit", [1, 5, 100])
 def test_max_headers_boundary(limit: int) -> None:
     lines = ["Host: h"] + [f"X-{i}: {i}" for i in range(limit - 1)]

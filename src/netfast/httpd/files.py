@@ -467,7 +467,8 @@ def _redirect(path: str, query: str) -> Response:
     return resp
 
 
-_ETAG = re.compile(r'(?:W/)?("[^"]*")')
+# The quoted part of each entity-tag; a "W/" before it is skipped: weak comparison (8.8.3.2).
+_ETAG = re.compile(r'"[^"]*"')
 
 
 def _plan_file(req: Request, info: FileInfo) -> Response:
