@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 from typing import TextIO
@@ -55,12 +54,38 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def format_time(timestamp_ns: int) -> str:
-    """UTC date and time; microseconds, or nanoseconds when the capture has them."""
+    """UTC date and time; microseconds, or nanoseconds when the capture has them.
+
+    Any integer formats, far outside the years ``datetime`` knows (1 to 9999) included: the
+    proleptic Gregorian calendar is computed here, with astronomical year numbers (year 0 is
+    1 BC), so showing a packet's time can never fail.
+    """
     seconds, frac = divmod(timestamp_ns, 1_000_000_000)
-    base = datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
+    days, rest = divmod(seconds, 86400)
+    year, month, day = _civil_from_days(days)
+    hour, rest = divmod(rest, 3600)
+    minute, second = divmod(rest, 60)
+    base = f"{year:04d}-{month:02d}-{day:02d} {hour:02d}:{minute:02d}:{second:02d}"
     if frac % 1000:
         return f"{base}.{frac:09d}"
     return f"{base}.{frac // 1000:06d}"
+
+
+def _civil_from_days(days: int) -> tuple[int, int, int]:
+    """``(year, month, day)`` of ``days`` after 1970-01-01, in the proleptic Gregorian calendar.
+
+    The calendar repeats every 400 years (146097 days); within an era, counting years from
+    March puts the leap day last, so month lengths follow a linear formula (H. Hinnant,
+    "chrono-compatible low-level date algorithms").
+    """
+    z = days + 719468  # days since 0000-03-01
+    era, doe = divmod(z, 146097)
+    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
+    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+    mp = (5 * doy + 2) // 153
+    day = doy - (153 * mp + 2) // 5 + 1
+    month = mp + 3 if mp < 10 else mp - 9
+    return yoe + era * 400 + (month <= 2), month, day
 
 
 def cmd_show(args: argparse.Namespace) -> int:
@@ -80,7 +105,7 @@ def show(path: Path, args: argparse.Namespace, out: TextIO) -> int:
             for record in capture:
                 if args.count is not None and shown >= args.count:
                     break
-                d = dissect(record.data, record.linktype)
+                d = dissect(record.data, record.linktype, record.orig_len)
                 stats.add(d, record.timestamp_ns)
                 if not args.quiet:
                     line = f"{format_time(record.timestamp_ns)} {summary(d)}"
@@ -98,6 +123,10 @@ def show(path: Path, args: argparse.Namespace, out: TextIO) -> int:
     except PcapError as exc:
         out.flush()
         raise CliError(str(exc)) from None
+    except BrokenPipeError:
+        raise  # the reader of our output went away: netfast.cli.main handles it
+    except OSError as exc:  # any other reason the file cannot be read (EIO, ELOOP, ...)
+        raise CliError(f"{path}: {exc.strerror or exc}") from None
     if truncation is not None:
         print(
             f"netfast: warning: {truncation} (showing the whole records before it)", file=sys.stderr
@@ -109,7 +138,8 @@ def show(path: Path, args: argparse.Namespace, out: TextIO) -> int:
 
 def print_stats(stats: CaptureStats, title: str, out: TextIO) -> None:
     table = Table(title=f"{title}: per-protocol summary")
-    for col in ("protocol", "packets", "%", "bytes", "bad cksum", "cksum unverified", "malformed"):
+    columns = ("protocol", "packets", "%", "bytes", "bad cksum", "cksum unverified", "malformed")
+    for col in (*columns, "truncated"):
         table.add_column(col, justify="left" if col == "protocol" else "right")
     total = stats.total
     for name, s in stats.rows():
@@ -122,6 +152,7 @@ def print_stats(stats: CaptureStats, title: str, out: TextIO) -> None:
             f"{s.bad_checksum:,}",
             f"{s.unverified:,}",
             f"{s.malformed:,}",
+            f"{s.truncated:,}",
         )
     table.add_section()
     table.add_row(
@@ -132,6 +163,7 @@ def print_stats(stats: CaptureStats, title: str, out: TextIO) -> None:
         f"{total.bad_checksum:,}",
         f"{total.unverified:,}",
         f"{total.malformed:,}",
+        f"{total.truncated:,}",
     )
     if stats.first_ns is not None and stats.last_ns is not None:
         span = (stats.last_ns - stats.first_ns) / 1e9

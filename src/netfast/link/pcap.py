@@ -401,7 +401,11 @@ class PcapWriterLink:
     capture_received:
         Also record received frames (a tee only).
     clock:
-        Wall-clock time in nanoseconds since the epoch, for the record timestamps.
+        Wall-clock time in integer nanoseconds since the epoch, for the record timestamps.  A
+        time a classic pcap cannot hold (see :class:`~netfast.wire.pcap.PcapWriter`) makes
+        ``send`` / ``recv_batch`` raise :class:`~netfast.wire.pcap.PcapTimestampError` before
+        the frames are recorded or passed on; the capture so far stays in the temporary file
+        until :meth:`close` or :meth:`abort`.
     nanosecond:
         Write nanosecond timestamps (default: microseconds, readable by every tool).
     snaplen:
@@ -451,7 +455,9 @@ class PcapWriterLink:
             if self.path.suffix == ".gz":
                 self._gzip = gzip.GzipFile(fileobj=self._file.file, mode="wb", mtime=0)
                 stream = self._gzip
-            self._writer = PcapWriter(stream, snaplen=snaplen, nanosecond=nanosecond)
+            self._writer = PcapWriter(
+                stream, snaplen=snaplen, nanosecond=nanosecond, name=str(self.path)
+            )
         except BaseException:
             self._file.abort()
             raise

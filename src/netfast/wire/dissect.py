@@ -7,6 +7,13 @@ walk stopped when a header is malformed or cut short.  A capture is evidence, no
 bad checksums (often an artefact of checksum offload on the capturing host) are reported, never
 rejected, and a frame shorter than its IP total length is shown with what is there.
 
+A capture cut short (``tcpdump -s 38``) may end inside any header.  That is the capture's doing,
+not the packet's: the walk stops, the reason goes to ``Dissection.cut`` and the packet is shown
+as truncated, not malformed.  A header is known to be cut when the record's original length
+exceeds the captured bytes, or -- for a transport header -- when the IP total length does.
+A header whose own fields are impossible (a UDP length below 8, a TCP data offset below 5) is
+malformed either way.
+
 Checksum status per layer is one of ``"ok"``, ``"bad"`` or ``"unverified"`` (the bytes it covers
 are not all present: a later fragment, a truncated capture, a UDP checksum of zero).
 """
@@ -17,7 +24,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from netfast.wire.arp import ArpOperation, ArpPacket, ArpRepr
-from netfast.wire.errors import WireError
+from netfast.wire.errors import TruncatedError, WireError
 from netfast.wire.ethernet import EthernetFrame, EthernetRepr, EtherType, mac_to_str
 from netfast.wire.icmpv4 import (
     Icmpv4DestUnreachable,
@@ -72,6 +79,9 @@ class Dissection:
         Why the walk stopped early (a malformed or truncated header), else ``None``.
     truncated:
         The IP packet is longer than the captured bytes.
+    cut:
+        When the capture ends inside a header: why the walk stopped there
+        (``"capture ends inside the udp header: need 8 bytes, have 4"``), else ``None``.
     """
 
     length: int
@@ -86,6 +96,7 @@ class Dissection:
     error: str | None = None
     truncated: bool = False
     tcp_options_error: str | None = None
+    cut: str | None = None
 
     @property
     def checksum_ok(self) -> bool:
@@ -96,18 +107,37 @@ class Dissection:
     def malformed(self) -> bool:
         return self.error is not None
 
+    def stop(self, exc: WireError, cut: bool) -> None:
+        """End the walk on ``exc``: a cut capture when ``cut`` and ``exc`` is a truncation."""
+        if cut and isinstance(exc, TruncatedError):
+            self.cut = (
+                f"capture ends inside the {exc.header} header: "
+                f"need {exc.need} bytes, have {exc.have}"
+            )
+        else:
+            self.error = str(exc)
 
-def dissect(frame: bytes | bytearray | memoryview, linktype: int = LINKTYPE_ETHERNET) -> Dissection:
-    """Dissect one captured frame.  Never raises for any content of ``frame``."""
+
+def dissect(
+    frame: bytes | bytearray | memoryview,
+    linktype: int = LINKTYPE_ETHERNET,
+    orig_len: int | None = None,
+) -> Dissection:
+    """Dissect one captured frame.  Never raises for any content of ``frame``.
+
+    ``orig_len`` is the frame's length on the wire (a capture record's ``orig_len``); when it
+    exceeds ``len(frame)`` a header cut short is reported as ``cut``, not as malformed.
+    """
     d = Dissection(length=len(frame))
     if linktype != LINKTYPE_ETHERNET:
         d.error = f"link type {linktype} is not dissected"
         return d
+    frame_cut = orig_len is not None and orig_len > len(frame)
     try:
         eth_view = EthernetFrame.new_checked(frame)
         d.ethernet = EthernetRepr.parse(eth_view)
     except WireError as exc:
-        d.error = str(exc)
+        d.stop(exc, frame_cut)
         return d
     ethertype = eth_view.inner_ethertype
     payload = eth_view.payload
@@ -116,21 +146,21 @@ def dissect(frame: bytes | bytearray | memoryview, linktype: int = LINKTYPE_ETHE
         try:
             d.arp = ArpRepr.parse(ArpPacket.new_checked(payload))
         except WireError as exc:
-            d.error = str(exc)
+            d.stop(exc, frame_cut)
     elif ethertype == EtherType.IPV4:
         d.protocol = "IPv4"
-        _dissect_ipv4(d, payload)
+        _dissect_ipv4(d, payload, frame_cut)
     elif ethertype == EtherType.IPV6:
         d.protocol = "IPv6"
     return d
 
 
-def _dissect_ipv4(d: Dissection, data: memoryview) -> None:
+def _dissect_ipv4(d: Dissection, data: memoryview, frame_cut: bool) -> None:
     try:
         header = Ipv4Packet.new_checked_header(data)
         d.ipv4 = Ipv4Repr.parse(header, verify_checksum=False)
     except WireError as exc:
-        d.error = str(exc)
+        d.stop(exc, frame_cut)
         return
     d.checksums["ip"] = OK if header.verify_checksum() else BAD
     total = header.total_length
@@ -155,7 +185,7 @@ def _dissect_ipv4(d: Dissection, data: memoryview) -> None:
             )
         elif ip.protocol == IpProtocol.UDP:
             d.protocol = "UDP"
-            dgram = UdpDatagram.new_checked(l4) if whole else UdpDatagram(l4)
+            dgram = _udp_datagram(l4, whole)
             d.udp = UdpRepr.parse(dgram, ip.src, ip.dst, verify_checksum=False)
             if not whole or dgram.checksum == 0:
                 d.checksums["udp"] = UNVERIFIED
@@ -167,7 +197,25 @@ def _dissect_ipv4(d: Dissection, data: memoryview) -> None:
             d.checksums["icmp"] = (OK if msg.verify_checksum() else BAD) if whole else UNVERIFIED
             d.icmp = Icmpv4Repr.parse(msg, verify_checksum=False)
     except WireError as exc:
-        d.error = str(exc)
+        # When the IP header says more was sent than captured, a cut header is not the packet's
+        # fault, and the transport checksum cannot be checked.
+        d.stop(exc, d.truncated or frame_cut)
+        if d.cut is not None:
+            d.checksums.setdefault(d.protocol.lower(), UNVERIFIED)
+
+
+def _udp_datagram(l4: memoryview, whole: bool) -> UdpDatagram:
+    """The UDP view of ``l4``, checked as far as the bytes present allow.
+
+    In a first fragment or a cut capture the length field rightly claims more than ``l4`` holds;
+    only that one check is waived -- the header must still be there and its length possible.
+    """
+    try:
+        return UdpDatagram.new_checked(l4)
+    except TruncatedError as exc:
+        if whole or exc.field != "length":
+            raise
+    return UdpDatagram(l4)
 
 
 def _parse_tcp(d: Dissection, seg: TcpSegment, ip: Ipv4Repr) -> TcpRepr:
@@ -292,7 +340,9 @@ def summary(d: Dissection) -> str:
         parts.append(f"[malformed: {d.error}]")
     if d.tcp_options_error is not None:
         parts.append(f"[bad tcp options: {d.tcp_options_error}]")
-    if d.truncated:
+    if d.cut is not None:
+        parts.append(f"[truncated: {d.cut}]")
+    elif d.truncated:
         parts.append("[truncated]")
     parts.append(f"[{checksum_str(d)}]")
     parts.append(f"frame {d.length}")
@@ -359,6 +409,7 @@ class ProtocolStats:
     bad_checksum: int = 0
     unverified: int = 0
     malformed: int = 0
+    truncated: int = 0
 
 
 @dataclass(slots=True)
@@ -378,6 +429,7 @@ class CaptureStats:
         s.bad_checksum += not d.checksum_ok
         s.unverified += UNVERIFIED in d.checksums.values()
         s.malformed += d.malformed
+        s.truncated += d.truncated or d.cut is not None
         if self.first_ns is None:
             self.first_ns = timestamp_ns
         self.last_ns = timestamp_ns
@@ -395,6 +447,7 @@ class CaptureStats:
             t.bad_checksum += s.bad_checksum
             t.unverified += s.unverified
             t.malformed += s.malformed
+            t.truncated += s.truncated
         return t
 
 

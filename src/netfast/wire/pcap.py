@@ -20,6 +20,19 @@ Every packet comes out as a :class:`PcapRecord` with an integer nanosecond times
 resolutions finer than a nanosecond, or binary ones, are rounded down (floor) to nanoseconds.
 Simple Packet Blocks carry no timestamp; their records have ``timestamp_ns == 0``.
 
+Timestamps are kept within the range of a signed 64-bit count of nanoseconds since the epoch
+(:data:`MIN_TIMESTAMP_NS` .. :data:`MAX_TIMESTAMP_NS`, 1677-09-21 to 2262-04-11 UTC), the range
+other tools store capture times in.  A classic pcap timestamp always fits; a pcapng one is units
+of ``if_tsresol`` plus ``if_tsoffset`` seconds, so a damaged interface option or timestamp can
+put it millions of years away.  Such a packet is refused with a :class:`PcapError` naming the
+block, the timestamp and the interface's resolution and offset -- never clamped, since a capture
+is evidence and a made-up time would be a lie.
+
+Writing is classic pcap only, whose records hold unsigned 32-bit seconds: :class:`PcapWriter`
+refuses a timestamp before 1970-01-01 00:00:00 UTC, at or after 2106-02-07 06:28:16 UTC, or that
+is not an integer (a float, ``nan``) with :class:`PcapTimestampError` (a :class:`PcapError`
+naming the output and the offset the record would have had); nothing of that record is written.
+
 Errors
 ------
 A damaged file raises :class:`PcapError` (a ``ValueError``) whose message names the stream, the
@@ -39,6 +52,7 @@ million-packet capture streams in seconds without being held in memory.
 
 from __future__ import annotations
 
+import operator
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -47,6 +61,8 @@ from typing import Literal, Protocol
 
 __all__ = [
     "MAX_CAPLEN",
+    "MAX_TIMESTAMP_NS",
+    "MIN_TIMESTAMP_NS",
     "CaptureReader",
     "Linktype",
     "PcapError",
@@ -54,6 +70,7 @@ __all__ = [
     "PcapNgReader",
     "PcapReader",
     "PcapRecord",
+    "PcapTimestampError",
     "PcapWriter",
     "open_capture_stream",
 ]
@@ -72,6 +89,11 @@ class Linktype(IntEnum):
 #: The largest record (or pcapng block) this reader accepts.  No real link carries frames this
 #: large; a bigger length means a corrupt file, and refusing it bounds the memory a bad file costs.
 MAX_CAPLEN = 256 * 1024 * 1024
+
+#: The range of record timestamps a reader yields: a signed 64-bit count of nanoseconds since
+#: the epoch (1677-09-21 00:12:43 to 2262-04-11 23:47:16 UTC).
+MIN_TIMESTAMP_NS = -(2**63)
+MAX_TIMESTAMP_NS = 2**63 - 1
 
 MAGIC_US = 0xA1B2C3D4
 MAGIC_NS = 0xA1B23C4D
@@ -113,6 +135,10 @@ class PcapError(ValueError):
 
     def __reduce__(self) -> tuple[type[PcapError], tuple[str, int, str]]:
         return (type(self), (self.name, self.offset, self.problem))
+
+
+class PcapTimestampError(PcapError):
+    """A timestamp cannot be written to a classic pcap record (see :class:`PcapWriter`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -383,7 +409,10 @@ class PcapNgInterface:
     tsoffset: int = 0
 
     def to_ns(self, units: int) -> int:
-        """Convert a timestamp in this interface's units to nanoseconds since the epoch (floor)."""
+        """Convert a timestamp in this interface's units to nanoseconds since the epoch (floor).
+
+        The result is exact and unbounded; the reader checks it against the timestamp range.
+        """
         exp = self.tsresol & 0x7F
         if self.tsresol & 0x80:
             ns = (units * _NS_PER_S) >> exp
@@ -392,6 +421,11 @@ class PcapNgInterface:
         else:
             ns = units // 10 ** (exp - 9)
         return ns + self.tsoffset * _NS_PER_S
+
+    def describe_tsresol(self) -> str:
+        """``if_tsresol`` for people: ``"10^-6 s"`` or ``"2^-20 s"``."""
+        base = 2 if self.tsresol & 0x80 else 10
+        return f"{base}^-{self.tsresol & 0x7F} s"
 
 
 class PcapNgReader(CaptureReader):
@@ -549,10 +583,17 @@ class PcapNgReader(CaptureReader):
             )
         if orig_len < caplen:
             raise self._error(offset, f"{kind} orig_len {orig_len} is smaller than caplen {caplen}")
+        units = (ts_high << 32) | ts_low
+        timestamp_ns = iface.to_ns(units)
+        if not MIN_TIMESTAMP_NS <= timestamp_ns <= MAX_TIMESTAMP_NS:
+            raise self._error(
+                offset,
+                f"{kind} timestamp {units} (interface {if_id}: if_tsresol "
+                f"{iface.describe_tsresol()}, if_tsoffset {iface.tsoffset} s) is "
+                f"{_seconds_str(timestamp_ns)} from the epoch, outside the years 1677 to 2262",
+            )
         data = buf[start + fixed : start + fixed + caplen]
-        return PcapRecord(
-            iface.to_ns((ts_high << 32) | ts_low), data, orig_len, iface.linktype, if_id
-        )
+        return PcapRecord(timestamp_ns, data, orig_len, iface.linktype, if_id)
 
     def _simple_packet(self, buf: bytes, start: int, end: int, offset: int) -> PcapRecord:
         if end - start < 4:
@@ -601,6 +642,12 @@ class PcapNgReader(CaptureReader):
         return PcapNgInterface(linktype, snaplen, tsresol, tsoffset)
 
 
+def _seconds_str(timestamp_ns: int) -> str:
+    """A far-off timestamp as seconds from the epoch, in scientific notation when huge."""
+    seconds = timestamp_ns // _NS_PER_S
+    return f"{seconds} s" if abs(seconds) < 10**15 else f"{float(seconds):.3e} s"
+
+
 def open_capture_stream(
     stream: ByteReader, name: str = "<stream>", *, tolerate_truncation: bool = False
 ) -> PcapReader | PcapNgReader:
@@ -637,6 +684,9 @@ class PcapWriter:
 
     The file header is written at construction.  Timestamps are rounded down to the file's
     resolution; packets longer than ``snaplen`` are cut to it, keeping their original length.
+    A timestamp a record cannot hold (before 1970, from 2106-02-07 06:28:16 UTC on, or not an
+    integer) raises :class:`PcapTimestampError` before any byte of the record is written: the
+    writer never clamps, so a capture written by it holds only true times.
 
     Parameters
     ----------
@@ -650,7 +700,18 @@ class PcapWriter:
         Write a nanosecond-resolution file (magic ``0xa1b23c4d``) instead of microseconds.
     byte_order:
         ``"<"`` (default) or ``">"``.
+    name:
+        Name used in error messages (usually the file name).
+
+    Attributes
+    ----------
+    offset:
+        Bytes written so far (the offset the next record will have).
     """
+
+    RECORD_HEADER_LEN = PcapReader.RECORD_HEADER_LEN
+    #: The first timestamp a classic pcap record cannot hold: 2**32 s after the epoch.
+    END_NS = 2**32 * _NS_PER_S
 
     def __init__(
         self,
@@ -660,6 +721,7 @@ class PcapWriter:
         snaplen: int = 262144,
         nanosecond: bool = False,
         byte_order: Literal["<", ">"] = "<",
+        name: str = "<stream>",
     ) -> None:
         if not 0 < snaplen < 2**31:
             raise ValueError(f"snaplen {snaplen} is out of range 1..2**31-1")
@@ -668,6 +730,7 @@ class PcapWriter:
         if byte_order not in ("<", ">"):
             raise ValueError(f"byte_order must be '<' or '>', not {byte_order!r}")
         self._stream = stream
+        self.name = name
         self.linktype = int(linktype)
         self.snaplen = snaplen
         self.nanosecond = nanosecond
@@ -676,6 +739,7 @@ class PcapWriter:
         self._ns_per_frac = 1 if nanosecond else 1000
         magic = MAGIC_NS if nanosecond else MAGIC_US
         stream.write(struct.pack(byte_order + "IHHiIII", magic, 2, 4, 0, 0, snaplen, linktype))
+        self.offset = PcapReader.HEADER_LEN
 
     def write(self, data: bytes, timestamp_ns: int, orig_len: int | None = None) -> None:
         """Write one packet.
@@ -685,24 +749,50 @@ class PcapWriter:
         data:
             The packet bytes; cut to ``snaplen``.
         timestamp_ns:
-            Capture time in nanoseconds since the epoch; 0 <= seconds < 2**32.
+            Capture time in integer nanoseconds since the epoch; 0 <= seconds < 2**32.
         orig_len:
             Length on the wire; defaults to ``len(data)``.  Must be ``>= len(data)``.
+
+        Raises
+        ------
+        PcapTimestampError
+            ``timestamp_ns`` is not an integer or is outside what a record holds.
         """
         size = len(data)
         if orig_len is None:
             orig_len = size
         elif not size <= orig_len < 2**32:
             raise ValueError(f"orig_len {orig_len} is below the data length {size} or too big")
-        sec, rest = divmod(timestamp_ns, _NS_PER_S)
-        if not 0 <= sec < 2**32:
-            raise ValueError(f"timestamp {timestamp_ns} ns does not fit a pcap record")
+        sec, rest = divmod(self._check_timestamp(timestamp_ns), _NS_PER_S)
         if size > self.snaplen:
             data = data[: self.snaplen]
             size = self.snaplen
         self._stream.write(self._record.pack(sec, rest // self._ns_per_frac, size, orig_len))
         self._stream.write(data)
+        self.offset += self.RECORD_HEADER_LEN + size
         self.records_written += 1
+
+    def _check_timestamp(self, timestamp_ns: int) -> int:
+        try:
+            # operator.index takes ints (and numpy's), never floats: nan or 1.5e18 is refused.
+            # bool is an int, but True as a time is a bug in the caller, not a moment in 1970.
+            if isinstance(timestamp_ns, bool):
+                raise TypeError
+            ns = operator.index(timestamp_ns)
+        except TypeError:
+            raise PcapTimestampError(
+                self.name,
+                self.offset,
+                f"record timestamp {timestamp_ns!r} is not an integer number of nanoseconds",
+            ) from None
+        if not 0 <= ns < self.END_NS:
+            raise PcapTimestampError(
+                self.name,
+                self.offset,
+                f"record timestamp {ns} ns ({_seconds_str(ns)} from the epoch) does not fit a "
+                "classic pcap record, which holds 1970-01-01 00:00:00 to 2106-02-07 06:28:15 UTC",
+            )
+        return ns
 
     def write_record(self, record: PcapRecord) -> None:
         """Write a :class:`PcapRecord` (its link type must match the file's)."""
