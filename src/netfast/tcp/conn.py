@@ -18,7 +18,12 @@ Segment processing follows RFC 9293 section 3.10.7 ("SEGMENT ARRIVES") step by s
 RFC 5961's hardening: an RST is acted on only when its sequence number is exactly ``RCV.NXT`` (one
 in the window earns a challenge ACK), a SYN on a synchronized connection earns a challenge ACK,
 and an ACK outside ``[SND.UNA - MAX.SND.WND, SND.NXT]`` is dropped with an ACK.  Challenge ACKs
-share a per-second budget (:class:`ChallengeAckLimiter`) owned by the layer.
+share a per-second budget (:class:`ChallengeAckLimiter`) owned by the layer.  Every ACK sent in
+answer to an unacceptable segment without data (out of window, failing PAWS, an ACK out of range)
+also obeys a per-connection limit, ``TcpConfig.invalid_ratelimit`` (Linux's
+``tcp_invalid_ratelimit``, counted in ``tcp.out.invalid_ack_ratelimited``): otherwise a spoofed
+segment that puts two hosts' sequence spaces out of step makes them ACK each other forever.  An
+acceptable ACK is never answered by an ACK.
 
 Sequence spaces.  The send side keeps positions as unwrapped integers counted from the ISS (the
 SYN is position 0, the first data byte position 1); the 32-bit wire value is ``(iss + pos) mod
@@ -141,6 +146,11 @@ class TcpConfig:
     tso_max: int = 0
     """When non-zero, a segment may carry up to this many payload bytes (a multiple of the MSS)
     for a link that segments it (TSO); 0 sends wire-sized segments only."""
+    invalid_ratelimit: float = 0.5
+    """Least time between two ACKs this connection sends in answer to unacceptable segments
+    that carry no data (out of window, failing PAWS, acknowledging what was never sent or long
+    since acknowledged): Linux's ``tcp_invalid_ratelimit``.  Without it two hosts whose sequence
+    spaces a spoofed segment put out of step answer each other's ACKs forever.  0 disables."""
 
     def __post_init__(self) -> None:
         if not 64 <= self.mss <= 65495:
@@ -151,6 +161,10 @@ class TcpConfig:
             raise ValueError(f"cc = {self.cc!r}: must be 'newreno' or 'cubic'")
         if self.rcv_buf > (0xFFFF << 14):
             raise ValueError(f"rcv_buf = {self.rcv_buf}: above the largest scalable window")
+        if not 0.0 <= self.invalid_ratelimit <= 3600.0:  # also refuses nan
+            raise ValueError(
+                f"invalid_ratelimit = {self.invalid_ratelimit}: outside 0..3600 seconds"
+            )
 
 
 class ChallengeAckLimiter:
@@ -306,6 +320,8 @@ class TcpConnection:
         self.persisting = False
         self.t_tlp: float | None = None
         self.tlp_sent = False
+        self.last_invalid_ack: float | None = None
+        """When the last ACK answering an unacceptable segment went out (``_invalid_ack``)."""
         self.out: list[TcpRepr] = []
 
     # ------------------------------------------------------------------ construction
@@ -1151,6 +1167,36 @@ class TcpConnection:
             seq_le(nxt, end) and seq_lt(end, right)
         )
 
+    def _invalid_ack(
+        self, seg: TcpRepr, now: float, reason: str, *, challenge: bool = False
+    ) -> None:
+        """Count ``reason`` and send an ACK for an unacceptable segment (RFC 9293 3.10.7.4),
+        at most one per ``TcpConfig.invalid_ratelimit`` unless the segment carries data or a
+        FIN.  With ``challenge`` the ACK is an RFC 5961 challenge ACK and also spends the
+        budget shared by all connections (RFC 5961 section 7).
+
+        Such an ACK may itself be unacceptable to a peer whose sequence space a spoofed
+        segment moved, and the peer's answer to us again: without a limit two hosts ACK each
+        other as fast as they can, forever.  Segments that occupy sequence space without a SYN
+        are exempt, as in Linux's ``tcp_oow_rate_limited``: a loop of ACKs carries no data,
+        and a peer resending data we already have needs the ACK it lost.
+        """
+        self.counters[reason] += 1
+        limited = not (seg.payload or int(seg.flags) & (FIN | SYN) == FIN)
+        if limited:
+            last = self.last_invalid_ack
+            if last is not None and 0.0 <= now - last < self.config.invalid_ratelimit:
+                self.counters["tcp.out.invalid_ack_ratelimited"] += 1
+                return
+        if challenge:
+            if not self.challenge.allow(now):
+                self.counters["tcp.out.challenge_ack_limited"] += 1
+                return
+            self.counters["tcp.out.challenge_ack"] += 1
+        if limited:
+            self.last_invalid_ack = now
+        self.ack_now = True
+
     def _challenge_ack(self, now: float, reason: str) -> None:
         self.counters[reason] += 1
         if self.challenge.allow(now):
@@ -1174,8 +1220,7 @@ class TcpConnection:
             and seq_lt(ts.tsval, self.ts_recent)
             and (seg.payload or flags & (SYN | FIN))
         ):
-            self.counters["tcp.in.paws"] += 1
-            self.ack_now = True
+            self._invalid_ack(seg, now, "tcp.in.paws")
             return
 
         # Simultaneous open with crossed SYN-ACKs (RFC 9293 figure 8, line 6): the peer's SYN-ACK
@@ -1206,7 +1251,10 @@ class TcpConnection:
             if flags & RST:
                 self.counters["tcp.in.rst_outside_window"] += 1
                 return
-            self.counters["tcp.in.outside_window"] += 1
+            if state == TcpState.SYN_RECEIVED and flags & SYN and seg.seq == self.irs:
+                self.counters["tcp.in.outside_window"] += 1
+                self.ack_now = True  # our SYN-ACK was lost: resend it
+                return
             if (
                 state == TcpState.TIME_WAIT
                 and flags & FIN
@@ -1215,10 +1263,7 @@ class TcpConnection:
                 # The peer's FIN again: our last ACK was lost.  ACK it and restart the 2 MSL
                 # wait (RFC 9293 3.10.7.4, eighth step; FreeBSD's tcp_twcheck does the same).
                 self.t_2msl = now + 2 * self.config.msl
-            if state == TcpState.SYN_RECEIVED and flags & SYN and seg.seq == self.irs:
-                self.ack_now = True  # our SYN-ACK was lost: resend it
-                return
-            self.ack_now = True
+            self._invalid_ack(seg, now, "tcp.in.outside_window")
             return
 
         # Second: RST (RFC 5961 3.2).
@@ -1248,13 +1293,6 @@ class TcpConnection:
             self.counters["tcp.in.no_ack"] += 1
             return
 
-        # Timestamps: remember the peer's clock (RFC 7323 4.3).
-        if ts is not None and seq_le(seg.seq, self.last_ack_sent):
-            self.ts_recent = ts.tsval
-
-        self.keep_probes = 0
-        self._arm_keepalive(now)
-
         ack = self._unwrap_ack(seg.ack)
         if state == TcpState.SYN_RECEIVED:
             if 0 < ack <= self.snd_max:
@@ -1273,12 +1311,19 @@ class TcpConnection:
                 return
 
         if ack > self.snd_max:
-            self.counters["tcp.in.ack_too_much"] += 1
-            self.ack_now = True
+            self._invalid_ack(seg, now, "tcp.in.ack_too_much")
             return
         if ack < self.snd_una - self.max_snd_wnd:
-            self._challenge_ack(now, "tcp.in.ack_too_old")
+            self._invalid_ack(seg, now, "tcp.in.ack_too_old", challenge=True)
             return
+
+        # Timestamps: remember the peer's clock (RFC 7323 4.3) -- only from a segment whose ACK
+        # passed, as Linux does: a blind spoof with a wild ACK must not poison PAWS for the
+        # real peer's segments.  Nor does it count as a sign of life.
+        if ts is not None and seq_le(seg.seq, self.last_ack_sent):
+            self.ts_recent = ts.tsval
+        self.keep_probes = 0
+        self._arm_keepalive(now)
 
         if self.state != TcpState.TIME_WAIT:
             self._process_ack(seg, ack, now)
