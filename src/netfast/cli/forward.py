@@ -7,9 +7,11 @@
 - ``netfast forward --config router.toml --in capture.pcap --out-dir DIR``: forward a capture as
   received on one port (``--ingress``, default the first) and write one capture per port,
   ``DIR/<port>.pcap``.  Files appear only when the run completes; existing ones are kept unless
-  ``--force``.
+  ``--force``.  A port name must be a plain file name (no ``/``, not ``..``), and no two may
+  name one file (names equal but for case are refused).  Ctrl-C, SIGTERM or SIGHUP end the run
+  with no file written and none changed.
 - ``netfast forward --config router.toml --live [--duration S]``: forward between the configured
-  AF_PACKET/TAP interfaces until Ctrl-C (or for S seconds).
+  AF_PACKET/TAP interfaces until Ctrl-C, SIGTERM or SIGHUP (or for S seconds).
 
 The router description format is documented in :mod:`netfast.stack.config` and by the bundled
 ``router-default.toml``.
@@ -18,21 +20,19 @@ The router description format is documented in :mod:`netfast.stack.config` and b
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 import threading
 from collections import Counter
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
 from netfast.cli import CliError
+from netfast.outfiles import OutputExistsError, OutputPathError, PortNameError, stop_on_signals
 from netfast.stack.config import BuiltRouter, ConfigError, build_router, load_config
-from netfast.stack.runner import ForwardStats, run_capture, run_live
+from netfast.stack.runner import CaptureStopped, ForwardStats, run_capture, run_live
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -98,21 +98,37 @@ def capture(built: BuiltRouter, args: argparse.Namespace, console: Console) -> i
         if args.ingress not in by_name:
             raise CliError(f"--ingress {args.ingress!r}: no such port (have {', '.join(by_name)})")
         ingress = by_name[args.ingress]
+    stop = threading.Event()
     try:
-        summary = run_capture(
-            built.router,
-            args.in_pcap,
-            ingress,
-            args.out_dir,
-            vector=built.vector,
-            names=names,
-            overwrite=args.force,
-            on_time=built.set_time,
+        with stop_on_signals(stop) as signalled:
+            summary = run_capture(
+                built.router,
+                args.in_pcap,
+                ingress,
+                args.out_dir,
+                vector=built.vector,
+                names=names,
+                overwrite=args.force,
+                on_time=built.set_time,
+                stop=stop,
+            )
+    except CaptureStopped:
+        print(
+            f"netfast: stopped by {signalled.signal_name} before the end of {args.in_pcap}; "
+            f"nothing written to {args.out_dir} (its files are as they were)",
+            file=sys.stderr,
         )
-    except FileExistsError as exc:
-        raise CliError(f"{exc}; pass --force to replace") from None
-    except (PcapError, OSError) as exc:
+        return signalled.exit_status
+    except OutputExistsError as exc:
+        raise CliError(f"{exc}; pass --force to replace it") from None
+    except PortNameError as exc:
+        raise CliError(f"{args.config}: interface[{exc.ifindex}].name: {exc}") from None
+    except OutputPathError as exc:
         raise CliError(str(exc)) from None
+    except PcapError as exc:
+        raise CliError(str(exc)) from None
+    except OSError as exc:
+        raise CliError(_os_error(exc, args)) from None
     console.print(
         f"[bold]{args.in_pcap}[/] on {names[ingress]}: {summary.stats.frames_in} frames "
         f"in {summary.seconds:.2f} s -> {args.out_dir}/"
@@ -136,7 +152,7 @@ def live(built: BuiltRouter, args: argparse.Namespace, console: Console) -> int:
         + (f" for {args.duration:g} s" if args.duration else "; Ctrl-C stops")
     )
     try:
-        with _stop_on_sigint(stop):
+        with stop_on_signals(stop):
             summary = run_live(
                 built.router,
                 links,
@@ -153,23 +169,12 @@ def live(built: BuiltRouter, args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
-@contextmanager
-def _stop_on_sigint(stop: threading.Event) -> Iterator[None]:
-    """Ctrl-C sets ``stop`` so the loop ends cleanly; a second Ctrl-C interrupts at once."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum: int, frame: Any) -> None:
-        if stop.is_set():
-            raise KeyboardInterrupt
-        stop.set()
-
-    previous = signal.signal(signal.SIGINT, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
+def _os_error(exc: OSError, args: argparse.Namespace) -> str:
+    """An operating-system error as one line naming the file (never Python's ``[Errno n]``)."""
+    what = exc.strerror or str(exc)
+    if exc.filename is not None:
+        return f"{exc.filename}: {what}"
+    return f"forwarding {args.in_pcap} into {args.out_dir}: {what}"
 
 
 def demo(args: argparse.Namespace, console: Console) -> int:

@@ -14,8 +14,10 @@ and hold-queue expiry.
 per port (``<name>.pcap`` in the output folder).  Time is the capture's: every batch is handed
 to the router with its first frame's timestamp, so a run is reproducible, and output records
 carry the timestamp of the input they came from.  The output files appear only when the run
-completes (each is written beside its target and renamed into place); a failed run leaves the
-folder as it was.
+completes (each is written beside its target and renamed into place); a failed or stopped run
+leaves the folder as it was.  Port names become file names only through
+:class:`netfast.outfiles.PortOutputs`, which keeps every file inside the folder and refuses two
+ports that would share one.
 
 :func:`run_live` selects over the links' file descriptors (AF_PACKET sockets, TAPs; links without
 one are polled), forwards what arrives and sends what comes out, until ``stop`` is set, the
@@ -37,9 +39,18 @@ from typing import Any
 
 from netfast.link.base import Frame, Link
 from netfast.link.pcap import PcapWriterLink, open_capture
+from netfast.outfiles import PortOutputs
 from netfast.wire.batch import DEFAULT_SLOT, FrameBatch
 
-__all__ = ["CaptureSummary", "Engine", "ForwardStats", "LiveSummary", "run_capture", "run_live"]
+__all__ = [
+    "CaptureStopped",
+    "CaptureSummary",
+    "Engine",
+    "ForwardStats",
+    "LiveSummary",
+    "run_capture",
+    "run_live",
+]
 
 _ETHERTYPE_IPV4 = b"\x08\x00"
 _ETHERTYPE_ARP = b"\x08\x06"
@@ -219,6 +230,11 @@ class CaptureSummary:
     seconds: float
 
 
+class CaptureStopped(Exception):
+    """:func:`run_capture` was asked to stop (``stop`` set) before the capture ended; no
+    output was written and the output folder is as it was."""
+
+
 def run_capture(
     router: Any,
     in_pcap: str | os.PathLike[str],
@@ -230,6 +246,7 @@ def run_capture(
     batch_size: int = 256,
     overwrite: bool = False,
     on_time: Callable[[float], None] | None = None,
+    stop: threading.Event | None = None,
 ) -> CaptureSummary:
     """Forward every frame of a capture as received on port ``ingress``; one capture per port.
 
@@ -241,35 +258,41 @@ def run_capture(
         pcap or pcapng, gzip or not; non-Ethernet records are skipped (counted as
         ``capture.in.not_ethernet``).
     out_dir
-        Created if missing; gets ``<name>.pcap`` for every port in ``names`` (and ``if<n>.pcap``
-        for any other port the router sends to).
+        Created if missing (and removed again if the run fails); gets ``<name>.pcap`` for every
+        port in ``names`` (and ``if<n>.pcap`` for any other port the router sends to).  Names
+        are checked by :class:`netfast.outfiles.PortOutputs`: each must be a plain file name,
+        no two may name one file, and every file must be directly inside ``out_dir``.
     names
         Port names by ifindex; default ``router.interfaces`` names when the router has them.
     overwrite
         Replace existing output captures (atomically); otherwise an existing one is an error
         raised before anything is read or written.
+    stop
+        Checked after every batch: when set, the run is abandoned (temporary files deleted)
+        and :class:`CaptureStopped` raised.  Set from a signal handler, it makes a signal end
+        the run cleanly (:func:`netfast.outfiles.stop_on_signals`).
 
     Raises
     ------
-    FileExistsError
-        An output exists and ``overwrite`` is false.
+    netfast.outfiles.OutputExistsError
+        An output exists and ``overwrite`` is false (a ``FileExistsError``).
+    netfast.outfiles.OutputPathError
+        A port name cannot be a file name, two ports would write one file, an output is not a
+        regular file or lies outside ``out_dir``, or ``out_dir`` cannot be a folder.  Raised
+        before anything is written.
+    CaptureStopped
+        ``stop`` was set.
     netfast.wire.pcap.PcapError
         The input is not a capture or is damaged; no output is written.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size = {batch_size}: must be at least 1")
-    out = Path(out_dir)
     if names is None:
         ifaces = getattr(router, "interfaces", ())
         if isinstance(ifaces, Mapping):
             ifaces = ifaces.values()
         names = {i.index: i.name for i in ifaces}
-    planned = {ifindex: out / f"{name}.pcap" for ifindex, name in names.items()}
-    if not overwrite:
-        for path in planned.values():
-            if path.exists():
-                raise FileExistsError(f"{path}: exists (use overwrite to replace it)")
-    out.mkdir(parents=True, exist_ok=True)
+    outputs = PortOutputs(out_dir, names, overwrite=overwrite)
 
     clock_ns = 0
     writers: dict[int, PcapWriterLink] = {}
@@ -277,19 +300,25 @@ def run_capture(
     def writer(ifindex: int) -> PcapWriterLink:
         w = writers.get(ifindex)
         if w is None:
-            path = planned.get(ifindex, out / f"if{ifindex}.pcap")
+            path = outputs.path_for(ifindex)
             w = writers[ifindex] = PcapWriterLink(
-                path, clock=lambda: clock_ns, overwrite=overwrite, name=path.stem
+                path, clock=lambda: clock_ns, overwrite=overwrite, name=outputs.name_of(ifindex)
             )
+            outputs.track(w)
         return w
+
+    def stopped() -> bool:
+        return stop is not None and stop.is_set()
 
     engine = Engine(router, vector, on_time=on_time)
     started = time.perf_counter()
     skipped = Counter[str]()
-    try:
-        for ifindex in planned:
-            writer(ifindex)
-        with open_capture(in_pcap) as capture:
+    # The input is opened first: a missing or foreign file leaves no folder behind.
+    with open_capture(in_pcap) as capture:
+        outputs.create_dir()
+        try:
+            for ifindex in list(outputs.paths):
+                writer(ifindex)
             frames: list[Frame] = []
             first_ns = 0
             for record in capture:
@@ -303,22 +332,24 @@ def run_capture(
                     clock_ns = first_ns
                     _emit(engine, ingress, frames, first_ns, writer)
                     frames = []
+                    if stopped():
+                        raise CaptureStopped(f"{in_pcap}: stopped before the end")
             if frames:
                 clock_ns = first_ns
                 _emit(engine, ingress, frames, first_ns, writer)
-    except BaseException:
-        for w in writers.values():
-            w.abort()
-        raise
-    for w in writers.values():
-        w.close()
+            if stopped():
+                raise CaptureStopped(f"{in_pcap}: stopped before the end")
+        except BaseException:
+            outputs.abort()
+            raise
+    outputs.commit()
     counters = engine.counters
     counters.update(skipped)
     return CaptureSummary(
         stats=engine.stats,
         counters=counters,
-        outputs={w.path.stem: w.path for w in writers.values()},
-        per_egress={writers[i].path.stem: engine.stats.out[i] for i in sorted(writers)},
+        outputs={outputs.name_of(i): w.path for i, w in writers.items()},
+        per_egress={outputs.name_of(i): engine.stats.out[i] for i in sorted(writers)},
         seconds=time.perf_counter() - started,
     )
 
