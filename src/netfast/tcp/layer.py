@@ -30,6 +30,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import heapq
+import itertools
 import random
 from collections import Counter, deque
 from collections.abc import Callable
@@ -188,8 +190,17 @@ class TcpLayer:
         #: During a batch (:meth:`begin_batch`), connections with segments waiting.
         self.batching = False
         self.deferred: dict[TcpConnection, None] = {}
-        #: Every registered connection (the timers walk this, not the hash table's buckets).
+        #: Every registered connection.
         self.conns: dict[TcpConnection, None] = {}
+        # The timer heap: (deadline, tie-breaker, connection).  ``_timer_at`` holds the deadline
+        # of each connection's live entry (its earliest); other entries of it are stale and
+        # skipped.  An entry may fire early (its timer was pushed back): the connection is then
+        # re-scheduled.  So a poll costs the connections with timers due, not every connection.
+        self._timers: list[tuple[float, int, TcpConnection]] = []
+        self._timer_at: dict[TcpConnection, float] = {}
+        self._timer_seq = itertools.count()
+        #: Connections whose input queue kept segments past a pass's bound.
+        self.backlog: dict[TcpConnection, None] = {}
         self.sockets: dict[TcpConnection, TcpSocket] = {}
 
     # ------------------------------------------------------------------ sockets
@@ -221,6 +232,18 @@ class TcpLayer:
         queue.counters = self.counters
         self.queues[conn] = queue
         conn.watchers.append(self._watch)
+        self._schedule(conn)
+
+    def _schedule(self, conn: TcpConnection) -> None:
+        """Make sure the timer heap wakes ``conn`` no later than its next timer."""
+        t = conn.poll_at()
+        if t is None:
+            return  # a live entry, if any, fires harmlessly and is not renewed
+        cur = self._timer_at.get(conn)
+        if cur is not None and cur <= t:
+            return
+        self._timer_at[conn] = t
+        heapq.heappush(self._timers, (t, next(self._timer_seq), conn))
 
     def _watch(self, conn: TcpConnection) -> None:
         sock = self.sockets.get(conn)
@@ -233,6 +256,8 @@ class TcpLayer:
             self.pcbs.remove(key)
         self.queues.pop(conn, None)
         self.dirty.pop(conn, None)
+        self.backlog.pop(conn, None)
+        self._timer_at.pop(conn, None)  # its heap entries are stale now
         if self.conns.pop(conn, None) is not None:
             # The reassembly queue's counters join the stack's when the connection goes.
             self.counters.update(conn.reass.counters)
@@ -378,6 +403,8 @@ class TcpLayer:
         # A pass that reaches its bound counts tcp.in.queue_yield (the queue shares our
         # counters); the rest waits for the next poll.
         queue.drain(functools.partial(_input_at, conn, now))
+        if queue.pending:
+            self.backlog[conn] = None
         self._flush(conn, now)
 
     def _listen_input(
@@ -473,31 +500,47 @@ class TcpLayer:
             self._send(src, dst, seg, now, mss)
         if conn.state == TcpState.CLOSED:
             self._unregister(conn)
+        elif conn in self.conns:
+            self._schedule(conn)
 
     def poll(self, now: float) -> None:
         """Run due timers of connections and of the SYN cache; send what is pending."""
         for key, synack in self.syncache.poll(now):
             self._send(key[0], key[2], synack, now)
-        for conn in list(self.conns):
-            t = conn.poll_at()
-            if t is not None and now >= t:
+        heap = self._timers
+        timer_at = self._timer_at
+        while heap and heap[0][0] <= now:
+            t, _, conn = heapq.heappop(heap)
+            if timer_at.get(conn) != t:
+                continue  # stale: the connection has an earlier live entry, or is gone
+            del timer_at[conn]
+            due = conn.poll_at()
+            if due is not None and now >= due:
                 conn.poll(now)
-                self.dirty[conn] = None
+                self.dirty[conn] = None  # output re-schedules it
+            else:
+                self._schedule(conn)  # pushed back since: wake it later
+        for conn in list(self.backlog):
             queue = self.queues.get(conn)
-            if queue is not None and queue.pending:
-                queue.drain(functools.partial(_input_at, conn, now))
-                self.dirty[conn] = None
+            if queue is None or not queue.pending:
+                del self.backlog[conn]
+                continue
+            queue.drain(functools.partial(_input_at, conn, now))
+            if not queue.pending:
+                del self.backlog[conn]
+            self.dirty[conn] = None
         for conn in list(self.dirty):
             self._flush(conn, now)
 
     def poll_at(self) -> float | None:
-        best = self.syncache.poll_at()
-        for conn in self.conns:
-            t = conn.poll_at()
-            if t is not None and (best is None or t < best):
-                best = t
-        if self.dirty:
+        if self.dirty or self.backlog:
             return 0.0
+        best = self.syncache.poll_at()
+        heap = self._timers
+        while heap and self._timer_at.get(heap[0][2]) != heap[0][0]:
+            heapq.heappop(heap)  # drop stale entries from the top
+        if heap and (best is None or heap[0][0] < best):
+            best = heap[0][0]
         return best
 
     def ctlinput(self, icmp_type: int, icmp_code: int, mtu: int, quoted: bytes, now: float) -> None:
