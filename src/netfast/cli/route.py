@@ -15,8 +15,10 @@ from __future__ import annotations
 import argparse
 import csv
 import io
+import os
 import socket
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,7 +31,13 @@ from rich.table import Table
 
 from netfast.cli import CliError
 from netfast.route.annotate import LINE_ADDRESS, Annotator, line_text
-from netfast.route.loaders import LoadResult, RouteFileError, default_table_path, load_table
+from netfast.route.loaders import (
+    LoadResult,
+    RouteFileError,
+    default_table_path,
+    load_table,
+    shown,
+)
 from netfast.route.table import DEFAULT_ALGORITHM, RoutingTable, algorithm, algorithms
 
 T = TypeVar("T")
@@ -104,8 +112,15 @@ def load(args: argparse.Namespace) -> LoadResult:
     except IsADirectoryError:
         raise CliError(f"{path}: is a directory, not a route file") from None
     except RouteFileError as exc:
-        hint = "" if args.skip_bad else " (--skip-bad skips and counts such lines)"
+        # Advise --skip-bad only for what it can skip (a line or record, not a broken stream).
+        hint = (
+            ""
+            if args.skip_bad or not exc.skippable
+            else " (--skip-bad skips and counts such lines)"
+        )
         raise CliError(f"{exc}{hint}") from None
+    except OSError as exc:
+        raise CliError(f"{path}: cannot read: {exc.strerror or exc}") from None
     if result.stats.skipped_total:
         print(
             f"netfast: warning: {path}: skipped {result.stats.skipped_total} bad "
@@ -129,8 +144,8 @@ def parse_address(text: str) -> int:
     """A strict dotted quad as an int; ``ValueError`` otherwise."""
     try:
         return int.from_bytes(socket.inet_pton(socket.AF_INET, text), "big")
-    except OSError:
-        raise ValueError(f"{text!r} is not an IPv4 address") from None
+    except (OSError, UnicodeError):
+        raise ValueError(f"{shown(text)} is not an IPv4 address") from None
 
 
 def cmd_lookup(args: argparse.Namespace) -> int:
@@ -158,7 +173,39 @@ def cmd_lookup(args: argparse.Namespace) -> int:
 BLOCK = 8 << 20
 
 
+def _check_output(output: Path) -> None:
+    """Refuse an ``-o`` the run could only fail on at the end, before any work is done."""
+    if output.is_dir():
+        raise CliError(f"{output}: is a directory (-o names the output file)")
+    parent = output.parent
+    if not parent.is_dir():
+        what = "is not a directory" if parent.exists() else "does not exist"
+        raise CliError(f"{output}: cannot write: the directory {parent} {what}")
+
+
+def _temp_output(output: Path) -> tuple[BinaryIO, Path]:
+    """A new, uniquely named temporary file beside ``output``: it never collides with a file
+    of the user's, and renaming it over ``output`` at the end is atomic."""
+    try:
+        fd, name = tempfile.mkstemp(
+            prefix=f".{output.name}.", suffix=".netfast-tmp", dir=output.parent
+        )
+    except OSError as exc:
+        raise CliError(f"{output}: cannot write: {exc.strerror or exc}") from None
+    # mkstemp makes the file private (0600); give it the mode the output would have had.
+    try:
+        mode = output.stat().st_mode & 0o7777
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        mode = 0o666 & ~umask
+    os.fchmod(fd, mode)
+    return os.fdopen(fd, "wb"), Path(name)
+
+
 def cmd_annotate(args: argparse.Namespace) -> int:
+    if args.output is not None:
+        _check_output(args.output)
     table = _table(args)
     source = "<stdin>" if args.input == "-" else args.input
     annotator = Annotator(table.lookup_batch, table.rib, args.skip_bad_addresses)
@@ -172,18 +219,19 @@ def cmd_annotate(args: argparse.Namespace) -> int:
             raise CliError(f"{args.input}: no such file") from None
         except IsADirectoryError:
             raise CliError(f"{args.input}: is a directory") from None
-        size = Path(args.input).stat().st_size
+        except OSError as exc:
+            raise CliError(f"{args.input}: cannot read: {exc.strerror or exc}") from None
+        size = os.fstat(infile.fileno()).st_size
     # Write to a temporary file beside the target and rename at the end: a failure half way
-    # never leaves a user's file partially overwritten.
+    # never leaves a user's file partially overwritten, and leaves nothing behind.
     tmp: Path | None = None
-    if args.output is not None:
-        tmp = args.output.with_name(f".{args.output.name}.netfast-tmp")
-        outfile: BinaryIO = open(tmp, "wb")  # noqa: SIM115 - closed in the finally below
-    else:
-        outfile = sys.stdout.buffer
-    show = not args.no_progress and sys.stderr.isatty() and size > 4 * BLOCK
-    t0 = time.perf_counter()
     try:
+        if args.output is not None:
+            outfile, tmp = _temp_output(args.output)
+        else:
+            outfile = sys.stdout.buffer
+        show = not args.no_progress and sys.stderr.isatty() and size > 4 * BLOCK
+        t0 = time.perf_counter()
         with _progress(show, size) as advance:
             if args.column is None:
                 total = _annotate_lines(annotator, source, infile, outfile, advance)
@@ -192,7 +240,10 @@ def cmd_annotate(args: argparse.Namespace) -> int:
         outfile.flush()
         if tmp is not None:
             outfile.close()
-            tmp.replace(args.output)
+            try:
+                tmp.replace(args.output)
+            except OSError as exc:
+                raise CliError(f"{args.output}: cannot write: {exc.strerror or exc}") from None
             tmp = None
     finally:
         if tmp is not None:
@@ -254,9 +305,17 @@ def _chunks(items: Iterator[T], size: int) -> Iterator[list[T]]:
 
 def _bad_address(source: str, line_no: int, text: str) -> CliError:
     return CliError(
-        f"{source}: line {line_no}: {text!r} is not an IPv4 address "
+        f"{source}: line {line_no}: {shown(text)} is not an IPv4 address "
         "(--skip-bad-addresses passes such lines through)"
     )
+
+
+#: The longest input line ``annotate`` takes (an address line is a few dozen bytes at most).
+MAX_LINE = 64 * 1024
+
+
+def _too_long(source: str, line_no: int) -> CliError:
+    return CliError(f"{source}: line {line_no}: line longer than {MAX_LINE:,} bytes")
 
 
 def _annotate_lines(
@@ -271,9 +330,20 @@ def _annotate_lines(
             data = rest + data
             cut = data.rfind(b"\n")
             if cut < 0:
+                if len(data) > MAX_LINE:
+                    raise _too_long(source, first_line)
                 rest = data
                 continue
             block, rest = data[: cut + 1], data[cut + 1 :]
+            if len(rest) > MAX_LINE:
+                # Annotate what comes before the overlong line first: its errors come first.
+                rest = b""
+                result = annotator.block(block)
+                outfile.write(result.output)
+                if len(result.invalid_lines) and not annotator.skip_bad:
+                    i = int(result.invalid_lines[0])
+                    raise _bad_address(source, first_line + i, line_text(block, i))
+                raise _too_long(source, first_line + result.lines)
         else:
             block, rest = rest, b""
             if not block:
@@ -322,7 +392,9 @@ def _annotate_csv_rows(
         first = next(reader)
     except StopIteration:
         return 0
-    if column.isdigit():
+    except csv.Error as exc:
+        raise _csv_error(source, reader.line_num, exc) from None
+    if column.isascii() and column.isdigit():
         col = int(column) - 1
         if col < 0:
             raise CliError(f"--column is 1-based, got {column}")
@@ -330,7 +402,8 @@ def _annotate_csv_rows(
         line_no = 1
     else:
         if column not in first:
-            raise CliError(f"{source}: line 1: no column named {column!r} in {first}")
+            header = shown(",".join(first))
+            raise CliError(f"{source}: line 1: no column named {shown(column)} in {header}")
         col = first.index(column)
         writer.writerow([*first, "prefix", "value"])
         pending = []
@@ -339,7 +412,14 @@ def _annotate_csv_rows(
 
     def rows() -> Iterator[list[str]]:
         yield from pending
-        yield from reader
+        while True:
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                raise _csv_error(source, reader.line_num, exc) from None
+            yield row
 
     for chunk in _chunks(rows(), CHUNK):
         for i, row in enumerate(chunk):
@@ -363,6 +443,15 @@ def _annotate_csv_rows(
         total += len(chunk)
         line_no += len(chunk)
     return total
+
+
+def _csv_error(source: str, line_no: int, exc: csv.Error) -> CliError:
+    text = str(exc)
+    if "field larger than field limit" in text:
+        text = f"a CSV field longer than {csv.field_size_limit():,} characters"
+    else:
+        text = f"malformed CSV: {text}"
+    return CliError(f"{source}: line {line_no}: {text}")
 
 
 # --- stats -------------------------------------------------------------------------------------

@@ -205,4 +205,8 @@ class Annotator:
 
 def line_text(data: bytes, index: int) -> str:
     """The ``index``-th line of ``data`` (0-based), stripped, for error messages."""
-    return data.split(b"\n")[index].strip().decode("utf-8", "replace")
+    pos = 0
+    for _ in range(index):
+        pos = data.index(b"\n", pos) + 1
+    end = data.find(b"\n", pos)
+    return data[pos : len(data) if end < 0 else end].strip().decode("utf-8", "replace")

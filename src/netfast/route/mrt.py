@@ -228,7 +228,15 @@ def _record(offset: int, header: bytes | memoryview, body: memoryview) -> MrtRec
     return MrtRecord(offset, ts, rtype, subtype, body, offset + HEADER_LEN)
 
 
-def iter_records(source: bytes | bytearray | memoryview | BinaryIO) -> Iterator[MrtRecord]:
+#: The longest record body :func:`iter_records` reads from a stream (bytes).  The largest real
+#: records, TABLE_DUMP_V2 RIB entries of a prefix seen by every peer of a big collector, are a
+#: few hundred kilobytes; a corrupt Length field must not make a reader buffer gigabytes.
+MAX_RECORD_LEN = 16 << 20
+
+
+def iter_records(
+    source: bytes | bytearray | memoryview | BinaryIO, *, max_length: int = MAX_RECORD_LEN
+) -> Iterator[MrtRecord]:
     """Split an MRT stream into records.
 
     Parameters
@@ -236,6 +244,9 @@ def iter_records(source: bytes | bytearray | memoryview | BinaryIO) -> Iterator[
     source
         The whole stream as a buffer (records are zero-copy views into it), or a binary file
         object read record by record.
+    max_length
+        For a file object: the longest record body read (see :data:`MAX_RECORD_LEN`); a longer
+        Length field is an error, as nothing after it can be found again.
 
     Raises
     ------
@@ -269,6 +280,10 @@ def iter_records(source: bytes | bytearray | memoryview | BinaryIO) -> Iterator[
         if len(header) < HEADER_LEN:
             raise MrtError(pos, f"MRT header needs {HEADER_LEN} bytes, {len(header)} left")
         length = int.from_bytes(header[8:12], "big")
+        if length > max_length:
+            raise MrtError(
+                pos + 8, f"MRT record length {length:,} exceeds the limit of {max_length:,} bytes"
+            )
         body = source.read(length)
         if len(body) < length:
             raise MrtError(
