@@ -26,7 +26,7 @@ from rich.table import Table
 from netfast.cli import CliError
 from netfast.link.pcap import open_capture
 from netfast.pfil import Direction, PfilPacket, Verdict
-from netfast.pfil.ipfw import FirewallError, Ruleset, parse_rules
+from netfast.pfil.ipfw import FirewallError, Ruleset, parse_rules, read_rules
 from netfast.route.loaders import RouteFileError, load_table
 from netfast.wire.dissect import LINKTYPE_ETHERNET, dissect
 from netfast.wire.ethernet import EthernetFrame
@@ -126,13 +126,15 @@ def _load(path: Path | None, args: argparse.Namespace, interfaces: dict[str, int
     else:
         name = str(path)
         try:
-            text = path.read_text()
+            text = read_rules(path)
         except FileNotFoundError:
             raise CliError(f"{path}: no such file") from None
         except IsADirectoryError:
             raise CliError(f"{path}: is a directory, not a rule file") from None
-        except (PermissionError, UnicodeDecodeError) as exc:
-            raise CliError(f"{path}: {exc}") from None
+        except OSError as exc:
+            raise CliError(f"{path}: cannot read: {exc.strerror or exc}") from None
+        except FirewallError as exc:
+            raise CliError(str(exc)) from None
     try:
         return parse_rules(text, name, **options)
     except FirewallError as exc:

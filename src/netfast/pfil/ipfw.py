@@ -27,6 +27,11 @@ Language (one rule per line, ``#`` starts a comment)::
   ``!ack``, ... tcp only), ``setup`` (SYN without ACK), ``established`` (ACK or RST),
   ``icmptypes LIST`` (icmp only), ``ttl N`` / ``ttl N-M``, ``keep-state [limit N]``, ``frag``.
 
+Lines end at ``"\n"`` only (a trailing ``"\r"`` is dropped; form feeds, NEL and other Unicode
+separators stay inside their line, so line numbers are those of an editor).  Every number --
+rule numbers, ports, codes, octets, lengths -- is ASCII digits (:mod:`netfast.textnum`); an
+address octet with a leading zero (``010``) is refused, being octal to ``inet_aton``.
+
 Rules without a number get the previous number + 100.  Numbers must increase strictly (so a
 number names one rule and its counters) and lie in 1..65534; 65535 is the default rule, ``deny ip
 from any to any`` unless ``default_allow`` (a file may restate it as its last line, which is how
@@ -111,6 +116,7 @@ import numpy.typing as npt
 from netfast.pfil import Direction, PfilPacket, Verdict
 from netfast.route.rib import Rib, format_prefix, prefix_mask
 from netfast.route.table import RoutingTable
+from netfast.textnum import ascii_int, file_lines, has_leading_zero, parse_quad, shown
 from netfast.wire.icmpv4 import DestUnreachableCode, Icmpv4DestUnreachable
 from netfast.wire.ipv4 import IpProtocol, Ipv4Repr, ip_to_str
 from netfast.wire.tcp import TcpFlags, TcpRepr
@@ -130,6 +136,7 @@ __all__ = [
     "parse_rule",
     "parse_rules",
     "load_rules",
+    "read_rules",
 ]
 
 DEFAULT_RULE = 65535
@@ -204,10 +211,24 @@ _ICMP_ERRORS = frozenset({3, 4, 5, 11, 12})
 
 
 class FirewallError(ValueError):
-    """A malformed rule file: ``FILE: rule N (line L), column C: expected X, found 'Y'``."""
+    """A malformed rule file: ``FILE: rule N (line L), column C: expected X, found 'Y'``.
+
+    ``rule`` None names a ``table`` line; ``what`` replaces ``rule N`` / ``table`` (``""``:
+    the line alone, for a file that is not text).  ``found`` is quoted cut to a bounded length
+    with control characters escaped; ``found_text`` overrides its quoted form.
+    """
 
     def __init__(
-        self, filename: str, rule: int | None, line: int, column: int, expected: str, found: str
+        self,
+        filename: str,
+        rule: int | None,
+        line: int,
+        column: int,
+        expected: str,
+        found: str,
+        *,
+        what: str | None = None,
+        found_text: str | None = None,
     ) -> None:
         self.filename = filename
         self.rule = rule
@@ -215,11 +236,14 @@ class FirewallError(ValueError):
         self.column = column
         self.expected = expected
         self.found = found
-        where = f"rule {rule}" if rule is not None else "table"
-        shown = "end of line" if found == "" else f"'{found}'"
+        if what is None:
+            what = f"rule {rule}" if rule is not None else "table"
+        where = f"{what} (line {line})" if what else f"line {line}"
+        if found_text is None:
+            found_text = "end of line" if found == "" else f"'{shown(found)}'"
         super().__init__(
-            f"{filename}: {where} (line {line}), column {column}: expected {expected}, "
-            f"found {shown}"
+            f"{shown(filename, 200)}: {where}, column {column}: expected {expected}, "
+            f"found {found_text}"
         )
 
 
@@ -426,11 +450,11 @@ class _Line:
         return FirewallError(self.filename, self.rule_no, self.line_no, col, expected, tok)
 
     def number(self, expected: str, lo: int, hi: int) -> int:
-        tok = self.peek()
-        if not tok.isdigit() or not lo <= int(tok) <= hi:
+        value = ascii_int(self.peek(), lo, hi)
+        if value is None:
             raise self.error(expected)
         self.next()
-        return int(tok)
+        return value
 
     def error_at(self, index: int, expected: str) -> FirewallError:
         """An error about token ``index`` (end of line when past the last token)."""
@@ -447,48 +471,47 @@ class _Line:
         return items
 
 
-def _parse_quad(text: str) -> int | None:
-    parts = text.split(".")
-    if len(parts) != 4 or not all(p.isdigit() and len(p) <= 3 for p in parts):
-        return None
-    octets = [int(p) for p in parts]
-    if max(octets) > 255:
-        return None
-    return (octets[0] << 24) | (octets[1] << 16) | (octets[2] << 8) | octets[3]
+_LEADING_ZERO = (
+    "an address without leading zeros (010 is octal 8 to inet_aton and ipfw, 10 to others)"
+)
+
+
+def _quad_of(ln: _Line, text: str, expected: str) -> int:
+    """The dotted quad ``text`` (part of the token just consumed), or the error ``expected``
+    about that token -- worded for a leading zero when that is what is wrong."""
+    addr = parse_quad(text)
+    if addr is None:
+        raise ln.error(_LEADING_ZERO if has_leading_zero(text) else expected, back=1)
+    return addr
+
+
+def _prefix_len(ln: _Line, text: str) -> int:
+    plen = ascii_int(text, 0, 32)
+    if plen is None:
+        raise ln.error("a prefix length 0..32", back=1)
+    return plen
 
 
 def _addr_item(ln: _Line, tok: str) -> AddrItem:
     """One address form; ``tok`` was just consumed."""
     if "/" in tok:
         addr_text, _, plen_text = tok.partition("/")
-        addr = _parse_quad(addr_text)
-        if addr is None:
-            raise ln.error(_ADDR_EXPECTED, back=1)
-        if not plen_text.isdigit() or int(plen_text) > 32:
-            raise ln.error("a prefix length 0..32", back=1)
-        plen = int(plen_text)
+        addr = _quad_of(ln, addr_text, _ADDR_EXPECTED)
+        plen = _prefix_len(ln, plen_text)
         return AddrItem("prefix", addr & prefix_mask(plen), plen)
     if ":" in tok:
         addr_text, _, mask_text = tok.partition(":")
-        addr = _parse_quad(addr_text)
-        if addr is None:
-            raise ln.error(_ADDR_EXPECTED, back=1)
-        mask = _parse_quad(mask_text)
-        if mask is None:
-            raise ln.error("a mask A.B.C.D after ':'", back=1)
+        addr = _quad_of(ln, addr_text, _ADDR_EXPECTED)
+        mask = _quad_of(ln, mask_text, "a mask A.B.C.D after ':'")
         return AddrItem("mask", addr & mask, mask)
     if "-" in tok:
         lo_text, _, hi_text = tok.partition("-")
-        lo, hi = _parse_quad(lo_text), _parse_quad(hi_text)
-        if lo is None or hi is None:
-            raise ln.error(_ADDR_EXPECTED, back=1)
+        lo = _quad_of(ln, lo_text, _ADDR_EXPECTED)
+        hi = _quad_of(ln, hi_text, _ADDR_EXPECTED)
         if lo > hi:
             raise ln.error("an address range low-high with low <= high", back=1)
         return AddrItem("range", lo, hi)
-    addr = _parse_quad(tok)
-    if addr is None:
-        raise ln.error(_ADDR_EXPECTED, back=1)
-    return AddrItem("host", addr)
+    return AddrItem("host", _quad_of(ln, tok, _ADDR_EXPECTED))
 
 
 def _parse_addr(ln: _Line, table_refs: list[tuple[str, _Line, int]]) -> AddrSpec:
@@ -524,14 +547,17 @@ def _parse_addr(ln: _Line, table_refs: list[tuple[str, _Line, int]]) -> AddrSpec
 
 
 def _port_value(text: str) -> int | None:
-    if text.isdigit():
-        value = int(text)
-        return value if value <= 0xFFFF else None
+    if text[:1].isdigit():
+        return ascii_int(text, 0, 0xFFFF)
     return SERVICES.get(text)
 
 
 def _is_ports(tok: str) -> bool:
-    return bool(tok) and (tok[0].isdigit() or tok.split("-")[0] in SERVICES)
+    # Only an ASCII digit starts a port: '²' or '٨' here is an error at 'to', not a port.
+    return tok[:1] in _ASCII_DIGITS or tok.split("-")[0] in SERVICES
+
+
+_ASCII_DIGITS = frozenset("0123456789")
 
 
 def _parse_ports(ln: _Line, proto: int) -> PortRanges:
@@ -569,10 +595,7 @@ def _parse_rule_tokens(ln: _Line, number: int, table_refs: list[tuple[str, _Line
                 15,
             )
     elif action is Action.SKIPTO:
-        tok = ln.peek()
-        if not tok.isdigit() or not number < int(tok) <= DEFAULT_RULE:
-            raise ln.error(f"a rule number above {number} to skip to")
-        arg = int(ln.next())
+        arg = ln.number(f"a rule number above {number} to skip to", number + 1, DEFAULT_RULE)
     log = ln.peek() == "log"
     if log:
         ln.next()
@@ -581,8 +604,8 @@ def _parse_rule_tokens(ln: _Line, number: int, table_refs: list[tuple[str, _Line
         proto = -1
     elif tok in _PROTO_NAMES:
         proto = _PROTO_NAMES[tok]
-    elif tok.isdigit() and int(tok) <= 255:
-        proto = int(tok)
+    elif (number_proto := ascii_int(tok, 0, 255)) is not None:
+        proto = number_proto
     else:
         raise ln.error("a protocol (ip, tcp, udp, icmp or a number 0..255)", back=1 if tok else 0)
     if ln.peek() != "from":
@@ -630,8 +653,8 @@ def _parse_rule_tokens(ln: _Line, number: int, table_refs: list[tuple[str, _Line
             types: set[int] = set()
             for item, at in ln.comma_list():
                 value = _ICMP_TYPE_NAMES.get(item)
-                if value is None and item.isdigit() and int(item) <= 255:
-                    value = int(item)
+                if value is None:
+                    value = ascii_int(item, 0, 255)
                 if value is None:
                     raise ln.error_at(at, "an ICMP type (0..255 or a name)")
                 types.add(value)
@@ -639,11 +662,11 @@ def _parse_rule_tokens(ln: _Line, number: int, table_refs: list[tuple[str, _Line
         elif opt == "ttl":
             tok = ln.next()
             lo_text, sep, hi_text = tok.partition("-")
-            ok = lo_text.isdigit() and (hi_text.isdigit() if sep else True)
-            lo = int(lo_text) if ok else -1
-            hi = int(hi_text) if ok and sep else lo
-            if not ok or hi > 255:
+            lo_ttl = ascii_int(lo_text, 0, 255)
+            hi_ttl = ascii_int(hi_text, 0, 255) if sep else lo_ttl
+            if lo_ttl is None or hi_ttl is None:
                 raise ln.error("a TTL N or N-M (0..255)", back=1 if tok else 0)
+            lo, hi = lo_ttl, hi_ttl
             if lo > hi:
                 raise ln.error("a TTL range low-high with low <= high", back=1)
             rule = replace(rule, ttl=(lo, hi))
@@ -697,13 +720,11 @@ def _parse_table_line(ln: _Line, tables: dict[str, dict[tuple[int, int], str | N
         raise ln.error("'add'")
     ln.next()
     tok = ln.next()
+    if not tok:
+        raise ln.error("a prefix A.B.C.D/len")
     addr_text, sep, plen_text = tok.partition("/")
-    addr = _parse_quad(addr_text)
-    if addr is None:
-        raise ln.error("a prefix A.B.C.D/len", back=1 if tok else 0)
-    if sep and (not plen_text.isdigit() or int(plen_text) > 32):
-        raise ln.error("a prefix length 0..32", back=1)
-    plen = int(plen_text) if sep else 32
+    addr = _quad_of(ln, addr_text, "a prefix A.B.C.D/len")
+    plen = _prefix_len(ln, plen_text) if sep else 32
     if addr & ~prefix_mask(plen) & 0xFFFFFFFF:
         raise ln.error(f"a prefix without host bits beyond /{plen}", back=1)
     value: str | None = None
@@ -753,7 +774,7 @@ def parse_rules(
     table_refs: list[tuple[str, _Line, int]] = []
     last = 0
     saw_default = False
-    for line_no, raw in enumerate(text.splitlines(), 1):
+    for line_no, raw in file_lines(text):
         body = raw.split("#", 1)[0]
         if not body.strip():
             continue
@@ -765,14 +786,16 @@ def parse_rules(
         if saw_default:
             raise ln.error("nothing after the default rule 65535")
         if ln.peek().isdigit():
-            tok = ln.peek()
-            if tok.isdigit() and int(tok) == DEFAULT_RULE:
+            # Any digits make a rule number; ln.number refuses all but ASCII ones.
+            tok_value = ascii_int(ln.peek(), 0, DEFAULT_RULE)
+            if tok_value == DEFAULT_RULE:
                 ln.rule_no = DEFAULT_RULE
                 default_allow = _parse_default(ln)
                 saw_default = True
                 last = DEFAULT_RULE
                 continue
-            ln.rule_no = int(tok)
+            if tok_value is not None:
+                ln.rule_no = tok_value
             number = ln.number(
                 f"a rule number above {last} and at most {MAX_RULE}", last + 1, MAX_RULE
             )
@@ -815,11 +838,41 @@ def _parse_default(ln: _Line) -> bool:
     return rule.action is Action.ALLOW
 
 
+def read_rules(path: str | Path) -> str:
+    """The text of a rule file: UTF-8 (a leading byte-order mark is dropped), newlines as they
+    are in the file (``\r`` is not turned into a line break, so line numbers are the file's).
+
+    Raises
+    ------
+    OSError
+        The file cannot be read (missing, a directory, no permission).
+    FirewallError
+        The file is not UTF-8: the line and column of the first byte that is not.
+    """
+    data = Path(path).read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        start = data.rfind(b"\n", 0, exc.start) + 1
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = len(data[start : exc.start].decode("utf-8", "replace")) + 1
+        bad = data[exc.start : exc.start + 1]
+        raise FirewallError(
+            str(path),
+            None,
+            line,
+            column,
+            "UTF-8 text",
+            bad.decode("latin-1"),
+            what="",
+            found_text=f"byte 0x{bad.hex()}",
+        ) from None
+
+
 def load_rules(path: str | Path, **kwargs: Any) -> Ruleset:
-    """Read and parse a rule file (errors name the file); keyword arguments as for
-    :func:`parse_rules`."""
-    path = Path(path)
-    return parse_rules(path.read_text(), str(path), **kwargs)
+    """Read (:func:`read_rules`) and parse a rule file (errors name the file); keyword
+    arguments as for :func:`parse_rules`."""
+    return parse_rules(read_rules(path), str(path), **kwargs)
 
 
 # -- compiled form -------------------------------------------------------------------------------

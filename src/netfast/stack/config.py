@@ -5,6 +5,16 @@ every problem raises :class:`ConfigError`, whose message names the file, the key
 (``interface[1].mtu``, ``routes."10.0.0.0/8"``) and the problem.  Unknown keys are errors, so a
 misspelt option never goes unnoticed.  Relative file names are relative to the config file.
 
+Validation accepts only what the router can run with: ``[router]`` numbers are finite and
+within the bounds the ARP cache and ICMP token bucket need (``arp_timeout`` and
+``arp_retry_interval`` above 0, ``arp_retries`` at least 1, ``icmp_burst`` at least 1 unless
+``icmp_rate = 0``); numbers in strings (addresses, prefixes) are ASCII digits
+(:mod:`netfast.textnum`), octets without leading zeros; interface and device names are valid
+Linux names (1..15 bytes, no ``/``, ``:``, whitespace or control characters); an interface
+address is neither its subnet's network or broadcast address nor multicast, loopback or 0/8;
+two ports never share (or nest) a subnet; MACs are unicast and not all zeros.  The route table
+and rules files are checked (:meth:`RouterConfig.check_files`) before anything is loaded.
+
 Schema
 ------
 ::
@@ -62,6 +72,7 @@ Precedence, for a prefix given more than once: table < connected < static.
 from __future__ import annotations
 
 import ipaddress
+import math
 import tomllib
 import zlib
 from collections import Counter
@@ -72,10 +83,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from netfast.ip.iface import IfAddr, Interface, NextHop, parse_if_addr
-from netfast.route.rib import Rib, parse_prefix, prefix_mask
+from netfast.ip.iface import IfAddr, Interface, NextHop
+from netfast.route.rib import Rib, format_prefix, prefix_mask
 from netfast.route.table import DEFAULT_ALGORITHM, RoutingTable, algorithms
-from netfast.wire.ethernet import mac_from_str
+from netfast.textnum import ascii_int, has_leading_zero, parse_quad, shown
+from netfast.wire.ethernet import mac_from_str, mac_to_str
+from netfast.wire.ipv4 import ip_to_str
 
 if TYPE_CHECKING:
     from netfast.link.base import Link
@@ -100,14 +113,19 @@ TABLE_MAPS = ("hash", "nexthop")
 HEADS = ("in", "forward", "out")
 
 _TOP_KEYS = frozenset({"router", "interface", "routes", "neighbors", "firewall"})
-_ROUTER_KEYS = {
-    "icmp_rate": float,
-    "icmp_burst": int,
-    "arp_timeout": float,
-    "arp_hold": int,
-    "arp_retries": int,
-    "arp_retry_interval": float,
+#: ``[router]`` keys: type, lowest value, whether the lowest is allowed, highest value.  The
+#: bounds are those :class:`netfast.ip.router.Router` (its ARP cache and ICMP token bucket) can
+#: run with; ``icmp_burst`` may be 0 only with ``icmp_rate = 0`` (no limit), checked apart.
+_ROUTER_KEYS: dict[str, tuple[type, float, bool, float]] = {
+    "icmp_rate": (float, 0.0, True, 1e9),
+    "icmp_burst": (int, 0, True, 1 << 20),
+    "arp_timeout": (float, 0.0, False, 1e9),
+    "arp_hold": (int, 0, True, 1 << 20),
+    "arp_retries": (int, 1, True, 1 << 20),
+    "arp_retry_interval": (float, 0.0, False, 1e9),
 }
+#: Linux's IFNAMSIZ less the NUL: the longest interface name in bytes.
+IFNAME_MAX = 15
 _IFACE_KEYS = frozenset({"name", "mac", "addresses", "mtu", "link"})
 _ROUTE_OPTIONS = frozenset({"algorithm", "table", "table_map", "hash_over"})
 _FIREWALL_KEYS = frozenset({"rules", "heads"})
@@ -196,6 +214,28 @@ class RouterConfig:
         raise KeyError(name)
 
     # -- building ----------------------------------------------------------------------------
+    def check_files(self) -> None:
+        """Check that the route table and rules files are there and are files, before anything
+        is loaded (so a missing rules file is not found after a long table load).
+
+        Raises
+        ------
+        ConfigError
+            Naming the key (``routes.table``, ``firewall.rules``) and the path.
+        """
+        for key, path in (("routes.table", self.table_file), ("firewall.rules", self.rules_file)):
+            if path is None:
+                continue
+            try:
+                is_file, is_dir = path.is_file(), path.is_dir()
+            except OSError as exc:
+                raise ConfigError(self.path, key, f"{_p(path)}: {_os_problem(exc)}") from None
+            if is_dir:
+                raise ConfigError(self.path, key, f"{_p(path)}: is a directory, not a file")
+            if not is_file:
+                problem = "no such file" if not path.exists() else "not a regular file"
+                raise ConfigError(self.path, key, f"{_p(path)}: {problem}")
+
     def build_table(self) -> RoutingTable:
         """The routing table: the mapped route file, connected subnets and static routes, with
         :class:`~netfast.ip.iface.NextHop` values.
@@ -224,9 +264,15 @@ class RouterConfig:
         from netfast.route.loaders import load_table
 
         assert self.table_file is not None
-        loaded = load_table(
-            self.table_file, value="nexthop" if self.table_map == "nexthop" else "origin"
-        ).rib
+        try:
+            loaded = load_table(
+                self.table_file, value="nexthop" if self.table_map == "nexthop" else "origin"
+            ).rib
+        except OSError as exc:
+            # build_router ran check_files first; here build_table alone, or a file gone since.
+            raise ConfigError(
+                self.path, "routes.table", f"{_p(self.table_file)}: {_os_problem(exc)}"
+            ) from None
         nets, plens, rids = loaded.live_arrays()
         # Map each distinct value once; the routes follow through their value ids.
         choices: list[Hashable] = []
@@ -265,18 +311,20 @@ class RouterConfig:
         Raises
         ------
         netfast.pfil.ipfw.FirewallError
-            The rules do not parse.
+            The rules do not parse, or the file is not UTF-8 (naming its line and column).
         ConfigError
             The rules file cannot be read.
         """
         if self.rules_file is None:
             return None
-        from netfast.pfil.ipfw import parse_rules
+        from netfast.pfil.ipfw import parse_rules, read_rules
 
         try:
-            text = self.rules_file.read_text()
+            text = read_rules(self.rules_file)
         except OSError as exc:
-            raise ConfigError(self.path, "firewall.rules", f"cannot read: {exc}") from exc
+            raise ConfigError(
+                self.path, "firewall.rules", f"{_p(self.rules_file)}: {_os_problem(exc)}"
+            ) from None
         return parse_rules(
             text,
             str(self.rules_file),
@@ -334,9 +382,19 @@ def load_config(path: str | Path) -> RouterConfig:
     """
     p = Path(path)
     try:
-        text = p.read_text()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(str(p), "", f"cannot read: {exc}") from exc
+        data = p.read_bytes()
+    except OSError as exc:
+        raise ConfigError(str(p), "", _os_problem(exc)) from None
+    try:
+        # Decoded as is (no newline translation), so TOML's line numbers are the file's.
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(
+            str(p),
+            "",
+            f"not UTF-8 text (TOML must be): byte 0x{data[exc.start]:02x} on line {line}",
+        ) from None
     return parse_config(text, str(p), base_dir=p.parent)
 
 
@@ -348,8 +406,66 @@ def parse_config(
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(filename, "", f"not valid TOML: {exc}") from exc
+        raise ConfigError(filename, "", f"not valid TOML: {exc}") from None
+    except ValueError:
+        # Python refuses to turn a decimal of more than sys.get_int_max_str_digits() digits into
+        # an int; tomllib lets that ValueError through.
+        raise ConfigError(
+            filename, "", "not usable TOML: an integer with thousands of digits"
+        ) from None
+    except RecursionError:
+        # tomllib parses nested arrays and inline tables by recursion.
+        raise ConfigError(
+            filename, "", "not usable TOML: arrays or inline tables nested too deeply"
+        ) from None
     return _Parser(filename, base_dir or Path(".")).parse(doc)
+
+
+def _os_problem(exc: OSError) -> str:
+    """An OSError as a short phrase (no errno number, no repeated path)."""
+    if isinstance(exc, FileNotFoundError):
+        return "cannot read: no such file"
+    if isinstance(exc, IsADirectoryError):
+        return "cannot read: is a directory, not a file"
+    return f"cannot read: {exc.strerror or exc}"
+
+
+def _num(value: float) -> str:
+    """A number for a message; an integer too long to print whole is described instead."""
+    if isinstance(value, int):
+        return str(value) if -(10**18) < value < 10**18 else f"a {value.bit_length()}-bit integer"
+    return f"{value:g}"
+
+
+def _p(path: Path) -> str:
+    """A path for a message, bounded (a config may name a path of any length)."""
+    return shown(str(path), 200)
+
+
+def _q(text: str) -> str:
+    """A user's string quoted for a message: escaped like repr, cut to a bounded length."""
+    return repr(text) if len(text) <= 60 else repr(text[:60]) + f"... ({len(text):,} characters)"
+
+
+def _ifname_problem(name: str) -> str | None:
+    """Why ``name`` cannot be a Linux interface name (``dev_valid_name``), or None."""
+    size = len(name.encode("utf-8", "surrogatepass"))
+    if not 1 <= size <= IFNAME_MAX:
+        return f"must be 1..{IFNAME_MAX} bytes, is {size}"
+    if name in (".", ".."):
+        return "'.' and '..' are not interface names"
+    for c in name:
+        if c in "/:" or c.isspace() or not c.isprintable():
+            return f"may not contain {c!r} ('/', ':', whitespace and control characters)"
+    return None
+
+
+def _mac_problem(mac: bytes) -> str | None:
+    if mac[0] & 1:
+        return "is a multicast (group) address, not one a port or a neighbour can have"
+    if mac == bytes(6):
+        return "is all zeros, not a station's address"
+    return None
 
 
 def _connected_ifindex(interfaces: Sequence[Interface], addr: int) -> int | None:
@@ -370,7 +486,8 @@ class _Parser:
         self.base = base_dir
 
     def error(self, key: str, problem: str) -> ConfigError:
-        return ConfigError(self.file, key, problem)
+        # Key paths hold the file's own keys: bound and escape them like any user text.
+        return ConfigError(self.file, shown(key, 120), problem)
 
     # -- typed getters -----------------------------------------------------------------------
     def table(self, value: object, key: str) -> dict[str, Any]:
@@ -395,26 +512,62 @@ class _Parser:
         if isinstance(value, bool) or not isinstance(value, int):
             raise self.error(key, f"must be an integer, got {_kind(value)}")
         if not lo <= value <= hi:
-            raise self.error(key, f"{value} is outside {lo}..{hi}")
+            raise self.error(key, f"{_num(value)} is outside {lo}..{hi}")
         return value
 
-    def number(self, value: object, key: str) -> float:
+    def number(self, value: object, key: str, lo: float, lo_ok: bool, hi: float) -> float:
+        """A finite number in ``lo..hi`` (``lo`` itself only when ``lo_ok``)."""
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise self.error(key, f"must be a number, got {_kind(value)}")
-        if value < 0:
-            raise self.error(key, f"{value} is negative")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise self.error(key, f"{value} is not a finite number")
+        if value < lo or (value == lo and not lo_ok):
+            bound = f"at least {lo:g}" if lo_ok else f"above {lo:g}"
+            raise self.error(key, f"{_num(value)} is too small: must be {bound}")
+        if value > hi:
+            raise self.error(key, f"{_num(value)} is too large: must be at most {hi:g}")
         return float(value)
 
     def path(self, value: object, key: str) -> Path:
-        p = Path(self.string(value, key))
+        text = self.string(value, key)
+        if not text or "\0" in text:
+            raise self.error(key, f"{_q(text)} is not a file name")
+        p = Path(text)
         return p if p.is_absolute() else self.base / p
 
-    def address(self, value: object, key: str) -> int:
+    def address(self, value: object, key: str, what: str = "") -> int:
+        text = self.string(value, key)
+        return self.quad(text, key, what)
+
+    def quad(self, text: str, key: str, what: str = "") -> int:
+        """A dotted quad (ASCII digits, no leading zeros); ``what`` names it in the message."""
+        addr = parse_quad(text)
+        if addr is None:
+            label = f"{what} {_q(text)}" if what else _q(text)
+            if has_leading_zero(text):
+                raise self.error(
+                    key, f"{label}: an octet has a leading zero (octal to some tools, not others)"
+                )
+            raise self.error(key, f"{label} is not an IPv4 address")
+        return addr
+
+    def mac(self, value: object, key: str) -> bytes:
         text = self.string(value, key)
         try:
-            return int(ipaddress.IPv4Address(text))
+            mac = mac_from_str(text)
         except ValueError:
-            raise self.error(key, f"{text!r} is not an IPv4 address") from None
+            raise self.error(key, f"not a MAC address: {_q(text)}") from None
+        problem = _mac_problem(mac)
+        if problem is not None:
+            raise self.error(key, f"{mac_to_str(mac)} {problem}")
+        return mac
+
+    def ifname(self, value: object, key: str) -> str:
+        name = self.string(value, key)
+        problem = _ifname_problem(name)
+        if problem is not None:
+            raise self.error(key, f"{_q(name)}: not an interface name: {problem}")
+        return name
 
     # -- sections ----------------------------------------------------------------------------
     def parse(self, doc: dict[str, Any]) -> RouterConfig:
@@ -441,10 +594,18 @@ class _Parser:
         self.unknown(t, frozenset(_ROUTER_KEYS), "router")
         out: dict[str, float | int] = {}
         for k, v in t.items():
-            if _ROUTER_KEYS[k] is int:
-                out[k] = self.integer(v, f"router.{k}", 0, 1 << 20)
+            kind, lo, lo_ok, hi = _ROUTER_KEYS[k]
+            if kind is int:
+                out[k] = self.integer(v, f"router.{k}", int(lo) + (not lo_ok), int(hi))
             else:
-                out[k] = self.number(v, f"router.{k}")
+                out[k] = self.number(v, f"router.{k}", lo, lo_ok, hi)
+        # The ICMP token bucket needs a token to hand out unless it is off (rate 0).
+        if out.get("icmp_burst", 1) < 1 and out.get("icmp_rate", 1.0) > 0:
+            raise self.error(
+                "router.icmp_burst",
+                f"{out['icmp_burst']} is too small: the ICMP rate limit needs a burst of at "
+                "least 1 (or icmp_rate = 0 for no limit)",
+            )
         return out
 
     def interface(self, raw: object, i: int) -> InterfaceConfig:
@@ -454,13 +615,8 @@ class _Parser:
         for required in ("name", "mac"):
             if required not in t:
                 raise self.error(f"{key}.{required}", "missing")
-        name = self.string(t["name"], f"{key}.name")
-        if not 1 <= len(name) <= 15:
-            raise self.error(f"{key}.name", f"{name!r}: must be 1..15 characters")
-        try:
-            mac = mac_from_str(self.string(t["mac"], f"{key}.mac"))
-        except ValueError as exc:
-            raise self.error(f"{key}.mac", str(exc)) from None
+        name = self.ifname(t["name"], f"{key}.name")
+        mac = self.mac(t["mac"], f"{key}.mac")
         addrs_raw = t.get("addresses", [])
         if not isinstance(addrs_raw, list):
             raise self.error(f"{key}.addresses", f"must be an array, got {_kind(addrs_raw)}")
@@ -471,10 +627,29 @@ class _Parser:
 
     def if_addr(self, value: object, key: str) -> IfAddr:
         text = self.string(value, key)
-        try:
-            return parse_if_addr(text)
-        except ValueError as exc:
-            raise self.error(key, str(exc)) from None
+        addr_text, sep, plen_text = text.partition("/")
+        if parse_quad(addr_text) is None and not has_leading_zero(addr_text):
+            raise self.error(
+                key, f"{_q(text)} is not an address with a prefix length (198.18.0.1/24)"
+            )
+        if not sep:
+            raise self.error(key, f"{_q(text)} needs a prefix length (198.18.0.1/24)")
+        addr = self.quad(addr_text, key)
+        plen = ascii_int(plen_text, 1, 32)
+        if plen is None:
+            raise self.error(key, f"{_q(text)}: the prefix length must be 1..32")
+        a = IfAddr(addr, plen)
+        if addr >> 28 == 0xE or addr == 0xFFFFFFFF or addr >> 24 in (0, 127):
+            raise self.error(
+                key, f"{_q(text)}: a multicast, broadcast, 0/8 or loopback address is no port's"
+            )
+        # RFC 3021: a /31 has no network or broadcast address; a /32 is the host alone.
+        if plen <= 30 and addr in (a.network, a.broadcast):
+            which = "network" if addr == a.network else "broadcast"
+            raise self.error(
+                key, f"{_q(text)} is the {which} address of its subnet, not a host's address"
+            )
+        return a
 
     def link(self, raw: object, key: str) -> LinkConfig:
         t = self.table(raw, key)
@@ -482,17 +657,20 @@ class _Parser:
             raise self.error(f"{key}.type", f"missing (one of {', '.join(LINK_TYPES)})")
         kind = self.string(t["type"], f"{key}.type")
         if kind not in LINK_TYPES:
-            raise self.error(f"{key}.type", f"{kind!r}: expected one of {', '.join(LINK_TYPES)}")
+            raise self.error(f"{key}.type", f"{_q(kind)}: expected one of {', '.join(LINK_TYPES)}")
         self.unknown(t, LINK_TYPES[kind] | {"type"}, key)
         if kind == "pcap":
+            pcap_out = self.path(t["out"], f"{key}.out") if "out" in t else None
+            if pcap_out is not None and pcap_out.is_dir():
+                raise self.error(f"{key}.out", f"{_p(pcap_out)}: is a directory, not a file")
             return LinkConfig(
                 kind,
                 pcap_in=self.path(t["in"], f"{key}.in") if "in" in t else None,
-                pcap_out=self.path(t["out"], f"{key}.out") if "out" in t else None,
+                pcap_out=pcap_out,
             )
         if "device" not in t:
             raise self.error(f"{key}.device", "missing: the OS interface to use")
-        device = self.string(t["device"], f"{key}.device")
+        device = self.ifname(t["device"], f"{key}.device")
         promiscuous = t.get("promiscuous", True)
         if not isinstance(promiscuous, bool):
             raise self.error(
@@ -503,12 +681,13 @@ class _Parser:
     def check_unique(self, interfaces: list[InterfaceConfig]) -> None:
         names: dict[str, int] = {}
         addrs: dict[int, int] = {}
+        subnets: list[tuple[IfAddr, int, int]] = []
         for ic in interfaces:
             i = ic.interface.index
             if ic.interface.name in names:
                 raise self.error(
                     f"interface[{i}].name",
-                    f"{ic.interface.name!r} is already interface[{names[ic.interface.name]}]",
+                    f"{_q(ic.interface.name)} is already interface[{names[ic.interface.name]}]",
                 )
             names[ic.interface.name] = i
             for j, a in enumerate(ic.interface.addrs):
@@ -518,6 +697,17 @@ class _Parser:
                         f"{ipaddress.IPv4Address(a.addr)} is already on interface[{addrs[a.addr]}]",
                     )
                 addrs[a.addr] = i
+                # Two ports on one subnet (or nested ones): which port reaches a host in it
+                # would depend on prefix lengths, and a connected route would hide another.
+                for other, oi, oj in subnets:
+                    if oi != i and _overlap(a, other):
+                        raise self.error(
+                            f"interface[{i}].addresses[{j}]",
+                            f"{format_prefix(a.network, a.plen)} overlaps "
+                            f"{format_prefix(other.network, other.plen)} of "
+                            f"interface[{oi}].addresses[{oj}]: two ports cannot share a subnet",
+                        )
+                subnets.append((a, i, j))
 
     def next_hop(self, value: object, key: str, ifaces: list[Interface]) -> NextHop:
         """``"via GW [dev NAME]"`` or ``"dev NAME"``."""
@@ -526,7 +716,9 @@ class _Parser:
         opts: dict[str, str] = {}
         while words:
             if len(words) < 2 or words[0] not in ("via", "dev") or words[0] in opts:
-                raise self.error(key, f"{text!r}: expected 'via GATEWAY [dev NAME]' or 'dev NAME'")
+                raise self.error(
+                    key, f"{_q(text)}: expected 'via GATEWAY [dev NAME]' or 'dev NAME'"
+                )
             opts[words[0]] = words[1]
             words = words[2:]
         if not opts:
@@ -534,20 +726,31 @@ class _Parser:
         by_name = {i.name: i.index for i in ifaces}
         dev = opts.get("dev")
         if dev is not None and dev not in by_name:
-            raise self.error(key, f"no interface called {dev!r} (have {', '.join(by_name)})")
+            raise self.error(key, f"no interface called {_q(dev)} (have {', '.join(by_name)})")
         if "via" not in opts:
             assert dev is not None
             return NextHop(by_name[dev], None)
-        try:
-            gw = int(ipaddress.IPv4Address(opts["via"]))
-        except ValueError:
-            raise self.error(key, f"gateway {opts['via']!r} is not an IPv4 address") from None
+        gw = self.quad(opts["via"], key, "gateway")
+        gw_text = ip_to_str(gw)
+        if any(a.addr == gw for i in ifaces for a in i.addrs):
+            raise self.error(key, f"gateway {gw_text} is this router's own address")
         connected = _connected_ifindex(ifaces, gw)
         if connected is None:
-            raise self.error(key, f"gateway {opts['via']} is in no connected subnet")
+            raise self.error(key, f"gateway {gw_text} is in no connected subnet")
         if dev is not None and by_name[dev] != connected:
-            raise self.error(key, f"gateway {opts['via']} is not in a subnet of {dev}")
+            raise self.error(key, f"gateway {gw_text} is not in a subnet of {dev}")
         return NextHop(connected, gw)
+
+    def prefix(self, text: str, key: str) -> tuple[int, int]:
+        """``A.B.C.D/len`` (ASCII digits, no leading zeros, no host bits)."""
+        addr_text, _, plen_text = text.partition("/")
+        net = self.quad(addr_text, key, "prefix")
+        plen = ascii_int(plen_text, 0, 32)
+        if plen is None:
+            raise self.error(key, f"prefix length {_q(plen_text)} is not an integer 0..32")
+        if net & ~prefix_mask(plen) & 0xFFFFFFFF:
+            raise self.error(key, f"{_q(text)} has host bits set beyond /{plen}")
+        return net, plen
 
     def routes(self, t: dict[str, Any], cfg: RouterConfig) -> None:
         ifaces = cfg.ifaces
@@ -561,16 +764,13 @@ class _Parser:
                     'unknown key (expected a prefix such as "10.0.0.0/8" or one of '
                     f"{', '.join(sorted(_ROUTE_OPTIONS))})",
                 )
-            try:
-                net, plen = parse_prefix(k)
-            except ValueError as exc:
-                raise self.error(key, str(exc)) from None
+            net, plen = self.prefix(k, key)
             cfg.static_routes.append(StaticRoute(net, plen, self.next_hop(v, key, ifaces)))
         if "algorithm" in t:
             name = self.string(t["algorithm"], "routes.algorithm")
             if name not in algorithms():
                 raise self.error(
-                    "routes.algorithm", f"{name!r}: expected one of {', '.join(algorithms())}"
+                    "routes.algorithm", f"{_q(name)}: expected one of {', '.join(algorithms())}"
                 )
             cfg.algorithm = name
         if "table" in t:
@@ -579,7 +779,7 @@ class _Parser:
             if cfg.table_map not in TABLE_MAPS:
                 raise self.error(
                     "routes.table_map",
-                    f"{cfg.table_map!r}: expected one of {', '.join(TABLE_MAPS)}",
+                    f"{_q(cfg.table_map)}: expected one of {', '.join(TABLE_MAPS)}",
                 )
             if cfg.table_map == "hash":
                 over = t.get("hash_over")
@@ -603,18 +803,16 @@ class _Parser:
         out = []
         for k, v in t.items():
             key = f'neighbors."{k}"'
-            try:
-                addr = int(ipaddress.IPv4Address(k))
-            except ValueError:
-                raise self.error(key, f"{k!r} is not an IPv4 address") from None
+            addr = self.quad(k, key)
             ifindex = _connected_ifindex(cfg.ifaces, addr)
             if ifindex is None:
                 raise self.error(key, f"{k} is in no connected subnet")
-            try:
-                mac = mac_from_str(self.string(v, key))
-            except ValueError as exc:
-                raise self.error(key, str(exc)) from None
-            out.append((ifindex, addr, mac))
+            for a in cfg.ifaces[ifindex].addrs:
+                if addr == a.addr:
+                    raise self.error(key, f"{k} is this router's own address")
+                if a.plen <= 30 and addr in (a.network, a.broadcast):
+                    raise self.error(key, f"{k} is a network or broadcast address, not a host's")
+            out.append((ifindex, addr, self.mac(v, key)))
         return out
 
     def firewall(self, t: dict[str, Any], cfg: RouterConfig) -> None:
@@ -628,9 +826,14 @@ class _Parser:
         for j, h in enumerate(heads):
             if self.string(h, f"firewall.heads[{j}]") not in HEADS:
                 raise self.error(
-                    f"firewall.heads[{j}]", f"{h!r}: expected one of {', '.join(HEADS)}"
+                    f"firewall.heads[{j}]", f"{_q(h)}: expected one of {', '.join(HEADS)}"
                 )
         cfg.firewall_heads = tuple(dict.fromkeys(heads))
+
+
+def _overlap(a: IfAddr, b: IfAddr) -> bool:
+    plen = min(a.plen, b.plen)
+    return (a.network ^ b.network) & prefix_mask(plen) == 0
 
 
 def _kind(value: object) -> str:
@@ -715,6 +918,7 @@ def build_router(
     from netfast.ip.router import Router
     from netfast.pfil.heads import PfilHeads
 
+    cfg.check_files()
     if table is None:
         table = cfg.build_table()
     ruleset = cfg.load_ruleset()
