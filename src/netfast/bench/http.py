@@ -38,6 +38,16 @@ Sections
     :data:`SELECT_LIMIT` and more are skipped for it (a row says so).  The paper's claim: with
     poll/select the response time grows with ``K``, with kqueue (here epoll) it stays flat.
 
+    :func:`measure_figure18_tap` adds the line ``netfast-kqueue``: the netfast backend
+    (netfast's TCP/IP and its :class:`~netfast.stack.kqueue.EventQueue`) on a TAP, the idle
+    connections and the probes made by one client process in the namespace; counts above
+    :data:`FIG18_TAP_LIMIT` are skipped rows (netfast would take minutes to set them up).
+    :func:`measure_retrieval` isolates the mechanism on netfast's two-host simulator: the
+    microseconds one round of event retrieval takes with ``K`` idle connections and one active,
+    ``EventQueue.events()`` (``netfast-eventqueue``) against a poll(2)-style ``readiness()``
+    call on every registered socket (``netfast-scan``), and the host stack's own per-round pass
+    (``netfast-stackpoll``) for reference; these rows have section ``figure18-queue``.
+
 Fairness and noise
 ------------------
 Everything runs in one process tree on one (shared, noisy) machine: wrk with one thread on one
@@ -50,8 +60,10 @@ with ``skipped`` or ``error``.
 
 Bounds: each server start waits at most :data:`READY_TIMEOUT` s for the file to be served; every
 wrk run is killed :data:`WRK_GRACE` s after its duration; opening the idle connections of one
-Figure 18 point may take at most :data:`OPEN_TIMEOUT` s.  Addresses: loopback, and
-198.18.31.0/24 (reserved for benchmarking) inside the namespace of the ``tap`` section.
+Figure 18 point may take at most :data:`OPEN_TIMEOUT` s (the in-process set-up
+:data:`QUEUE_SETUP_TIMEOUT` s).  Addresses: loopback, 198.18.31.0/24 (reserved for benchmarking)
+inside the namespace of the ``tap`` section, 198.18.32.0/24 inside that of the ``netfast-kqueue``
+line, and the simulator's 198.18.0.0/24 (no real interface).
 """
 
 from __future__ import annotations
@@ -60,6 +72,7 @@ import contextlib
 import hashlib
 import http.client
 import itertools
+import json
 import os
 import platform
 import re
@@ -127,6 +140,22 @@ TAP_PREFIX = "198.18.31"
 KERNEL_IP = f"{TAP_PREFIX}.1"
 NETFAST_IP = f"{TAP_PREFIX}.2"
 TAP_PORT = 80
+
+#: The /24 (reserved for benchmarking) of the netfast backend's Figure 18 line.
+FIG18_TAP_PREFIX = "198.18.32"
+#: Idle connections the netfast backend's Figure 18 line goes up to at most.  Measured on a
+#: loaded 2-CPU machine: 0 -> 100 idle connections took 0.4 s, 500 -> 1000 8.5 s, 1000 -> 2000
+#: 35 s, 2000 -> 3000 60 s, and 3000 -> 5000 did not finish within OPEN_TIMEOUT (120 s); a
+#: quieter run took 21 s for 900 -> 2000.  Each new connection costs netfast's loop more the more
+#: it already holds (its TCP timer pass visits every connection each round).
+FIG18_TAP_LIMIT = 2000
+#: Seconds the namespace's client may take per idle-connection count, beyond opening them.
+FIG18_TAP_GRACE = 60.0
+#: Idle-connection counts and rounds of the in-process measurement (:func:`measure_retrieval`).
+FIG18_QUEUE_COUNTS = (0, 100, 1000, 5000, 10000)
+FIG18_QUEUE_QUICK_COUNTS = (0, 100, 1000)
+FIG18_QUEUE_ROUNDS = 100
+FIG18_QUEUE_QUICK_ROUNDS = 50
 
 HTTP_SERVER_NOTE = (
     "no worker option: one process, a thread per connection; HTTP/1.0, so every response "
@@ -653,6 +682,110 @@ print(r.status, hashlib.sha256(r.read()).hexdigest())
 """
 
 
+@dataclass(slots=True)
+class TapServer:
+    """``netfast httpd --backend netfast`` on a TAP whose kernel side is in namespace ``ns``."""
+
+    server: Server
+    ns: str
+    tap: str
+    #: Whether the small file fetched from the namespace had the file's SHA-256.
+    content_ok: bool
+
+
+@contextlib.contextmanager
+def netfast_on_tap(
+    root: Path,
+    tmp: Path,
+    *,
+    prefix: str = TAP_PREFIX,
+    extra: Sequence[str] = (),
+    progress: Callable[[str], None] | None = None,
+) -> Iterator[TapServer]:
+    """Run the netfast backend on a TAP (as root), its kernel side in a namespace made for it,
+    until the block ends; the server, the namespace and the TAP are always removed.
+
+    The TAP is created persistent in the root namespace; ``netfast httpd --backend netfast``
+    attaches to it by name with address ``prefix.2/24``; then the interface moves into the
+    namespace (the descriptor stays attached) and gets the kernel's address ``prefix.1/24``
+    there.  ``extra`` is added to the server's command line.  Yields once netfast answers an
+    ICMP echo and serves :data:`SMALL_FILE` (with status 200) to the namespace.
+
+    Raises
+    ------
+    BenchError, RuntimeError, OSError, subprocess.TimeoutExpired
+        When a step of the set-up fails (the message says which).
+    """
+    kernel_ip, netfast_ip = f"{prefix}.1", f"{prefix}.2"
+    n = next(_names)
+    ns, tap = f"nfhttp{os.getpid()}x{n}", f"nfh{os.getpid()}x{n}"
+    work = tmp / f"tap-{n}"
+    work.mkdir(parents=True)
+    ns_made = tap_made = False
+    proc: subprocess.Popen[bytes] | None = None
+    try:
+        _run("ip", "tuntap", "add", "dev", tap, "mode", "tap")
+        tap_made = True
+        _run("ip", "netns", "add", ns)
+        ns_made = True
+        argv = [
+            sys.executable,
+            "-m",
+            "netfast",
+            "httpd",
+            str(root),
+            "--backend",
+            "netfast",
+            "--tap",
+            tap,
+            "--addr",
+            f"{netfast_ip}/24",
+            "--port",
+            str(TAP_PORT),
+            "--access-log",
+            "off",
+            *extra,
+        ]
+        proc = _spawn(argv, work / "server.log", cwd=work)
+        server = Server("netfast-tap", proc, work / "server.log", f"http://{netfast_ip}:{TAP_PORT}")
+        deadline = time.monotonic() + READY_TIMEOUT
+        while "serving" not in server.log.read_text(errors="replace"):
+            if not server.alive() or time.monotonic() > deadline:
+                raise BenchError(
+                    f"netfast httpd (netfast backend) did not start: {server.log_tail()}"
+                )
+            time.sleep(0.05)
+        _run("ip", "link", "set", "dev", tap, "netns", ns)
+        for scope in ("all", "default"):  # no DAD, MLD or router solicitations
+            _run("sh", "-c", f"echo 1 > /proc/sys/net/ipv6/conf/{scope}/disable_ipv6", ns=ns)
+        _run("ip", "link", "set", "lo", "up", ns=ns)
+        _run("ip", "addr", "add", f"{kernel_ip}/24", "dev", tap, ns=ns)
+        _run("ip", "link", "set", "dev", tap, "up", ns=ns)
+        if progress is not None:
+            progress("tap: waiting for netfast to answer")
+        deadline = time.monotonic() + READY_TIMEOUT
+        while not icmp_echo(ns, netfast_ip, timeout=1.0):
+            if not server.alive() or time.monotonic() > deadline:
+                raise BenchError(f"the kernel cannot reach netfast over {tap}: {server.log_tail()}")
+        out = _run(
+            sys.executable, "-c", _FETCH_CHILD, netfast_ip, str(TAP_PORT), f"/{SMALL_FILE}", ns=ns
+        ).split()
+        want = hashlib.sha256((root / SMALL_FILE).read_bytes()).hexdigest()
+        if not out or out[0] != "200":
+            raise BenchError(f"netfast over the TAP answered {' '.join(out) or 'nothing'}")
+        yield TapServer(server, ns, tap, content_ok=len(out) > 1 and out[1] == want)
+    finally:
+        if proc is not None:
+            stop_process(proc)
+        if ns_made:
+            _run("ip", "link", "delete", tap, ns=ns, check=False)
+            with contextlib.suppress(RuntimeError, OSError, subprocess.TimeoutExpired):
+                _run("ip", "netns", "delete", ns)
+        if tap_made:  # still in the root namespace when the move did not happen
+            with contextlib.suppress(OSError, subprocess.TimeoutExpired):
+                _run("ip", "link", "delete", tap, check=False)
+
+
 def measure_tap(
     root: Path,
     tmp: Path,
@@ -660,12 +793,8 @@ def measure_tap(
     seconds: int,
     progress: Callable[[str], None] | None = None,
 ) -> list[dict[str, Any]]:
-    """The ``tap`` section: the netfast backend on a TAP, wrk in a namespace on the other side.
-
-    The TAP is created persistent in the root namespace; ``netfast httpd --backend netfast``
-    attaches to it by name; then the interface moves into a namespace made for the run (the
-    descriptor stays attached) and gets the kernel's address there.
-    """
+    """The ``tap`` section: the netfast backend on a TAP (:func:`netfast_on_tap`), wrk in the
+    namespace on the other side."""
     loads = (
         ("tap-keepalive", SMALL_FILE, SMALL_CONNECTIONS),
         ("tap-large", large_name(TAP_LARGE_BYTES), LARGE_CONNECTIONS),
@@ -684,90 +813,27 @@ def measure_tap(
     reason = tap_environment() or (None if shutil.which("wrk") else "wrk is not installed")
     if reason is not None:
         return [{**b, "skipped": reason} for b in bases]
-    n = next(_names)
-    ns, tap = f"nfhttp{os.getpid()}x{n}", f"nfh{os.getpid()}x{n}"
-    work = tmp / f"tap-{n}"
-    work.mkdir(parents=True)
-    ns_made = tap_made = False
-    proc: subprocess.Popen[bytes] | None = None
     rows: list[dict[str, Any]] = []
     try:
-        _run("ip", "tuntap", "add", "dev", tap, "mode", "tap")
-        tap_made = True
-        _run("ip", "netns", "add", ns)
-        ns_made = True
-        argv = [
-            sys.executable,
-            "-m",
-            "netfast",
-            "httpd",
-            str(root),
-            "--backend",
-            "netfast",
-            "--tap",
-            tap,
-            "--addr",
-            f"{NETFAST_IP}/24",
-            "--port",
-            str(TAP_PORT),
-            "--access-log",
-            "off",
-        ]
-        proc = _spawn(argv, work / "server.log", cwd=work)
-        server = Server("netfast-tap", proc, work / "server.log", f"http://{NETFAST_IP}:{TAP_PORT}")
-        deadline = time.monotonic() + READY_TIMEOUT
-        while "serving" not in server.log.read_text(errors="replace"):
-            if not server.alive() or time.monotonic() > deadline:
-                raise BenchError(
-                    f"netfast httpd (netfast backend) did not start: {server.log_tail()}"
+        with netfast_on_tap(root, tmp, progress=progress) as ts:
+            for b in bases:
+                if progress is not None:
+                    progress(f"tap: {b['load']}")
+                rows.append(
+                    _wrk_row(
+                        {**b, "content_ok": ts.content_ok},
+                        ts.server,
+                        f"{ts.server.url}/{b['file']}",
+                        seconds=seconds,
+                        connections=b["connections"],
+                        close=False,
+                        ns=ts.ns,
+                        request_timeout=60.0,
+                    )
                 )
-            time.sleep(0.05)
-        _run("ip", "link", "set", "dev", tap, "netns", ns)
-        for scope in ("all", "default"):  # no DAD, MLD or router solicitations
-            _run("sh", "-c", f"echo 1 > /proc/sys/net/ipv6/conf/{scope}/disable_ipv6", ns=ns)
-        _run("ip", "link", "set", "lo", "up", ns=ns)
-        _run("ip", "addr", "add", f"{KERNEL_IP}/24", "dev", tap, ns=ns)
-        _run("ip", "link", "set", "dev", tap, "up", ns=ns)
-        if progress is not None:
-            progress("tap: waiting for netfast to answer")
-        deadline = time.monotonic() + READY_TIMEOUT
-        while not icmp_echo(ns, NETFAST_IP, timeout=1.0):
-            if not server.alive() or time.monotonic() > deadline:
-                raise BenchError(f"the kernel cannot reach netfast over {tap}: {server.log_tail()}")
-        out = _run(
-            sys.executable, "-c", _FETCH_CHILD, NETFAST_IP, str(TAP_PORT), f"/{SMALL_FILE}", ns=ns
-        ).split()
-        want = hashlib.sha256((root / SMALL_FILE).read_bytes()).hexdigest()
-        if not out or out[0] != "200":
-            raise BenchError(f"netfast over the TAP answered {' '.join(out) or 'nothing'}")
-        for b in bases:
-            if progress is not None:
-                progress(f"tap: {b['load']}")
-            rows.append(
-                _wrk_row(
-                    {**b, "content_ok": out[1] == want},
-                    server,
-                    f"{server.url}/{b['file']}",
-                    seconds=seconds,
-                    connections=b["connections"],
-                    close=False,
-                    ns=ns,
-                    request_timeout=60.0,
-                )
-            )
     except (BenchError, RuntimeError, OSError, subprocess.TimeoutExpired) as exc:
         done = {r["load"] for r in rows}
         rows += [{**b, "error": str(exc)} for b in bases if b["load"] not in done]
-    finally:
-        if proc is not None:
-            stop_process(proc)
-        if ns_made:
-            _run("ip", "link", "delete", tap, ns=ns, check=False)
-            with contextlib.suppress(RuntimeError, OSError, subprocess.TimeoutExpired):
-                _run("ip", "netns", "delete", ns)
-        if tap_made:  # still in the root namespace when the move did not happen
-            with contextlib.suppress(OSError, subprocess.TimeoutExpired):
-                _run("ip", "link", "delete", tap, check=False)
     return rows
 
 
@@ -1006,9 +1072,421 @@ def measure_figure18(
     return rows
 
 
+# -- Figure 18, the netfast backend over a TAP --
+
+# Runs in the namespace (``ip netns exec NS python -c SCRIPT COUNTS N URL BUDGET WARMUP TIMEOUT``):
+# for each idle count in COUNTS (ascending) it opens idle keep-alive connections up to that count
+# (each has one request answered, then idles), then times N sequential requests on one more
+# keep-alive connection after WARMUP untimed ones, and prints one JSON line.  Standard library only.
+_IDLE_CLIENT = r"""
+import json, re, resource, select, socket, sys, time
+counts = [int(k) for k in sys.argv[1].split(",") if k]
+probes, url, budget = int(sys.argv[2]), sys.argv[3], float(sys.argv[4])
+warmup, timeout = int(sys.argv[5]), float(sys.argv[6])
+host, port, path = re.fullmatch(r"http://([^/:]+):([0-9]+)(/.*)", url).groups()
+need = max(counts, default=0) + 64
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+if soft < need:
+    big = hard == resource.RLIM_INFINITY or hard >= need
+    resource.setrlimit(resource.RLIMIT_NOFILE, (need, hard if big else need))
+request = f"GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode()
+
+def exchange(sock, buf):
+    sock.sendall(request)
+    while (end := buf.find(b"\r\n\r\n")) < 0:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("the server closed the connection")
+        buf += chunk
+    head = bytes(buf[:end]).decode("latin-1")
+    m = re.search(r"^content-length:\s*([0-9]+)", head, re.M | re.I)
+    size = end + 4 + (int(m.group(1)) if m else 0)
+    while len(buf) < size:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("the server closed the connection mid-response")
+        buf += chunk
+    del buf[:size]
+    status = int(head.split(None, 2)[1])
+    if status != 200:
+        raise RuntimeError(f"the server answered {status}")
+
+def connect():
+    s = socket.create_connection((host, int(port)), timeout=timeout)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return s
+
+idle = []
+for k in counts:
+    row = {"idle": k}
+    try:
+        t0 = time.monotonic()
+        while len(idle) < k:
+            if time.monotonic() - t0 > budget:
+                why = f"opened only {len(idle)} of {k} idle connections in {budget:g} s"
+                raise TimeoutError(why)
+            idle.append(connect())
+            exchange(idle[-1], bytearray())
+        row["open_s"] = time.monotonic() - t0
+        buf, lat = bytearray(), []
+        with connect() as s:
+            for _ in range(warmup):
+                exchange(s, buf)
+            for _ in range(probes):
+                t = time.perf_counter()
+                exchange(s, buf)
+                lat.append((time.perf_counter() - t) * 1e6)
+        p = select.poll()
+        for s in idle:
+            p.register(s.fileno(), select.POLLIN)
+        row.update(latencies_us=lat, idle_open=len(idle) - len(p.poll(0)))
+    except Exception as exc:
+        row["error"] = f"{type(exc).__name__}: {exc}"
+    print(json.dumps(row), flush=True)
+    if "error" in row:
+        break
+"""
+
+
+def _json_lines(proc: subprocess.Popen[bytes], deadline: float) -> Iterator[dict[str, Any]]:
+    """The JSON lines ``proc`` prints until it ends; BenchError when ``deadline`` (monotonic)
+    passes first.  Lines that are not JSON objects are skipped."""
+    assert proc.stdout is not None
+    fd = proc.stdout.fileno()
+    buf = b""
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise BenchError("the namespace's client did not finish in time")
+        if select.select([fd], [], [], min(left, 1.0))[0]:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                break
+            buf += chunk
+            *lines, buf = buf.split(b"\n")
+            for line in lines:
+                with contextlib.suppress(ValueError):
+                    doc = json.loads(line)
+                    if isinstance(doc, dict):
+                        yield doc
+
+
+def measure_figure18_tap(
+    root: Path,
+    tmp: Path,
+    *,
+    counts: Sequence[int] = FIG18_COUNTS,
+    probes: int = FIG18_PROBES,
+    limit: int = FIG18_TAP_LIMIT,
+    warmup: int = 20,
+    progress: Callable[[str], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Figure 18's ``netfast-kqueue`` line: the netfast backend (netfast's own TCP/IP and its
+    :class:`~netfast.stack.kqueue.EventQueue`) on a TAP (:func:`netfast_on_tap`), the clients
+    in the namespace on the kernel's side.
+
+    One client process (:data:`_IDLE_CLIENT`, run with ``ip netns exec``) walks the counts
+    upwards: it opens idle keep-alive connections until it holds ``K`` (each has one request
+    answered first), then times ``probes`` sequential requests on one more connection.  Counts
+    above ``limit`` are skipped rows: netfast's TCP in Python sets up connections at a few
+    hundred to a few thousand per second, and the rate falls as connections accumulate (its
+    timer pass visits every connection each round), so larger counts would take minutes.
+    Opening the connections of one count may take :data:`OPEN_TIMEOUT` s at most."""
+    counts = sorted(set(counts))
+    base: dict[str, Any] = {
+        "section": "figure18",
+        "server": "netfast-tap",
+        "poller": "kqueue",
+        "line": "netfast-kqueue",
+        "backend": "netfast",
+        "workers": 1,
+    }
+    rows: dict[int, dict[str, Any]] = {}
+    for k in counts:
+        if k > limit:
+            rows[k] = {
+                **base,
+                "idle": k,
+                "skipped": f"more than {limit} idle connections: netfast's TCP would take too "
+                "long to set them up over the TAP",
+            }
+    usable = [k for k in counts if k <= limit]
+    reason = tap_environment()
+    if reason is not None:
+        rows.update({k: {**base, "idle": k, "skipped": reason} for k in usable})
+        usable = []
+    if usable:
+        try:
+            _run_tap_client(root, tmp, base, usable, probes, warmup, rows, progress)
+        except (BenchError, RuntimeError, OSError, subprocess.TimeoutExpired) as exc:
+            for k in usable:
+                rows.setdefault(k, {**base, "idle": k, "error": str(exc)})
+    return [rows[k] for k in counts]
+
+
+def _run_tap_client(
+    root: Path,
+    tmp: Path,
+    base: dict[str, Any],
+    counts: Sequence[int],
+    probes: int,
+    warmup: int,
+    rows: dict[int, dict[str, Any]],
+    progress: Callable[[str], None] | None,
+) -> None:
+    extra = [
+        "--idle-timeout",
+        str(FIG18_IDLE_TIMEOUT),
+        "--max-connections",
+        str(max(counts) + 128),
+    ]
+    with netfast_on_tap(root, tmp, prefix=FIG18_TAP_PREFIX, extra=extra, progress=progress) as ts:
+        argv = [
+            "ip", "netns", "exec", ts.ns, sys.executable, "-c", _IDLE_CLIENT,
+            ",".join(map(str, counts)), str(probes), f"{ts.server.url}/{SMALL_FILE}",
+            f"{OPEN_TIMEOUT:g}", str(warmup), f"{REQUEST_TIMEOUT:g}",
+        ]  # fmt: skip
+        log = ts.server.log.with_name("client.log")
+        with open(log, "wb") as err:
+            proc = subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err,
+                start_new_session=True,
+            )  # fmt: skip
+        try:
+            if progress is not None:
+                progress(f"figure 18: netfast backend, {counts[0]} idle connections")
+            deadline = time.monotonic() + len(counts) * (OPEN_TIMEOUT + FIG18_TAP_GRACE)
+            for doc in _json_lines(proc, deadline):
+                k = doc.get("idle")
+                if not isinstance(k, int) or k not in counts:
+                    continue
+                row: dict[str, Any] = {**base, "idle": k, "content_ok": ts.content_ok}
+                if "error" in doc:
+                    rows[k] = {**row, "error": f"client: {doc['error']}"}
+                    continue
+                lat = sorted(doc["latencies_us"])
+                row.update(
+                    probes=len(lat),
+                    open_s=doc["open_s"],
+                    idle_open=doc["idle_open"],
+                )
+                if lat:
+                    row.update(
+                        median_us=_percentile(lat, 50),
+                        p99_us=_percentile(lat, 99),
+                        mean_us=sum(lat) / len(lat),
+                    )
+                flags = []
+                if row["idle_open"] < k:
+                    flags.append(f"only {row['idle_open']} of {k} idle connections open")
+                if not ts.server.alive():
+                    row["server_died"] = True
+                    flags.append(f"the server died: {ts.server.log_tail()}")
+                if flags:
+                    row["flagged"] = "; ".join(flags)
+                rows[k] = row
+                later = [c for c in counts if c > k]
+                if progress is not None and later:
+                    progress(f"figure 18: netfast backend, {later[0]} idle connections")
+        finally:
+            stop_process(proc)
+        if proc.returncode not in (0, None, -signal.SIGTERM, -signal.SIGKILL):
+            why = f"the namespace's client exited with {proc.returncode}: "
+            why += _tail(log.read_text(errors="replace"))
+            for k in counts:
+                rows.setdefault(k, {**base, "idle": k, "error": why})
+        for k in counts:
+            rows.setdefault(k, {**base, "idle": k, "error": "the namespace's client gave no row"})
+
+
+# -- Figure 18's mechanism, in process --
+
+#: Wall-clock seconds the in-process measurement may spend setting up connections, per count.
+QUEUE_SETUP_TIMEOUT = 120.0
+#: Connections started at once while the in-process set-up grows (each step of the simulator
+#: visits every connection, so one at a time would cost the square of the count).
+_QUEUE_BATCH = 500
+_QUEUE_LINES = ("eventqueue", "scan", "stackpoll")
+
+
+def measure_retrieval(
+    counts: Sequence[int] = FIG18_QUEUE_COUNTS,
+    *,
+    rounds: int = FIG18_QUEUE_ROUNDS,
+    active: int = 1,
+    progress: Callable[[str], None] | None = None,
+) -> list[dict[str, Any]]:
+    """What the paper's mechanism costs, without the TAP: on netfast's two-host simulator
+    (:class:`~netfast.stack.sim.HostPair`, virtual clock) host B listens, every connection it
+    accepts is registered for reading in one :class:`~netfast.stack.kqueue.EventQueue` (with
+    the listener, as ``netfast httpd`` does), ``K`` of them idle and ``active`` (1) of them sent
+    a few bytes each round.  Once those bytes are readable, the server side's event retrieval is
+    timed (``perf_counter``, garbage collection paused, the two orders alternating by round):
+
+    ``eventqueue``
+        one :meth:`EventQueue.events` call;
+    ``scan``
+        what poll(2) does: ``readiness()`` of every registered socket, the ready ones
+        collected;
+    ``stackpoll``
+        for reference, the host stack's own per-round pass on host B (``Stack.poll`` and
+        ``Stack.poll_at``, which :func:`~netfast.stack.hostrun.run_host` calls every round):
+        TCP's timer pass visits every connection, so it grows with ``K`` too.
+
+    Rows (section ``figure18-queue``) hold the median, p99 and mean microseconds per round and
+    ``checks_per_round``: ``readiness()`` calls per round (the queue's from
+    :attr:`EventQueue.checks`; the scan's is the registered count).  Raises nothing: a failure
+    becomes ``error`` rows."""
+    import gc
+
+    from netfast.stack.kqueue import READ, EventQueue
+    from netfast.stack.sim import HostPair
+
+    counts = sorted(set(counts))
+    rounds = max(1, rounds)
+
+    def base(line: str) -> dict[str, Any]:
+        return {
+            "section": "figure18-queue",
+            "server": "netfast-sim",
+            "poller": line,
+            "line": f"netfast-{line}",
+            "active": active,
+        }
+
+    rows: list[dict[str, Any]] = []
+    pair = HostPair()
+    listener = pair.tcp_b.socket()
+    listener.bind(("198.18.0.2", 80))
+    listener.listen(max(counts, default=0) + active + 16)
+    queue = EventQueue()
+    queue.register(listener, READ)
+    registered: list[Any] = [listener]
+    clients: list[Any] = []
+
+    def accept() -> None:
+        while True:
+            try:
+                sock, _ = listener.accept()
+            except BlockingIOError:
+                return
+            queue.register(sock, READ)
+            registered.append(sock)
+
+    def grow(total: int) -> None:
+        """Connect clients until host B has accepted ``total`` connections."""
+        t0 = time.monotonic()
+        while len(clients) < total:
+            if time.monotonic() - t0 > QUEUE_SETUP_TIMEOUT:
+                raise BenchError(
+                    f"set up only {len(clients)} connections in {QUEUE_SETUP_TIMEOUT:g} s"
+                )
+            for _ in range(min(_QUEUE_BATCH, total - len(clients))):
+                cli = pair.tcp_a.socket()
+                cli.bind(("198.18.0.1", 20000 + len(clients)))
+                cli.connect(("198.18.0.2", 80), pair.now)
+                clients.append(cli)
+            if not pair.run(
+                lambda: len(registered) - 1 >= len(clients), app=accept, max_time=60
+            ).ok:
+                raise BenchError(f"host B accepted {len(registered) - 1} of {len(clients)}")
+
+    def scan() -> list[Any]:
+        out = []
+        for sock in registered:
+            readable, _, flags = sock.readiness()
+            if readable > 0 or flags:
+                out.append(sock)
+        return out
+
+    def stackpoll() -> list[tuple[int, bytes]]:
+        frames = pair.b.poll(pair.now)
+        pair.b.poll_at()
+        return frames
+
+    done: set[int] = set()
+    try:
+        grow(active)
+        hot_clients, hot = clients[:active], registered[1 : 1 + active]
+        for k in counts:
+            if progress is not None:
+                progress(f"figure 18 in process: {k} idle connections")
+            t0 = time.monotonic()
+            grow(active + k)
+            setup_s = time.monotonic() - t0
+            queue.events(len(registered) + 1)  # the new registrations are active once
+            samples: dict[str, list[float]] = {line: [] for line in _QUEUE_LINES}
+            checks = 0
+            for rnd in range(rounds):
+                for cli in hot_clients:
+                    cli.send(b"x" * 64)
+                if not pair.run(lambda: all(s.readiness()[0] > 0 for s in hot), max_time=5).ok:
+                    raise BenchError("the active connections' bytes did not arrive")
+                before = queue.checks
+                order = list(_QUEUE_LINES) if rnd % 2 == 0 else list(reversed(_QUEUE_LINES))
+                got: dict[str, Any] = {}
+                gc.disable()
+                try:
+                    for line in order:
+                        fn = {"eventqueue": queue.events, "scan": scan, "stackpoll": stackpoll}[
+                            line
+                        ]
+                        t = time.perf_counter()
+                        got[line] = fn()
+                        samples[line].append((time.perf_counter() - t) * 1e6)
+                finally:
+                    gc.enable()
+                checks += queue.checks - before
+                pair.link_b.send(frame for _, frame in got["stackpoll"])
+                if len(got["eventqueue"]) != active or len(got["scan"]) != active:
+                    raise BenchError(
+                        f"{len(got['eventqueue'])} events and {len(got['scan'])} ready sockets "
+                        f"for {active} active connections"
+                    )
+                for sock in hot:
+                    while sock.readiness()[0] > 0:
+                        sock.recv(65536)
+            per_round = {
+                "eventqueue": checks / rounds,
+                "scan": float(len(registered)),
+                "stackpoll": None,
+            }
+            for line in _QUEUE_LINES:
+                lat = sorted(samples[line])
+                row = {
+                    **base(line),
+                    "idle": k,
+                    "registered": len(registered),
+                    "rounds": rounds,
+                    "setup_s": setup_s,
+                    "median_us": _percentile(lat, 50),
+                    "p99_us": _percentile(lat, 99),
+                    "mean_us": sum(lat) / len(lat),
+                }
+                if per_round[line] is not None:
+                    row["checks_per_round"] = per_round[line]
+                rows.append(row)
+            done.add(k)
+    except (BenchError, OSError, ValueError) as exc:
+        why = f"{type(exc).__name__}: {exc}"
+        for k in counts:
+            if k not in done:
+                rows += [{**base(line), "idle": k, "error": why} for line in _QUEUE_LINES]
+    return rows
+
+
+def figure18_label(row: dict[str, Any]) -> str:
+    """The name of a Figure 18 row's line: ``netfast poll`` (the kernel backend's pollers),
+    ``nginx epoll``, or the row's ``line`` (``netfast-kqueue``, ``netfast-eventqueue`` ...)."""
+    return str(row.get("line") or f"{row['server']} {row['poller']}")
+
+
 def plot_figure18(rows: Sequence[dict[str, Any]], path: Path) -> str | None:
-    """Write the Figure 18 plot (median response time against idle connections, one line per
-    server and poller) as a PNG; return None, or why no plot was written."""
+    """Write the Figure 18 plot as a PNG: median response time against idle connections, one
+    line per server and poller (the netfast backend's over the TAP among them), and, when
+    measured, a second panel with the in-process cost of one event retrieval round
+    (:func:`measure_retrieval`); both on a log scale.  Return None, or why no plot was
+    written."""
     try:
         import matplotlib
 
@@ -1016,26 +1494,45 @@ def plot_figure18(rows: Sequence[dict[str, Any]], path: Path) -> str | None:
         import matplotlib.pyplot as plt
     except ImportError:
         return "matplotlib is not installed (pip install 'netfast[bench]')"
-    lines: dict[str, list[tuple[int, float]]] = {}
+    panels: dict[str, dict[str, list[tuple[int, float]]]] = {"figure18": {}, "figure18-queue": {}}
     for r in rows:
-        if r.get("section") == "figure18" and "median_us" in r:
-            label = (
-                f"netfast {r['poller']}" if r["server"] == "netfast" else f"{r['server']} (epoll)"
-            )
-            lines.setdefault(label, []).append((r["idle"], r["median_us"]))
-    if not lines:
+        if r.get("section") in panels and r.get("median_us", 0) > 0:
+            label = figure18_label(r)
+            if r["section"] == "figure18":
+                if r["server"] == "nginx":
+                    label = "nginx (epoll)"
+                elif r["server"] == "netfast":
+                    label += " (kernel backend)"
+                else:
+                    label += " (netfast backend, TAP)"
+            panels[r["section"]].setdefault(label, []).append((r["idle"], r["median_us"]))
+    if not panels["figure18"] and not panels["figure18-queue"]:
         return "no Figure 18 point was measured"
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    shown = [name for name, lines in panels.items() if lines]
+    fig, axes = plt.subplots(1, len(shown), figsize=(7 * len(shown), 4.8), squeeze=False)
+    titles = {
+        "figure18": (
+            "Figure 18: response time, poll/select vs an event queue",
+            "median response time (µs, log scale)",
+        ),
+        "figure18-queue": (
+            "netfast in process: event retrieval per round, one connection active",
+            "median µs per round (log scale)",
+        ),
+    }
     try:
-        for label, pts in lines.items():
-            pts.sort()
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=label)
-        ax.set_xlabel("idle keep-alive connections")
-        ax.set_ylabel("median response time (µs)")
-        ax.set_title("Figure 18: response time, poll/select vs an event queue")
-        ax.set_ylim(bottom=0)
-        ax.grid(True, alpha=0.3)
-        ax.legend()
+        for ax, name in zip(axes[0], shown, strict=True):
+            for label, pts in panels[name].items():
+                pts.sort()
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=label)
+            ax.set_xlabel(
+                "idle keep-alive connections" if name == "figure18" else "idle connections"
+            )
+            ax.set_title(titles[name][0], fontsize=10)
+            ax.set_ylabel(titles[name][1])
+            ax.set_yscale("log")
+            ax.grid(True, which="both", alpha=0.3)
+            ax.legend(fontsize=8)
         fig.tight_layout()
         path.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(path, format="png", dpi=110)
@@ -1053,7 +1550,11 @@ def _ok(row: dict[str, Any] | None) -> bool:
 
 def targets(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """Each target with its measured ratio and verdict (``met`` None when not measurable)."""
-    index = {(r["section"], r["server"], r["workers"]): r for r in rows if "load" not in r}
+    index = {
+        (r["section"], r["server"], r["workers"]): r
+        for r in rows
+        if r["section"] in ("keepalive", "close", "large")
+    }
     plan = (
         ("keepalive", "nginx", "requests_per_s", "keepalive_vs_nginx"),
         ("keepalive", "http.server", "requests_per_s", "keepalive_vs_http_server"),
@@ -1267,38 +1768,71 @@ def tap_table(rows: Sequence[dict[str, Any]]) -> Table:
 
 
 def figure18_table(rows: Sequence[dict[str, Any]]) -> Table:
-    """Median / p99 response time (µs) per idle-connection count, one column per poller."""
-    lines = list(
-        dict.fromkeys((r["server"], r["poller"]) for r in rows if r["section"] == "figure18")
-    )
+    """Median / p99 response time (µs) per idle-connection count, one column per line."""
+    fig = [r for r in rows if r["section"] == "figure18"]
+    lines = list(dict.fromkeys(figure18_label(r) for r in fig))
     table = Table(
-        title="Figure 18: response time (median / p99 µs) against idle connections, one worker"
+        title="Figure 18: response time (median / p99 µs) against idle connections, one worker "
+        "(netfast poller: kernel backend on loopback; netfast-kqueue: netfast backend over a TAP)"
     )
     table.add_column("idle", justify="right")
-    for server, poller in lines:
-        table.add_column(f"{server} {poller}", justify="right")
-    cells: dict[int, dict[tuple[str, str], dict[str, Any]]] = {}
-    for r in rows:
-        if r["section"] == "figure18":
-            cells.setdefault(r["idle"], {})[(r["server"], r["poller"])] = r
+    for label in lines:
+        table.add_column(label, justify="right")
+    cells: dict[int, dict[str, dict[str, Any]]] = {}
+    for r in fig:
+        cells.setdefault(r["idle"], {})[figure18_label(r)] = r
     notes: dict[str, int] = {}
     for k in sorted(cells):
-        out = [str(k)]
-        for key in lines:
-            cell = cells[k].get(key)
-            if cell is None:
-                out.append("-")
-            elif "median_us" in cell:
-                text = f"{cell['median_us']:,.0f} / {cell['p99_us']:,.0f}"
-                out.append(
-                    text if not cell.get("flagged") else f"[red]{text} ({cell['flagged']})[/]"
-                )
-            else:
-                kind = "skipped" if "skipped" in cell else "error"
-                reason = cell.get("skipped") or cell.get("error")
-                n = notes.setdefault(f"{key[0]} {key[1]}: {reason}", len(notes) + 1)
-                colour = "yellow" if kind == "skipped" else "red"
-                out.append(f"[{colour}]{kind} [{n}][/]")
+        table.add_row(str(k), *(_cell(cells[k].get(label), label, notes) for label in lines))
+    if notes:
+        table.caption = "\n".join(f"[{n}] {text}" for text, n in notes.items())
+    return table
+
+
+def _cell(cell: dict[str, Any] | None, label: str, notes: dict[str, int]) -> str:
+    if cell is None:
+        return "-"
+    if "median_us" in cell:
+        text = f"{cell['median_us']:,.0f} / {cell['p99_us']:,.0f}"
+        return text if not cell.get("flagged") else f"[red]{text} ({cell['flagged']})[/]"
+    kind = "skipped" if "skipped" in cell else "error"
+    reason = cell.get("skipped") or cell.get("error")
+    n = notes.setdefault(f"{label}: {reason}", len(notes) + 1)
+    colour = "yellow" if kind == "skipped" else "red"
+    return f"[{colour}]{kind} [{n}][/]"
+
+
+def retrieval_table(rows: Sequence[dict[str, Any]]) -> Table:
+    """The in-process rows (:func:`measure_retrieval`): µs per round and readiness checks per
+    round of the event queue and of the poll-style scan, and the host stack's own pass."""
+    queue = [r for r in rows if r["section"] == "figure18-queue"]
+    lines = list(dict.fromkeys(figure18_label(r) for r in queue))
+    active = next((r["active"] for r in queue), 1)
+    table = Table(
+        title="Figure 18's mechanism in netfast, in process (two simulated hosts): µs per event "
+        f"retrieval round (median / p99), {active} connection(s) active, checks = readiness() "
+        "calls per round"
+    )
+    with_checks = {figure18_label(r) for r in queue if r.get("checks_per_round") is not None}
+    table.add_column("idle", justify="right")
+    table.add_column("registered", justify="right")
+    for label in lines:
+        table.add_column(label, justify="right")
+        if label in with_checks:
+            table.add_column("checks", justify="right")
+    cells: dict[int, dict[str, dict[str, Any]]] = {}
+    for r in queue:
+        cells.setdefault(r["idle"], {})[figure18_label(r)] = r
+    notes: dict[str, int] = {}
+    for k in sorted(cells):
+        registered = next((c["registered"] for c in cells[k].values() if "registered" in c), None)
+        out = [str(k), "-" if registered is None else str(registered)]
+        for label in lines:
+            cell = cells[k].get(label)
+            out.append(_cell(cell, label, notes))
+            if label in with_checks:
+                c = (cell or {}).get("checks_per_round")
+                out.append("-" if c is None else f"{c:,.1f}")
         table.add_row(*out)
     if notes:
         table.caption = "\n".join(f"[{n}] {text}" for text, n in notes.items())
@@ -1306,22 +1840,21 @@ def figure18_table(rows: Sequence[dict[str, Any]]) -> Table:
 
 
 def figure18_answer(rows: Sequence[dict[str, Any]]) -> list[str]:
-    """One line per line of the figure: its median at the largest and the smallest count."""
+    """One line per line of the figure (and of the in-process measurement): its median at the
+    smallest and at the largest count measured."""
     out = []
-    for server, poller in dict.fromkeys(
-        (r["server"], r["poller"]) for r in rows if r["section"] == "figure18"
-    ):
-        pts = sorted(
-            (r["idle"], r["median_us"])
-            for r in rows
-            if r["section"] == "figure18"
-            and (r["server"], r["poller"]) == (server, poller)
-            and "median_us" in r
-        )
-        if len(pts) >= 2 and pts[0][1] > 0:
-            (k0, m0), (k1, m1) = pts[0], pts[-1]
-            out.append(
-                f"{server} {poller}: median {m0:,.0f} µs at {k0} idle -> {m1:,.0f} µs at "
-                f"{k1} idle ({m1 / m0:.2f}x)"
+    for section, unit in (("figure18", "µs"), ("figure18-queue", "µs/round")):
+        ours = [r for r in rows if r["section"] == section]
+        for label in dict.fromkeys(figure18_label(r) for r in ours):
+            pts = sorted(
+                (r["idle"], r["median_us"])
+                for r in ours
+                if figure18_label(r) == label and "median_us" in r
             )
+            if len(pts) >= 2 and pts[0][1] > 0:
+                (k0, m0), (k1, m1) = pts[0], pts[-1]
+                out.append(
+                    f"{label}: median {m0:,.1f} {unit} at {k0} idle -> {m1:,.1f} {unit} at "
+                    f"{k1} idle ({m1 / m0:.2f}x)"
+                )
     return out

@@ -1,6 +1,7 @@
 """``netfast bench http``: ``netfast httpd`` against nginx and ``http.server`` (1 KiB keep-alive,
 a new connection per request, a large file), the netfast backend over a TAP, and the paper's
-Figure 18 (response time against idle connections per poller).
+Figure 18 (response time against idle connections per poller, the netfast backend's event queue
+over a TAP among them; and, in process, netfast's event queue against a poll-style scan).
 
 Targets are printed next to the figures; a missed target is reported, not an error.  See
 :mod:`netfast.bench.http` for what is measured."""
@@ -29,7 +30,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="comma-separated sections among keepalive, close, large, tap, figure18 (default: all)",
     )
     p.add_argument(
-        "--quick", action="store_true", help="10 MB large file, idle counts 0,100,500, 2 s runs"
+        "--quick",
+        action="store_true",
+        help="10 MB large file, idle counts 0,100,500 (in process 0,100,1000), 2 s runs",
     )
     p.add_argument("--seconds", type=int, help="seconds per wrk run (default 5; quick 2)")
     p.add_argument(
@@ -43,6 +46,17 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument(
         "--probes", type=int, help="timed requests per Figure 18 point (default 300; quick 100)"
+    )
+    p.add_argument(
+        "--queue-idle",
+        metavar="K,K",
+        help="idle-connection counts of the in-process event-queue measurement "
+        "(default 0,100,1000,5000,10000; quick 0,100,1000)",
+    )
+    p.add_argument(
+        "--queue-rounds",
+        type=int,
+        help="timed rounds per in-process event-queue point (default 100; quick 50)",
     )
     p.add_argument("--json", type=Path, metavar="FILE", help="also write the results as JSON")
     p.add_argument(
@@ -94,6 +108,15 @@ def cmd_http(args: argparse.Namespace) -> int:
     probes = args.probes if args.probes is not None else (100 if args.quick else hb.FIG18_PROBES)
     if probes < 1:
         raise CliError(f"--probes must be at least 1, got {probes}")
+    if args.queue_idle:
+        queue_counts = parse_counts("--queue-idle", args.queue_idle, 0, 40_000)
+    else:
+        queue_counts = list(hb.FIG18_QUEUE_QUICK_COUNTS if args.quick else hb.FIG18_QUEUE_COUNTS)
+    queue_rounds = args.queue_rounds
+    if queue_rounds is None:
+        queue_rounds = hb.FIG18_QUEUE_QUICK_ROUNDS if args.quick else hb.FIG18_QUEUE_ROUNDS
+    if queue_rounds < 1:
+        raise CliError(f"--queue-rounds must be at least 1, got {queue_rounds}")
     plot = args.plot
     if plot is None and args.json is not None:
         plot = args.json.with_name("figure18.png")
@@ -127,6 +150,10 @@ def cmd_http(args: argparse.Namespace) -> int:
                 rows += hb.measure_figure18(
                     root, tmp, counts=counts, probes=probes, progress=progress
                 )
+                rows += hb.measure_figure18_tap(
+                    root, tmp, counts=counts, probes=probes, progress=progress
+                )
+                rows += hb.measure_retrieval(queue_counts, rounds=queue_rounds, progress=progress)
     for section in ("keepalive", "close", "large"):
         if section in sections:
             console.print(hb.wrk_table(rows, section))
@@ -138,6 +165,7 @@ def cmd_http(args: argparse.Namespace) -> int:
     plot_note = None
     if "figure18" in sections:
         console.print(hb.figure18_table(rows))
+        console.print(hb.retrieval_table(rows))
         for line in hb.figure18_answer(rows):
             console.print(f"  {line}")
         if plot is not None:
@@ -156,6 +184,9 @@ def cmd_http(args: argparse.Namespace) -> int:
                 "idle_counts": counts,
                 "probes": probes,
                 "select_limit": hb.SELECT_LIMIT,
+                "tap_idle_limit": hb.FIG18_TAP_LIMIT,
+                "queue_idle_counts": queue_counts,
+                "queue_rounds": queue_rounds,
                 "targets": hb.TARGETS,
                 "plot": None if plot is None or plot_note else str(plot),
             },
