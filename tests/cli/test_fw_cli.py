@@ -115,3 +115,10 @@ def test_table_from_a_route_file(capsys: pytest.CaptureFixture[str], tmp_path: P
     assert rows["00100"][2].strip() == "20"
     status, _, err = run(capsys, "fw", "check", str(rules))
     assert status == 2 and "expected a defined table" in err
+
+
+def test_show_pcap_unreadable_capture_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    # Opens, then every read fails (EIO), for root too.
+    assert main(["fw", "show", "--pcap", "/proc/self/mem"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("netfast: error: /proc/self/mem: cannot read") and "Traceback" not in err

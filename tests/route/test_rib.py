@@ -66,3 +66,12 @@ def test_reference_agrees_with_pytricia(prefixes: list[tuple[int, int]], addrs: 
     for addr in addrs + [net for net, _ in prefixes]:
         dotted = format_prefix(addr, 32).split("/")[0]
         assert rib.reference_lookup(addr) == pyt.get(dotted, NO_ROUTE)
+
+
+@pytest.mark.parametrize(
+    "text", ["1.2.3.0/²", "١.2.3.0/24", "010.0.0.0/8", "1.2.3.0/024", "1.2.3.0/+4", "1.2.3.0/ 4"]
+)
+def test_parse_prefix_takes_ascii_digits_without_leading_zeros(text: str) -> None:
+    with pytest.raises(ValueError) as info:
+        parse_prefix(text)
+    assert "invalid literal" not in str(info.value)

@@ -170,6 +170,8 @@ def capture_packets(path: Path, ifindex: int = 0) -> Iterator[tuple[float, PfilP
         raise CliError(f"{path}: is a directory, not a capture file") from None
     except PcapError as exc:
         raise CliError(str(exc)) from None
+    except OSError as exc:  # permission, I/O error, ...
+        raise CliError(f"{path}: cannot read: {exc.strerror or exc}") from None
 
 
 def pfil_packet(

@@ -36,13 +36,16 @@ def parse_prefix(text: str) -> tuple[int, int]:
     if not sep:
         raise ValueError(f"{text!r} is not a prefix (no '/len')")
     parts = addr.split(".")
-    if len(parts) != 4 or not all(p.isdigit() and len(p) <= 3 for p in parts):
-        raise ValueError(f"{addr!r} is not a dotted-quad IPv4 address")
+    # ASCII digits only: str.isdigit() and int() also take "²" and Arabic-Indic digits.
+    if len(parts) != 4 or not all(p.isascii() and p.isdigit() and len(p) <= 3 for p in parts):
+        raise ValueError(f"{addr[:40]!r} is not a dotted-quad IPv4 address")
+    if any(len(p) > 1 and p[0] == "0" for p in parts):
+        raise ValueError(f"{addr!r} has an octet with a leading zero (octal or decimal?)")
     octets = [int(p) for p in parts]
     if max(octets) > 255:
         raise ValueError(f"{addr!r} has an octet above 255")
-    if not length.isdigit() or int(length) > 32:
-        raise ValueError(f"prefix length {length!r} is not an integer 0..32")
+    if not (length.isascii() and length.isdigit() and len(length) <= 2 and int(length) <= 32):
+        raise ValueError(f"prefix length {length[:20]!r} is not an integer 0..32")
     plen = int(length)
     net = (octets[0] << 24) | (octets[1] << 16) | (octets[2] << 8) | octets[3]
     if net & ~prefix_mask(plen) & 0xFFFFFFFF:
