@@ -69,7 +69,8 @@ def test_reference_agrees_with_pytricia(prefixes: list[tuple[int, int]], addrs: 
 
 
 @pytest.mark.parametrize(
-    "text", ["1.2.3.0/²", "\u0661.2.3.0/24", "010.0.0.0/8", "1.2.3.0/024", "1.2.3.0/+4", "1.2.3.0/ 4"]
+    "text",
+    ["1.2.3.0/²", "\u0661.2.3.0/24", "010.0.0.0/8", "1.2.3.0/024", "1.2.3.0/+4", "1.2.3.0/ 4"],
 )
 def test_parse_prefix_takes_ascii_digits_without_leading_zeros(text: str) -> None:
     with pytest.raises(ValueError) as info:
