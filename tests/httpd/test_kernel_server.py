@@ -289,7 +289,7 @@ def test_connection_cap_holds_under_idle_flood(serve: object) -> None:
             sock.sendall(b"GET /style.css HTTP/1.1\r\nHost: x\r\n\r\n")
             idle.append(sock)
         time.sleep(0.5)
-        assert len(s.server._conns) <= cap
+        assert len(s.server.conns) <= cap
         # A new client is still served: the oldest idle connection made room.
         c = client(s)
         c.request("GET", "/style.css")

@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import functools
 import os
 import selectors
 import signal
@@ -48,23 +47,15 @@ import socket
 import sys
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import replace
 
-from netfast.httpd.app import HttpApp, HttpdConfig, Lookup, Reply
-from netfast.httpd.proto import HttpError, RequestParser, request_complete
+from netfast.httpd.app import HttpdConfig
+from netfast.httpd.loop import LINGER, PIPELINE, PIPELINE_BYTES, SWEEP, Conn, ServerCore
+from netfast.httpd.proto import request_complete
 
 _READ = selectors.EVENT_READ
 _WRITE = selectors.EVENT_WRITE
 _RECV = 65536
-#: Seconds a closing connection may keep sending before it is closed hard.
-LINGER = 2.0
-#: Replies queued per connection at most (pipelining) before its reading pauses.
-PIPELINE = 16
-#: Unparsed request bytes buffered per connection at most before its reading pauses.
-PIPELINE_BYTES = 65536
-#: How often timeouts are checked and the access log is flushed (seconds).
-SWEEP = 0.25
 _TCP_DEFER_ACCEPT = getattr(socket, "TCP_DEFER_ACCEPT", 9)
 _MSG_MORE = getattr(socket, "MSG_MORE", 0)
 _SELECTORS: dict[str, type[selectors.BaseSelector]] = {
@@ -74,26 +65,7 @@ _SELECTORS: dict[str, type[selectors.BaseSelector]] = {
 }
 
 
-@dataclass(eq=False, slots=True)
-class _Conn:
-    sock: socket.socket
-    fd: int
-    peer: str
-    parser: RequestParser
-    deadline: float
-    gate: bytearray | None  # the accept filter's buffer until the first request is whole
-    mask: int = _READ
-    busy: bool = False  # a look-up is out for this connection's next reply
-    out: collections.deque[Reply] = field(default_factory=collections.deque)
-    pending: memoryview | None = None  # unsent part of the current head/body
-    closing: bool = False  # close once ``out`` is written
-    eof: bool = False  # the client sent FIN
-    lingering: bool = False  # sending side shut; draining until EOF or the deadline
-    request_started: float = -1.0  # monotonic time the current request's first byte came
-    last_write: float = 0.0  # monotonic time of the last bytes sent
-
-
-class KernelServer:
+class KernelServer(ServerCore):
     """One worker's event loop over a listening socket (see the module docstring).
 
     Parameters
@@ -105,17 +77,11 @@ class KernelServer:
     """
 
     def __init__(self, cfg: HttpdConfig, sock: socket.socket | None = None) -> None:
-        cfg.validate()
-        self.cfg = cfg
-        self.app = HttpApp(cfg)
+        super().__init__(cfg, collections.defaultdict(int))
         self.listener = sock if sock is not None else listen_socket(cfg)
         self.listener.setblocking(False)
         self.address: tuple[str, int] = self.listener.getsockname()[:2]
-        self.counters: dict[str, int] = collections.defaultdict(int)
         self._sel = _SELECTORS[cfg.poller]()
-        self._conns: dict[int, _Conn] = {}
-        self._pool = ThreadPoolExecutor(cfg.stat_threads, thread_name_prefix="httpd-stat")
-        self._done: collections.deque[tuple[_Conn, Future[Lookup]]] = collections.deque()
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
@@ -147,17 +113,21 @@ class KernelServer:
                         if key.fileobj is self.listener:
                             self._accept(now)
                         else:
+                            with contextlib.suppress(BlockingIOError, OSError):
+                                os.read(self._wake_r, 4096)
                             self._finish_lookups(now)
                         continue
                     if mask & _READ:
                         self._readable(conn, now)
-                    if mask & _WRITE and conn.fd in self._conns:
+                    if mask & _WRITE and self._is_open(conn):
                         self._process(conn, now)
-                mono = time.monotonic()
-                if mono >= next_sweep:
-                    self._sweep(mono)
+                if self._mono >= next_sweep:
+                    if not self._accepting:
+                        # Paused at the cap with no idle connection then; some may be now.
+                        self._resume_accept()
+                    self._sweep(now)
                     self.app.flush_log()
-                    next_sweep = mono + SWEEP
+                    next_sweep = self._mono + SWEEP
         finally:
             self.close()
 
@@ -166,15 +136,9 @@ class KernelServer:
         if self._closed:
             return
         self._closed = True
-        for conn in list(self._conns.values()):
-            self._close(conn)
-        self._pool.shutdown(wait=True, cancel_futures=True)
-        while self._done:  # descriptors a finished look-up opened
-            _, fut = self._done.popleft()
-            with contextlib.suppress(Exception):
-                res = fut.result()
-                if res.fd >= 0:
-                    os.close(res.fd)
+        for conn in list(self.conns.values()):
+            self._drop(conn)
+        self._release_lookups()
         self._sel.close()
         self.listener.close()
         os.close(self._wake_r)
@@ -194,9 +158,8 @@ class KernelServer:
             self.counters["conn.accept_paused"] += 1
 
     def _accept(self, now: float) -> None:
-        mono = time.monotonic()
         for _ in range(64):
-            if len(self._conns) >= self.cfg.max_connections and not self._evict_idle():
+            if len(self.conns) >= self.cfg.max_connections and not self._evict_idle():
                 self._pause_accept()
                 return
             try:
@@ -209,52 +172,40 @@ class KernelServer:
             sock.setblocking(False)
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            cfg = self.cfg
-            conn = _Conn(
-                sock, sock.fileno(), f"{addr[0]}",
-                RequestParser(max_line=cfg.max_line, max_header_bytes=cfg.max_header_bytes,
-                              max_headers=cfg.max_headers),
-                mono + cfg.header_timeout,
-                bytearray() if cfg.accept_filter else None,
-            )  # fmt: skip
-            self._conns[conn.fd] = conn
+            conn = self.new_conn(sock, sock.fileno(), f"{addr[0]}", gate=self.cfg.accept_filter)
+            conn.mask = _READ
             self._sel.register(sock, _READ, conn)
             self.counters["conn.accepted"] += 1
             # With TCP_DEFER_ACCEPT the request is usually there already: read it now.
             self._readable(conn, now)
 
-    def _evict_idle(self) -> bool:
-        """Close the idle connection closest to its idle timeout; False when none is idle."""
-        victim = None
-        for conn in self._conns.values():
-            if conn.busy or conn.out or conn.pending is not None or conn.parser.in_request:
-                continue
-            if conn.gate is not None and conn.gate:
-                continue
-            if victim is None or conn.deadline < victim.deadline:
-                victim = conn
-        if victim is None:
-            return False
-        self.counters["conn.evicted_idle"] += 1
-        self._close(victim)
-        return True
+    def _lookups_applied(self) -> None:
+        if not self._accepting:
+            self._resume_accept()  # the connections just answered may be idle now
+
+    def _wake(self) -> None:
+        with contextlib.suppress(BlockingIOError, OSError):
+            os.write(self._wake_w, b"\0")
 
     # --- reading ----------------------------------------------------------------------------
-    def _readable(self, conn: _Conn, now: float) -> None:
+    def _readable(self, conn: Conn, now: float) -> None:
         try:
             data = conn.sock.recv(_RECV)
         except (BlockingIOError, InterruptedError):
             return
         except OSError:
             self.counters["conn.reset"] += 1
-            self._close(conn)
+            self._drop(conn)
             return
         if conn.lingering:
             if not data:
-                self._close(conn)
+                self._drop(conn)
             return
         if not data:
-            self._peer_closed(conn)
+            # The client sent FIN (maybe only half-closing): answer every whole request it
+            # sent, then close; a partial request left at the end can never complete.
+            conn.eof = True
+            self._process(conn, now)
             return
         if conn.request_started < 0:
             conn.request_started = self._mono
@@ -274,110 +225,14 @@ class KernelServer:
         conn.parser.feed(data)
         self._process(conn, now)
 
-    def _peer_closed(self, conn: _Conn) -> None:
-        # The client sent FIN (maybe only half-closing): answer every whole request it sent,
-        # then close; a partial request left at the end can never complete.
-        conn.eof = True
-        self._process(conn, time.time())
-
-    def _process(self, conn: _Conn, now: float) -> None:
-        """Turn buffered requests into replies, in order, and write them; stops at a request
-        that waits for a look-up, and keeps at most :data:`PIPELINE` replies queued."""
-        parser = conn.parser
-        while True:
-            progressed = False
-            while not conn.busy and not conn.closing and len(conn.out) < PIPELINE:
-                try:
-                    req = parser.next_request()
-                except HttpError as exc:
-                    conn.out.append(self.app.error_reply(exc.status, exc.detail, conn.peer, now))
-                    conn.closing = True
-                    break
-                if req is None:
-                    break
-                progressed = True
-                reply = self.app.try_reply(req, conn.peer, now)
-                if reply is None:
-                    conn.busy = True
-                    self.counters["lookup.submitted"] += 1
-                    fut = self._pool.submit(self.app.lookup, req)
-                    fut.add_done_callback(functools.partial(self._lookup_done, conn))
-                    break
-                if not reply.keep_alive:
-                    conn.closing = True
-                if reply.length or conn.out or conn.pending is not None:
-                    conn.out.append(reply)
-                    continue
-                # The common case: a reply all in memory, nothing queued before it -- write
-                # it now, in one call, and queue only what the socket did not take.
-                data = reply.head + reply.body if reply.body else reply.head
-                try:
-                    n = conn.sock.send(data)
-                except (BlockingIOError, InterruptedError):
-                    n = 0
-                except OSError:
-                    self.counters["conn.reset"] += 1
-                    self._close(conn)
-                    return
-                conn.last_write = self._mono
-                if n < len(data):
-                    reply.started = True
-                    conn.pending = memoryview(data)[n:]
-                    conn.out.append(reply)
-            mono = self._mono
-            if parser.in_request:
-                if conn.request_started < 0:
-                    conn.request_started = mono
-                    conn.deadline = mono + self.cfg.header_timeout
-            else:
-                conn.request_started = -1.0
-                conn.deadline = mono + self.cfg.idle_timeout
-            idle = not conn.busy and not conn.out and conn.pending is None
-            if not idle or conn.closing or conn.eof or conn.mask != _READ:
-                self._flush(conn)
-                if conn.fd not in self._conns:
-                    return
-                idle = not conn.busy and not conn.out and conn.pending is None
-            if conn.eof and idle and not progressed and not conn.lingering:
-                self._close(conn)  # the client is gone and nothing is left to answer
-                return
-            # Written out and more requests buffered (pipelining): go on with them.
-            if not progressed or not idle or conn.closing or not parser.buffered:
-                return
-
-    def _lookup_done(self, conn: _Conn, fut: Future[Lookup]) -> None:
-        # On a pool thread: hand the result to the loop and wake it.
-        self._done.append((conn, fut))
-        with contextlib.suppress(BlockingIOError, OSError):
-            os.write(self._wake_w, b"\0")
-
-    def _finish_lookups(self, now: float) -> None:
-        with contextlib.suppress(BlockingIOError, OSError):
-            os.read(self._wake_r, 4096)
-        while self._done:
-            conn, fut = self._done.popleft()
-            try:
-                result = fut.result()
-            except Exception as exc:  # a bug in planning must not take the server down
-                self.counters["lookup.error"] += 1
-                reply = self.app.error_reply(500, type(exc).__name__, conn.peer, now)
-                result = None
-            if conn.fd not in self._conns or self._conns[conn.fd] is not conn:
-                if result is not None and result.fd >= 0:
-                    os.close(result.fd)
-                continue
-            if result is not None:
-                reply = self.app.finish(result, conn.peer, now)
-            conn.busy = False
-            conn.out.append(reply)
-            if not reply.keep_alive:
-                conn.closing = True
-            self._process(conn, now)
-        if not self._accepting:
-            self._resume_accept()  # the connections just answered may be idle now
-
     # --- writing ----------------------------------------------------------------------------
-    def _flush(self, conn: _Conn) -> None:
+    def _send_now(self, conn: Conn, data: bytes) -> int:
+        return int(conn.sock.send(data))
+
+    def _wants_flush(self, conn: Conn) -> bool:
+        return conn.mask != _READ
+
+    def _flush(self, conn: Conn) -> None:
         """Write queued replies until done, the socket is full, or this turn's budget is spent;
         then set what the loop waits for on this connection."""
         budget = self.cfg.chunk
@@ -394,7 +249,7 @@ class KernelServer:
                         break
                     conn.pending = None
                     if not reply.length:
-                        self._reply_done(conn)
+                        self.app.done(conn.out.popleft())
                     continue
                 if not conn.out:
                     break
@@ -404,24 +259,24 @@ class KernelServer:
                     conn.pending = memoryview(reply.head + reply.body if reply.body else reply.head)
                     continue
                 # The file part, straight from the page cache.
-                n = os.sendfile(conn.fd, reply.fd, reply.offset, min(reply.length, budget))
+                n = os.sendfile(conn.key, reply.fd, reply.offset, min(reply.length, budget))
                 conn.last_write = self._mono
                 self.counters["sendfile.calls"] += 1
                 self.counters["sendfile.bytes"] += n
                 if n == 0:  # the file shrank under us: the response cannot be completed
                     self.counters["sendfile.short_file"] += 1
-                    self._close(conn)
+                    self._drop(conn)
                     return
                 budget -= n
                 reply.offset += n
                 reply.length -= n
                 if reply.length == 0:
-                    self._reply_done(conn)
+                    self.app.done(conn.out.popleft())
         except (BlockingIOError, InterruptedError):
             pass
         except OSError:
             self.counters["conn.reset"] += 1
-            self._close(conn)
+            self._drop(conn)
             return
         writing = bool(conn.out) or conn.pending is not None
         if (
@@ -437,10 +292,7 @@ class KernelServer:
             want |= _READ
         self._set_mask(conn, want)
 
-    def _reply_done(self, conn: _Conn) -> None:
-        self.app.done(conn.out.popleft())
-
-    def _set_mask(self, conn: _Conn, mask: int) -> None:
+    def _set_mask(self, conn: Conn, mask: int) -> None:
         # A mask of 0 (waiting for a look-up only) is "not registered" for selectors.
         if mask == conn.mask:
             return
@@ -452,19 +304,19 @@ class KernelServer:
             self._sel.modify(conn.sock, mask, conn)
         conn.mask = mask
 
-    def _shutdown(self, conn: _Conn) -> None:
+    def _shutdown(self, conn: Conn) -> None:
         """All sent and the connection is to close: shut our side, drain the peer's briefly."""
         try:
             conn.sock.shutdown(socket.SHUT_WR)
         except OSError:
-            self._close(conn)
+            self._drop(conn)
             return
         conn.lingering = True
-        conn.deadline = time.monotonic() + LINGER
+        conn.deadline = self._mono + LINGER
         self._set_mask(conn, _READ)
 
-    def _close(self, conn: _Conn) -> None:
-        if self._conns.pop(conn.fd, None) is None:
+    def _drop(self, conn: Conn, *, abort: bool = False) -> None:
+        if self.conns.pop(conn.key, None) is None:
             return
         if conn.mask:
             with contextlib.suppress(KeyError, ValueError, OSError):
@@ -476,36 +328,6 @@ class KernelServer:
         self.counters["conn.closed"] += 1
         if not self._accepting and not self._closed:
             self._resume_accept()
-
-    # --- timeouts ---------------------------------------------------------------------------
-    def _sweep(self, mono: float) -> None:
-        now = time.time()
-        if not self._accepting:
-            # Paused at the cap with no idle connection then; some may be idle now.
-            self._resume_accept()
-        idle_timeout = self.cfg.idle_timeout
-        for conn in list(self._conns.values()):
-            if conn.out or conn.pending is not None:
-                # A client that stopped reading: the idle timeout applies to writes too.
-                if mono - conn.last_write > idle_timeout:
-                    self.counters["timeout.send"] += 1
-                    self._close(conn)
-            elif conn.busy or conn.deadline > mono:
-                continue
-            elif conn.lingering:
-                self._close(conn)
-            elif conn.request_started >= 0 or conn.gate:
-                self.counters["timeout.header"] += 1
-                reply = self.app.error_reply(
-                    408, "request head not received in time", conn.peer, now
-                )
-                conn.out.append(reply)
-                conn.closing = True
-                conn.gate = None
-                self._flush(conn)
-            else:
-                self.counters["timeout.idle"] += 1
-                self._close(conn)
 
 
 def listen_socket(cfg: HttpdConfig, *, backlog: int = 1024) -> socket.socket:
@@ -607,8 +429,6 @@ def serve_workers(cfg: HttpdConfig, *, ready: object = None, duration: float | N
 
 
 def _with_port(cfg: HttpdConfig, port: int) -> HttpdConfig:
-    from dataclasses import replace
-
     return replace(cfg, port=port)
 
 

@@ -28,51 +28,23 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import functools
 import mmap
 import os
 import random
 import signal
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Any
 
-from netfast.httpd.app import HttpApp, HttpdConfig, Lookup, Reply
-from netfast.httpd.proto import HttpError, RequestParser, request_complete
+from netfast.httpd.app import HttpdConfig
+from netfast.httpd.loop import LINGER, PIPELINE, PIPELINE_BYTES, SWEEP, Conn, ServerCore
+from netfast.httpd.proto import request_complete
 from netfast.stack.kqueue import READ, WRITE, EventQueue
 
-#: Replies queued per connection at most (pipelining) before its reading pauses.
-PIPELINE = 16
-#: Unparsed request bytes buffered per connection at most before its reading pauses.
-PIPELINE_BYTES = 65536
-#: Seconds between timeout sweeps.
-SWEEP = 0.25
-#: Seconds a closing connection may take to finish before it is aborted.
-LINGER = 2.0
 _RECV = 65536
 
 
-@dataclass(eq=False, slots=True)
-class _Conn:
-    sock: Any  # a netfast TcpSocket
-    peer: str
-    parser: RequestParser
-    deadline: float
-    out: collections.deque[Reply] = field(default_factory=collections.deque)
-    pending: memoryview | None = None
-    busy: bool = False
-    closing: bool = False
-    eof: bool = False
-    lingering: bool = False
-    request_started: float = -1.0
-    last_write: float = 0.0
-    reading: bool = True
-    writing: bool = False
-
-
-class NetfastHttpd:
+class NetfastHttpd(ServerCore):
     """The HTTP server as an app of a netfast host stack (see the module docstring).
 
     Parameters
@@ -86,11 +58,8 @@ class NetfastHttpd:
     """
 
     def __init__(self, stack: Any, cfg: HttpdConfig, *, clock: Any = time.time) -> None:
-        cfg.validate()
-        self.cfg = cfg
-        self.app = HttpApp(cfg)
+        super().__init__(cfg, collections.Counter())
         self.clock = clock
-        self.counters: collections.Counter[str] = collections.Counter()
         self.queue = EventQueue()
         self.listener = stack.tcp_socket()
         self.listener.bind(("", cfg.port))
@@ -98,9 +67,6 @@ class NetfastHttpd:
         if cfg.accept_filter:
             self.listener.set_accept_filter(self._request_complete)
         self.queue.register(self.listener, READ, None)
-        self.conns: dict[Any, _Conn] = {}
-        self._pool = ThreadPoolExecutor(cfg.stat_threads, thread_name_prefix="httpd-stat")
-        self._done: collections.deque[tuple[_Conn, Future[Lookup]]] = collections.deque()
         # Memory maps by descriptor; the app's descriptor cache tells when one closes, so a
         # number reused for another file never finds the old map.
         self._maps: dict[int, mmap.mmap] = {}
@@ -115,19 +81,20 @@ class NetfastHttpd:
     # --- the App interface ------------------------------------------------------------------
     def step(self, now: float) -> None:
         wall = self.clock()
+        self._mono = now
         if self._done:
-            self._finish_lookups(wall, now)
+            self._finish_lookups(wall)
         for ev in self.queue.events():
-            conn: _Conn | None = ev.udata  # type: ignore[assignment]
+            conn: Conn | None = ev.udata  # type: ignore[assignment]
             if conn is None:
-                self._accept(wall, now)
-            elif conn.sock in self.conns:
+                self._accept(wall)
+            elif self._is_open(conn):
                 if ev.filter == READ:
-                    self._readable(conn, wall, now)
+                    self._readable(conn, wall)
                 else:
-                    self._process(conn, wall, now)
+                    self._process(conn, wall)
         if now >= self._next_sweep:
-            self._sweep(wall, now)
+            self._sweep(wall)
             self.app.flush_log()
             self._next_sweep = now + SWEEP
 
@@ -139,54 +106,29 @@ class NetfastHttpd:
             self._drop(conn, abort=True)
         self.queue.unregister_all(self.listener)
         self.listener.close()
-        self._pool.shutdown(wait=True, cancel_futures=True)
-        while self._done:
-            _, fut = self._done.popleft()
-            with contextlib.suppress(Exception):
-                res = fut.result()
-                if res.fd >= 0:
-                    os.close(res.fd)
+        self._release_lookups()
         for m in self._maps.values():
             m.close()
         self._maps.clear()
         self.app.close()
 
     # --- connections ------------------------------------------------------------------------
-    def _accept(self, wall: float, now: float) -> None:
-        cfg = self.cfg
+    def _accept(self, wall: float) -> None:
         for _ in range(64):
-            if len(self.conns) >= cfg.max_connections and not self._evict_idle():
+            if len(self.conns) >= self.cfg.max_connections and not self._evict_idle():
                 self.counters["conn.at_cap"] += 1
                 return
             try:
                 sock, peer = self.listener.accept()
             except BlockingIOError:
                 return
-            conn = _Conn(
-                sock, _ip(peer[0]),
-                RequestParser(max_line=cfg.max_line, max_header_bytes=cfg.max_header_bytes,
-                              max_headers=cfg.max_headers),
-                now + cfg.header_timeout,
-            )  # fmt: skip
-            self.conns[sock] = conn
+            # The listener's own accept filter already held it until its request was whole.
+            conn = self.new_conn(sock, sock, _ip(peer[0]), gate=False)
             self.queue.register(sock, READ, conn)
             self.counters["conn.accepted"] += 1
-            self._readable(conn, wall, now)
+            self._readable(conn, wall)
 
-    def _evict_idle(self) -> bool:
-        victim = None
-        for conn in self.conns.values():
-            if conn.busy or conn.out or conn.pending is not None or conn.parser.in_request:
-                continue
-            if victim is None or conn.deadline < victim.deadline:
-                victim = conn
-        if victim is None:
-            return False
-        self.counters["conn.evicted_idle"] += 1
-        self._drop(victim, abort=False)
-        return True
-
-    def _readable(self, conn: _Conn, wall: float, now: float) -> None:
+    def _readable(self, conn: Conn, wall: float) -> None:
         while True:
             try:
                 data = conn.sock.recv(_RECV)
@@ -198,86 +140,28 @@ class NetfastHttpd:
                 return
             if conn.lingering:
                 if not data:
-                    self._drop(conn, abort=False)
+                    self._drop(conn)
                     return
                 continue
             if not data:
                 conn.eof = True
                 self._set_read(conn, False)
-                self._process(conn, wall, now)
+                self._process(conn, wall)
                 return
             if conn.request_started < 0:
-                conn.request_started = now
-                conn.deadline = now + self.cfg.header_timeout
+                conn.request_started = self._mono
+                conn.deadline = self._mono + self.cfg.header_timeout
             conn.parser.feed(data)
-            self._process(conn, wall, now)
-            if conn.sock not in self.conns or not conn.reading:
+            self._process(conn, wall)
+            if not self._is_open(conn) or not conn.reading:
                 return
 
-    def _process(self, conn: _Conn, wall: float, now: float) -> None:
-        parser = conn.parser
-        while True:
-            progressed = False
-            while not conn.busy and not conn.closing and len(conn.out) < PIPELINE:
-                try:
-                    req = parser.next_request()
-                except HttpError as exc:
-                    conn.out.append(self.app.error_reply(exc.status, exc.detail, conn.peer, wall))
-                    conn.closing = True
-                    break
-                if req is None:
-                    break
-                progressed = True
-                reply = self.app.try_reply(req, conn.peer, wall)
-                if reply is None:
-                    conn.busy = True
-                    self.counters["lookup.submitted"] += 1
-                    fut = self._pool.submit(self.app.lookup, req)
-                    fut.add_done_callback(functools.partial(self._lookup_done, conn))
-                    break
-                conn.out.append(reply)
-                if not reply.keep_alive:
-                    conn.closing = True
-            if parser.in_request:
-                if conn.request_started < 0:
-                    conn.request_started = now
-                    conn.deadline = now + self.cfg.header_timeout
-            else:
-                conn.request_started = -1.0
-                conn.deadline = now + self.cfg.idle_timeout
-            self._flush(conn, now)
-            if conn.sock not in self.conns:
-                return
-            idle = not conn.busy and not conn.out and conn.pending is None
-            if conn.eof and idle and not progressed and not conn.lingering:
-                self._finish(conn, now)
-                return
-            if not progressed or not idle or conn.closing or not parser.buffered:
-                return
+    # --- writing ----------------------------------------------------------------------------
+    def _send_now(self, conn: Conn, data: bytes) -> int:
+        return int(conn.sock.send(data))
 
-    def _lookup_done(self, conn: _Conn, fut: Future[Lookup]) -> None:
-        self._done.append((conn, fut))  # on a pool thread; the next step picks it up
-
-    def _finish_lookups(self, wall: float, now: float) -> None:
-        while self._done:
-            conn, fut = self._done.popleft()
-            try:
-                result: Lookup | None = fut.result()
-            except Exception as exc:  # a bug in planning must not take the server down
-                self.counters["lookup.error"] += 1
-                reply = self.app.error_reply(500, type(exc).__name__, conn.peer, wall)
-                result = None
-            if self.conns.get(conn.sock) is not conn:
-                if result is not None and result.fd >= 0:
-                    os.close(result.fd)
-                continue
-            if result is not None:
-                reply = self.app.finish(result, conn.peer, wall)
-            conn.busy = False
-            conn.out.append(reply)
-            if not reply.keep_alive:
-                conn.closing = True
-            self._process(conn, wall, now)
+    def _wants_flush(self, conn: Conn) -> bool:
+        return conn.writing or not conn.reading
 
     def _file_view(self, fd: int) -> memoryview:
         m = self._maps.get(fd)
@@ -287,21 +171,21 @@ class NetfastHttpd:
             self._maps[fd] = m
         return memoryview(m)
 
-    def _flush(self, conn: _Conn, now: float) -> None:
+    def _flush(self, conn: Conn) -> None:
         budget = self.cfg.chunk
         sock = conn.sock
         try:
             while budget > 0:
                 if conn.pending is not None:
                     n = sock.send(conn.pending)
-                    conn.last_write = now
+                    conn.last_write = self._mono
                     budget -= n
                     if n < len(conn.pending):
                         conn.pending = conn.pending[n:]
                         break
                     conn.pending = None
                     if not conn.out[0].length:
-                        self._reply_done(conn)
+                        self.app.done(conn.out.popleft())
                     continue
                 if not conn.out:
                     break
@@ -324,13 +208,13 @@ class NetfastHttpd:
                 if short:
                     self._drop(conn, abort=True)
                     return
-                conn.last_write = now
+                conn.last_write = self._mono
                 self.counters["file.bytes"] += n
                 budget -= n
                 reply.offset += n
                 reply.length -= n
                 if reply.length == 0:
-                    self._reply_done(conn)
+                    self.app.done(conn.out.popleft())
                 elif n < want:
                     break  # the send buffer is full
         except BlockingIOError:
@@ -345,7 +229,7 @@ class NetfastHttpd:
             and not conn.busy
             and (conn.closing or (conn.eof and not conn.parser.buffered))
         ):
-            self._finish(conn, now)
+            self._finish(conn)
             return
         self._set_write(conn, writing)
         room = len(conn.out) < PIPELINE and conn.parser.buffered < PIPELINE_BYTES
@@ -356,10 +240,7 @@ class NetfastHttpd:
         if m is not None:
             m.close()
 
-    def _reply_done(self, conn: _Conn) -> None:
-        self.app.done(conn.out.popleft())
-
-    def _set_read(self, conn: _Conn, on: bool) -> None:
+    def _set_read(self, conn: Conn, on: bool) -> None:
         if on != conn.reading:
             conn.reading = on
             if on:
@@ -367,7 +248,7 @@ class NetfastHttpd:
             else:
                 self.queue.unregister(conn.sock, READ)
 
-    def _set_write(self, conn: _Conn, on: bool) -> None:
+    def _set_write(self, conn: Conn, on: bool) -> None:
         if on != conn.writing:
             conn.writing = on
             if on:
@@ -375,17 +256,17 @@ class NetfastHttpd:
             else:
                 self.queue.unregister(conn.sock, WRITE)
 
-    def _finish(self, conn: _Conn, now: float) -> None:
+    def _finish(self, conn: Conn) -> None:
         """Everything answered and the connection is to end: send our FIN, then drain."""
         with contextlib.suppress(OSError):
             conn.sock.shutdown()
         conn.lingering = True
-        conn.deadline = now + LINGER
+        conn.deadline = self._mono + LINGER
         self._set_write(conn, False)
         self._set_read(conn, True)
 
-    def _drop(self, conn: _Conn, *, abort: bool) -> None:
-        if self.conns.pop(conn.sock, None) is None:
+    def _drop(self, conn: Conn, *, abort: bool = False) -> None:
+        if self.conns.pop(conn.key, None) is None:
             return
         self.queue.unregister_all(conn.sock)
         for reply in conn.out:
@@ -397,28 +278,6 @@ class NetfastHttpd:
             else:
                 conn.sock.close()
         self.counters["conn.closed"] += 1
-
-    def _sweep(self, wall: float, now: float) -> None:
-        for conn in list(self.conns.values()):
-            if conn.out or conn.pending is not None:
-                if now - conn.last_write > self.cfg.idle_timeout:
-                    self.counters["timeout.send"] += 1
-                    self._drop(conn, abort=True)
-            elif conn.busy or conn.deadline > now:
-                continue
-            elif conn.lingering:
-                self._drop(conn, abort=False)
-            elif conn.request_started >= 0:
-                self.counters["timeout.header"] += 1
-                reply = self.app.error_reply(
-                    408, "request head not received in time", conn.peer, wall
-                )
-                conn.out.append(reply)
-                conn.closing = True
-                self._flush(conn, now)
-            else:
-                self.counters["timeout.idle"] += 1
-                self._drop(conn, abort=False)
 
 
 def _ip(addr: int) -> str:
