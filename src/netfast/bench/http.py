@@ -108,6 +108,8 @@ LARGE_BYTES = 100_000_000
 QUICK_LARGE_BYTES = 10_000_000
 #: The large file of the ``tap`` section: netfast's TCP in Python moves tens of MB/s, not GB/s.
 TAP_LARGE_BYTES = 10_000_000
+#: With --quick: small enough that a one-second run over a busy TAP completes responses.
+QUICK_TAP_LARGE_BYTES = 1_000_000
 WORKERS = (1, 2)
 #: wrk's connections per load.
 SMALL_CONNECTIONS = 50
@@ -791,13 +793,14 @@ def measure_tap(
     tmp: Path,
     *,
     seconds: int,
+    large_bytes: int = TAP_LARGE_BYTES,
     progress: Callable[[str], None] | None = None,
 ) -> list[dict[str, Any]]:
     """The ``tap`` section: the netfast backend on a TAP (:func:`netfast_on_tap`), wrk in the
     namespace on the other side."""
     loads = (
         ("tap-keepalive", SMALL_FILE, SMALL_CONNECTIONS),
-        ("tap-large", large_name(TAP_LARGE_BYTES), LARGE_CONNECTIONS),
+        ("tap-large", large_name(large_bytes), LARGE_CONNECTIONS),
     )
     bases: list[dict[str, Any]] = [
         {
