@@ -7,33 +7,15 @@ from __future__ import annotations
 
 import random
 import time
-from importlib import resources
 from pathlib import Path
 
 import pytest
 
+# The small router of the pcap-writer tests (no 1M-prefix table: a run takes milliseconds).
+from tests.link.test_pcap_link_hostile import ROUTER, SAMPLE
+
 from netfast.cli import main
 
-SAMPLE = Path(str(resources.files("netfast.data") / "sample-http.pcap"))
-#: A small router (no 1M-prefix table, so a run takes milliseconds): a default route.
-ROUTER = """\
-[[interface]]
-name = "eth0"
-mac = "fe:ff:20:00:01:00"
-addresses = ["145.254.160.1/24"]
-
-[[interface]]
-name = "eth1"
-mac = "02:00:00:00:01:01"
-addresses = ["198.18.1.1/24"]
-
-[routes]
-"0.0.0.0/0" = "via 198.18.1.2 dev eth1"
-
-[neighbors]
-"145.254.160.237" = "00:00:01:00:00:00"
-"198.18.1.2" = "02:00:00:00:01:02"
-"""
 #: What a port name or a value may be mutated into: paths, separators, odd characters.
 NASTY = [
     "../x",

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -242,7 +241,6 @@ class HttpApp:
         self._date_second = -1
         self._date = ""
         self._log: list[str] = []
-        self._lock = threading.Lock()
 
     # --- time -------------------------------------------------------------------------------
     def date(self, now: float) -> str:
@@ -279,24 +277,19 @@ class HttpApp:
                     reply = Reply(head_ka if keep else head_close, b"", fd, 0, length, keep, 200)
                     self._account(req, peer, reply, now)
                     return reply
-            known: dict[str, FileInfo | None] = {}
             try:
                 response = plan_response(
-                    req, self.root, lambda p: self._cached_info(p, now, known),
-                    index=self.cfg.index,
-                )  # fmt: skip
+                    req, self.root, lambda p: self._cached_info(p, now), index=self.cfg.index
+                )
             except _NeedLookup:
                 return None
             return self._reply(req, peer, response, now, -1)
         return self._reply(req, peer, plan_response(req, self.root, _no_files), now, -1)
 
-    def _cached_info(
-        self, path: str, now: float, known: dict[str, FileInfo | None]
-    ) -> FileInfo | None:
+    def _cached_info(self, path: str, now: float) -> FileInfo | None:
         hit = self.stats.get(path, now)
         if hit is StatCache.MISS:
             raise _NeedLookup(path)
-        known[path] = hit  # type: ignore[assignment]
         return hit  # type: ignore[return-value]
 
     # --- off the loop -----------------------------------------------------------------------
@@ -501,6 +494,3 @@ def _printable(text: str) -> str:
     if text.isprintable() and '"' not in text and " " not in text and len(text) <= 2048:
         return text
     return repr(text[:2048])[1:-1].replace('"', "%22").replace(" ", "%20")
-
-
-InfoFor = Callable[[str], FileInfo | None]
