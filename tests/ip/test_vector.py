@@ -157,18 +157,17 @@ def test_discarded_firewall_round_restores_rule_counters_and_stats() -> None:
     """When a later head punts a packet an earlier head passed, the vector path re-runs the heads
     without it; what the discarded round counted -- rule packets/bytes and ipfw stats such as
     state hits -- must be put back, or it counts twice."""
-    from netfast.ip.vector import _counter_state, _restore
     from netfast.pfil.ipfw import parse_rules
 
     rs = parse_rules("allow udp from any to any keep-state")
     rs.packets[0] = 5
     rs.bytes[0] = 500
     rs.stats["ipfw.state.hit"] = 2
-    saved = _counter_state([rs])
+    saved = rs.counter_snapshot()
     rs.packets[0] += 3
     rs.bytes[0] += 300
     rs.stats["ipfw.state.hit"] += 4
     rs.stats["ipfw.state.created"] += 1
-    _restore(saved)
+    rs.counter_restore(saved)
     assert rs.packets[0] == 5 and rs.bytes[0] == 500
     assert rs.stats == {"ipfw.state.hit": 2}

@@ -89,8 +89,8 @@ def make_router(table: RoutingTable, rules: str | None) -> tuple[Router, Ruleset
     if rules is not None:
         heads = PfilHeads()
         ruleset = parse_rules(rules)
-        heads.add_hook(Direction.IN, ruleset.hook)
-        heads.add_hook(Direction.OUT, ruleset.hook)
+        heads.add_hook(Direction.IN, ruleset)
+        heads.add_hook(Direction.OUT, ruleset)
     router = Router(interfaces(), table, heads, strict=True)
     router.arp.add_static(0, HOST, PEER_MAC)
     for gw, mac in GW_MAC.items():

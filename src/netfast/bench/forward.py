@@ -151,7 +151,7 @@ def make_router(setup: Setup, n_rules: int) -> Router:
     heads = None
     if n_rules:
         heads = PfilHeads()
-        heads.add_hook(Direction.IN, parse_rules(ruleset_text(n_rules)).hook)
+        heads.add_hook(Direction.IN, parse_rules(ruleset_text(n_rules)))
     router = Router(setup.interfaces, setup.table, heads)
     for ifindex, addr, mac in setup.gateways:
         router.arp.add_static(ifindex, addr, mac)

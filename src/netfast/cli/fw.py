@@ -211,7 +211,7 @@ def run_capture(ruleset: Ruleset, path: Path) -> Counter[str]:
     verdicts: Counter[str] = Counter()
     for now, pkt in capture_packets(path):
         ruleset.now = now
-        verdict = ruleset.hook(pkt)
+        verdict = ruleset(pkt)
         verdicts[Verdict(verdict).name.lower()] += 1
         verdicts["replies"] += len(pkt.replies or ())
     return verdicts

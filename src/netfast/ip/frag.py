@@ -27,9 +27,8 @@ import struct
 
 from netfast.wire import checksum
 from netfast.wire.buffer import Buffer
-from netfast.wire.ipv4 import FLAG_DF, FLAG_MF, iter_options
+from netfast.wire.ipv4 import FIXED_HEADER, FLAG_DF, FLAG_MF, iter_options
 
-_FIXED = struct.Struct(">BBHHHBBHII")
 _U16 = struct.Struct(">H")
 _OFFSET_MASK = 0x1FFF
 
@@ -44,7 +43,7 @@ def copied_options(options: Buffer) -> bytes:
 def _header(fixed: tuple[int, ...], options: bytes, total: int, frag_word: int) -> bytes:
     ver_ihl = 0x40 | ((20 + len(options)) >> 2)
     head = (
-        _FIXED.pack(
+        FIXED_HEADER.pack(
             ver_ihl,
             fixed[1],
             total,
@@ -85,7 +84,7 @@ def ip_fragment(packet: Buffer, mtu: int) -> list[bytes]:
     """
     if len(packet) < 20:
         raise ValueError(f"an IPv4 packet of {len(packet)} bytes has no header")
-    fixed = _FIXED.unpack_from(packet)
+    fixed = FIXED_HEADER.unpack_from(packet)
     header_len = (fixed[0] & 0x0F) << 2
     total = fixed[2]
     if header_len < 20 or total < header_len or total > len(packet):

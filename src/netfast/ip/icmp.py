@@ -48,7 +48,7 @@ from netfast.wire.icmpv4 import (
     Icmpv4Type,
     TimeExceededCode,
 )
-from netfast.wire.ipv4 import IpProtocol, Ipv4Repr
+from netfast.wire.ipv4 import FIXED_HEADER, IpProtocol, Ipv4Repr
 
 #: Longest error datagram RFC 1812 4.3.2.3 lets a router send.
 MAX_ERROR_LEN = 576
@@ -71,7 +71,6 @@ OUT_ABOUT_FRAGMENT = "icmp.out.about_fragment"
 OUT_ABOUT_MARTIAN = "icmp.out.about_martian"
 OUT_RATE_LIMITED = "icmp.out.rate_limited"
 
-_FIXED = struct.Struct(">BBHHHBBHII")
 _U16 = struct.Struct(">H")
 
 
@@ -156,7 +155,7 @@ def icmp_error_packet(
     """
     if len(original) < 20:
         raise ValueError(f"cannot quote a packet of {len(original)} bytes")
-    fixed = _FIXED.unpack_from(original)
+    fixed = FIXED_HEADER.unpack_from(original)
     header_len = (fixed[0] & 0x0F) << 2
     if header_len < 20 or header_len > len(original):
         raise ValueError("cannot quote a packet whose header is incomplete")
@@ -192,7 +191,7 @@ def error_suppressed(
     ``link_broadcast`` is True when the packet arrived in a link-layer broadcast or multicast
     frame.
     """
-    fixed = _FIXED.unpack_from(original)
+    fixed = FIXED_HEADER.unpack_from(original)
     frag, proto, src, dst = fixed[4], fixed[6], fixed[8], fixed[9]
     if frag & 0x1FFF:
         return OUT_ABOUT_FRAGMENT

@@ -35,16 +35,14 @@ one ``%`` decide it.
 
 from __future__ import annotations
 
-import struct
 from typing import NamedTuple
 
 from netfast.wire.buffer import Buffer
 from netfast.wire.errors import MalformedError
-from netfast.wire.ipv4 import iter_options
+from netfast.wire.ipv4 import FIXED_HEADER, iter_options
 
 # version/ihl, tos, total length, identification, flags/fragment offset, ttl, protocol,
 # checksum, source, destination
-_FIXED = struct.Struct(">BBHHHBBHII")
 
 IN_TOO_SHORT = "ip.in.too_short"
 IN_BAD_VERSION = "ip.in.bad_version"
@@ -134,7 +132,7 @@ def ip_input_check(buf: Buffer, offset: int = 0) -> Ipv4Header | str:
     have = len(buf) - offset
     if have < 20:
         return IN_TOO_SHORT
-    fields = _FIXED.unpack_from(buf, offset)
+    fields = FIXED_HEADER.unpack_from(buf, offset)
     ver_ihl = fields[0]
     if ver_ihl >> 4 != 4:
         return IN_BAD_VERSION

@@ -37,6 +37,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from netfast.wire import checksum
+from netfast.wire.ipv4 import FIXED_HEADER
 
 QUEUED = "ip.reass.queued"
 DONE = "ip.reass.done"
@@ -49,7 +50,6 @@ TIMEOUT = "ip.reass.timeout"
 #: Exactly one of these counts a fragment that does not complete a datagram.
 REASS_OUTCOMES: tuple[str, ...] = (QUEUED, OVERFLOW, TOO_MANY_FRAGS, TOO_BIG, BAD)
 
-_FIXED = struct.Struct(">BBHHHBBHII")
 _U16 = struct.Struct(">H")
 _MF = 0x2000
 _OFFSET = 0x1FFF
@@ -102,7 +102,9 @@ class Reassembler:
     def input(self, packet: bytes, now: float) -> bytes | None:
         """Add one fragment (a packet that passed the IP input checks, cut to its total length);
         return the reassembled datagram when this fragment completes it."""
-        ver_ihl, _tos, total, ident, frag, _ttl, proto, _cs, src, dst = _FIXED.unpack_from(packet)
+        ver_ihl, _tos, total, ident, frag, _ttl, proto, _cs, src, dst = FIXED_HEADER.unpack_from(
+            packet
+        )
         hl = (ver_ihl & 0x0F) << 2
         data = packet[hl:total]
         offset = (frag & _OFFSET) << 3

@@ -80,7 +80,7 @@ from numba.extending import intrinsic
 
 from netfast.ip.iface import Interface, NextHop
 from netfast.ip.input import IN_BAD_CHECKSUM, IN_BAD_LEN, IN_MARTIAN_DST, IN_MARTIAN_SRC
-from netfast.pfil import Direction
+from netfast.pfil import BatchHook, Direction, Verdict
 from netfast.wire.batch import ETH_LEN, L4_OFF, FrameBatch
 
 __all__ = ["VectorForwarder", "VectorResult", "FORWARDED_COUNTERS"]
@@ -101,9 +101,9 @@ _PFIL_DROP = {
 _INTEGRITY_DROPS = (IN_BAD_LEN, IN_BAD_CHECKSUM, IN_MARTIAN_SRC, IN_MARTIAN_DST)
 
 #: ``evaluate_batch`` verdicts (netfast.pfil.ipfw).
-_V_PASS = 0
-_V_DROP = 1
-_V_PUNT = 3
+_V_PASS = int(Verdict.PASS)
+_V_DROP = int(Verdict.DROP)
+_V_PUNT = int(Verdict.PUNT)
 
 _IPPROTO_ICMP = 1
 _IPPROTO_TCP = 6
@@ -572,48 +572,6 @@ class _NextHops:
     mtu: npt.NDArray[np.int32]
 
 
-def _batch_evaluator(hook: Any) -> tuple[BatchEvaluator, Any] | None:
-    """The vector form of a pfil hook, and the object owning its counters: a hook that is the
-    scalar entry (``hook``/``evaluate``) of an object with ``evaluate_batch``, or a callable
-    object with ``evaluate_batch`` itself.  None: the hook can only run per packet."""
-    owner = getattr(hook, "__self__", None)
-    if owner is not None and getattr(hook, "__name__", "") in ("hook", "evaluate"):
-        ev = getattr(owner, "evaluate_batch", None)
-        if callable(ev):
-            return ev, owner
-    ev = getattr(hook, "evaluate_batch", None)
-    if callable(ev):
-        return ev, hook
-    return None
-
-
-def _counter_state(owners: list[Any]) -> list[tuple[Any, dict[str, Any]]]:
-    """Copies of the counters of hook owners: ipfw's per-rule ``packets`` and ``bytes`` and its
-    ``stats`` (state hits counted by a round that is then discarded must not count twice)."""
-    saved = []
-    for owner in owners:
-        arrays = {
-            name: getattr(owner, name).copy()
-            for name in ("packets", "bytes")
-            if isinstance(getattr(owner, name, None), np.ndarray)
-        }
-        stats = getattr(owner, "stats", None)
-        if isinstance(stats, Counter):
-            arrays["stats"] = stats.copy()
-        saved.append((owner, arrays))
-    return saved
-
-
-def _restore(saved: list[tuple[Any, dict[str, Any]]]) -> None:
-    for owner, arrays in saved:
-        for name, value in arrays.items():
-            if name == "stats":
-                owner.stats.clear()
-                owner.stats.update(value)
-            else:
-                getattr(owner, name)[...] = value
-
-
 class VectorForwarder:
     """The vector path of ``router`` (a :class:`netfast.ip.router.Router`): shares its routing
     table, local addresses, pfil heads and ARP cache, and keeps only caches derived from them.
@@ -687,24 +645,20 @@ class VectorForwarder:
 
     # --- pfil ------------------------------------------------------------------------------
 
-    def _pfil_plan(self) -> list[tuple[Direction, int | None, BatchEvaluator, Any]] | None:
+    def _pfil_plan(self) -> list[tuple[Direction, int | None, BatchEvaluator, BatchHook]] | None:
         """The hooks to run, in order, as batch evaluators; None when one of them has no
         vector form (every candidate is then punted)."""
         heads = self.router.pfil
-        plan: list[tuple[Direction, int | None, BatchEvaluator, Any]] = []
+        plan: list[tuple[Direction, int | None, BatchEvaluator, BatchHook]] = []
         if heads is None:
             return plan
         for d in (Direction.IN, Direction.FORWARD, Direction.OUT):
             if not heads.has_hooks(d):
                 continue
-            hooks = getattr(heads, "hooks", None)
-            if hooks is None:
-                return None
-            for info in hooks(d):
-                found = _batch_evaluator(info.hook)
-                if found is None:
+            for info in heads.hooks(d):
+                if info.batch is None:
                     return None
-                plan.append((d, info.ifindex, found[0], found[1]))
+                plan.append((d, info.ifindex, info.batch.evaluate_batch, info.batch))
         return plan
 
     def _pfil_columns(
@@ -718,7 +672,7 @@ class VectorForwarder:
 
     def _firewall(
         self,
-        plan: list[tuple[Direction, int | None, BatchEvaluator, Any]],
+        plan: list[tuple[Direction, int | None, BatchEvaluator, BatchHook]],
         pcols: dict[str, npt.NDArray[np.int64]],
         ifindex: int,
         egress: npt.NDArray[np.int32],
@@ -735,7 +689,8 @@ class VectorForwarder:
             d, _, evaluate, _ = plan[0]
             v = np.asarray(evaluate(pcols, d, egress if d == Direction.OUT else ifindex), np.uint8)
             return v, np.where(v == _V_DROP, int(d), -1).astype(np.int8)
-        saved = _counter_state(list({id(o): o for *_, o in plan}.values()))
+        owners = list({id(o): o for *_, o in plan}.values())
+        saved = [(o, o.counter_snapshot()) for o in owners]
         late = np.zeros(n, np.bool_)
         while True:
             verdict = np.where(late, _V_PUNT, _V_PASS).astype(np.uint8)
@@ -762,7 +717,8 @@ class VectorForwarder:
             if not new_late.any():
                 return verdict, head
             # Each round only removes rows, so this ends (in practice after one rerun).
-            _restore(saved)
+            for owner, snapshot in saved:
+                owner.counter_restore(snapshot)
             late |= new_late
 
     # --- the path --------------------------------------------------------------------------

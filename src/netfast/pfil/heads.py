@@ -97,7 +97,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import ClassVar, NewType
 
-from netfast.pfil import Direction, PfilPacket, Verdict
+from netfast.pfil import BatchHook, Direction, PfilPacket, Verdict
 from netfast.sync import ReaderSlots
 
 __all__ = [
@@ -133,6 +133,8 @@ class HookInfo:
     direction: Direction
     hook: Hook
     ifindex: int | None
+    #: The hook's batch form when it is a :class:`~netfast.pfil.BatchHook`, else None.
+    batch: BatchHook | None = None
 
 
 class PfilHeads:
@@ -187,7 +189,8 @@ class PfilHeads:
             self._writer_enter()
             hook_id = HookId(self._next_id)
             self._next_id += 1
-            info = HookInfo(hook_id, d, hook, ifindex)
+            batch = hook if isinstance(hook, BatchHook) else None
+            info = HookInfo(hook_id, d, hook, ifindex, batch)
             entries = self._entries[d]
             index = 0 if first else len(entries)
             entries.insert(index, info)

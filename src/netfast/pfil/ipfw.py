@@ -2,7 +2,7 @@
 
 Contract
 --------
-:func:`parse_rules` reads a rule file into a :class:`Ruleset`; ``ruleset.hook`` is the pfil hook
+:func:`parse_rules` reads a rule file into a :class:`Ruleset`; the ruleset itself is the pfil hook
 (``Callable[[PfilPacket], Verdict]``) and :meth:`Ruleset.evaluate_batch` is the same ruleset over
 numpy columns of a whole batch for the vector path (docs/ROUTER.md).  Malformed input raises
 :class:`FirewallError` naming file, rule, line, column, what was expected and what was found.
@@ -2061,6 +2061,20 @@ class Ruleset:
         self.bytes[:] = 0
         self.stats.clear()
 
+    def counter_snapshot(self) -> object:
+        """The rule counters and state statistics as they are now (see
+        :class:`netfast.pfil.BatchHook`)."""
+        return self.packets.copy(), self.bytes.copy(), self.stats.copy()
+
+    def counter_restore(self, snapshot: object) -> None:
+        """Put back what :meth:`counter_snapshot` returned."""
+        assert isinstance(snapshot, tuple)
+        packets, nbytes, stats = snapshot
+        self.packets[...] = packets
+        self.bytes[...] = nbytes
+        self.stats.clear()
+        self.stats.update(stats)
+
     # -- text --
     def text(self) -> str:
         """The ruleset as a normalized rule file (tables first, the default rule last); parsing
@@ -2081,9 +2095,11 @@ class Ruleset:
         )
 
     # -- scalar evaluation --
-    def hook(self, pkt: PfilPacket) -> Verdict:
-        """The pfil hook: :meth:`evaluate` at ``self.now``."""
+    def __call__(self, pkt: PfilPacket) -> Verdict:
+        """The pfil hook (a :class:`netfast.pfil.BatchHook`): :meth:`evaluate` at ``self.now``."""
         return self.evaluate(pkt, self.now)
+
+    hook = __call__
 
     def evaluate(self, pkt: PfilPacket, now: float | None = None) -> Verdict:
         """First matching rule's verdict for one packet; counts it; may set ``pkt.replies``."""

@@ -880,7 +880,7 @@ class BuiltRouter:
         new = []
         if ruleset is not None:
             for head in self.config.firewall_heads:
-                new.append(self.pfil.add_hook(Direction[head.upper()], ruleset.hook))
+                new.append(self.pfil.add_hook(Direction[head.upper()], ruleset))
         for hook_id in old:
             self.pfil.remove_hook(hook_id)
         self.hook_ids = new

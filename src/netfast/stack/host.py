@@ -47,10 +47,10 @@ import struct
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
 
 import numpy as np
 
+from netfast.ip.api import TransportProtocol
 from netfast.ip.arp import ARP_INPUT_OUTCOMES, HOLD_QUEUED, ArpCache
 from netfast.ip.frag import ip_fragment
 from netfast.ip.icmp import IcmpErrors, echo_reply_message
@@ -86,7 +86,7 @@ from netfast.tcp.layer import TcpLayer, TcpSocket
 from netfast.wire import checksum
 from netfast.wire.ethernet import BROADCAST
 from netfast.wire.icmpv4 import DestUnreachableCode, Icmpv4Type, TimeExceededCode
-from netfast.wire.ipv4 import FLAG_DF, IpProtocol
+from netfast.wire.ipv4 import FIXED_HEADER, FLAG_DF, IpProtocol
 from netfast.wire.tcp import (
     EMPTY_OPTIONS,
     NOP,
@@ -95,26 +95,6 @@ from netfast.wire.tcp import (
     TcpRepr,
     TimestampsOption,
 )
-
-
-class TransportProtocol(Protocol):
-    """What a transport (TCP) plugs into the stack with :meth:`Stack.register_protocol`."""
-
-    def input(self, hdr: Ipv4Header, l4: memoryview, ifindex: int, now: float) -> None:
-        """One packet for this protocol; ``l4`` is exactly the IP payload (``total_length -
-        header_len`` bytes) of a packet that passed the IP checks (and reassembly)."""
-        ...
-
-    def poll(self, now: float) -> None:
-        """Timers; output goes through :meth:`Stack.ip_output`."""
-        ...
-
-    def poll_at(self) -> float | None: ...
-
-    def ctlinput(self, icmp_type: int, icmp_code: int, mtu: int, quoted: bytes, now: float) -> None:
-        """An ICMP error quoting a packet of this protocol (``quoted``: its IP header and first
-        payload bytes); ``mtu`` is the next-hop MTU of fragmentation needed, else 0."""
-        ...
 
 
 @dataclass(slots=True)
@@ -237,7 +217,6 @@ FRAME_OUTCOMES: tuple[str, ...] = (
 
 _ETH_IPV4 = b"\x08\x00"
 _ETH_ARP = b"\x08\x06"
-_IP_HEADER = struct.Struct(">BBHHHBBHII")
 _U16 = struct.Struct(">H")
 _U32 = struct.Struct(">I")
 _FRAG_ANY = 0x3FFF
@@ -340,12 +319,11 @@ class Stack:
         self._out: list[tuple[int, bytes]] = []
         #: Interfaces whose links segment large TCP frames themselves (:meth:`enable_tso`).
         self.tso: set[int] = set()
-        #: The TCP (protocol 6); None when built with ``tcp=False`` (then a transport of one's
-        #: own may be registered, e.g. with :func:`netfast.tcp.layer.attach_tcp`).
+        #: The TCP (protocol 6); None when built with ``tcp=False`` (then one with settings of
+        #: one's own may be given with :meth:`attach_tcp`).
         self.tcp: TcpLayer | None = None
         if tcp:
-            self.tcp = TcpLayer(self, random.Random(rng.getrandbits(64)), tcp_config)
-            self.register_protocol(IpProtocol.TCP, self.tcp)
+            self.attach_tcp(TcpLayer(self, random.Random(rng.getrandbits(64)), tcp_config))
 
     # --- configuration ----------------------------------------------------------------------------
 
@@ -356,6 +334,12 @@ class Stack:
         if proto in self.transports:
             raise ValueError(f"protocol {proto} is already registered")
         self.transports[proto] = handler
+
+    def attach_tcp(self, layer: TcpLayer) -> TcpLayer:
+        """Make ``layer`` (built on this stack) the stack's TCP: protocol 6 and :attr:`tcp`."""
+        self.register_protocol(IpProtocol.TCP, layer)
+        self.tcp = layer
+        return layer
 
     def udp_socket(self) -> UdpSocket:
         """A new, unbound UDP socket."""
@@ -588,7 +572,7 @@ class Stack:
         # The fixed header packed at once (every field of Ipv4Repr.emit, no options): this runs
         # for every segment a TCP sends.
         header = bytearray(
-            _IP_HEADER.pack(
+            FIXED_HEADER.pack(
                 0x45,
                 tos,
                 20 + n,

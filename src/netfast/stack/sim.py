@@ -20,13 +20,14 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from netfast.ip.iface import IfAddr, Interface
 from netfast.link.impair import ImpairedLink, Impairment
 from netfast.link.memory import MemoryLink
 from netfast.stack.host import HostConfig, Stack
 from netfast.tcp.conn import TcpConfig
-from netfast.tcp.layer import TcpLayer, attach_tcp
+from netfast.tcp.layer import TcpLayer
 from netfast.wire.ipv4 import ip_from_str
 
 ADDR_A = ip_from_str("198.18.0.1")
@@ -62,11 +63,11 @@ def make_host(
     seed: int,
     tcp_config: TcpConfig | None,
     host_config: HostConfig | None = None,
-    **tcp_kw: object,
+    **tcp_kw: Any,
 ) -> tuple[Stack, TcpLayer]:
     iface = Interface(0, name, mac, (IfAddr(addr, 24),), mtu)
     stack = Stack([iface], rng=random.Random(seed), strict=True, tcp=False, config=host_config)
-    layer = attach_tcp(stack, random.Random(seed + 1000), tcp_config, **tcp_kw)
+    layer = stack.attach_tcp(TcpLayer(stack, random.Random(seed + 1000), tcp_config, **tcp_kw))
     return stack, layer
 
 
@@ -83,7 +84,7 @@ class HostPair:
         tcp_config: TcpConfig | None = None,
         tcp_config_b: TcpConfig | None = None,
         capacity: int = 100_000,
-        tcp_kw_b: dict[str, object] | None = None,
+        tcp_kw_b: dict[str, Any] | None = None,
         host_config: HostConfig | None = None,
     ) -> None:
         self.clock = VirtualClock()

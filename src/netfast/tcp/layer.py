@@ -3,9 +3,10 @@ outer half and tcp_usrreq).
 
 Contract
 --------
-:class:`TcpLayer` plugs into a host :class:`~netfast.stack.host.Stack` as the transport for IP
-protocol 6.  It is sans-IO like every core: it is handed segments with the time, and hands
-packets to ``stack.ip_output``; it never reads a clock.
+:class:`TcpLayer` plugs into an IP layer (:class:`netfast.ip.api.IpOutput`, which the host
+:class:`~netfast.stack.host.Stack` provides) as the transport for IP protocol 6.  It is sans-IO
+like every core: it is handed segments with the time, and hands packets to ``ip.ip_output``; it
+never reads a clock.
 
 Input (``tcp_input``): the checksum and header are checked (``tcp.in.bad_checksum``,
 ``tcp.in.malformed``; segments to a broadcast or multicast address are dropped as
@@ -50,6 +51,7 @@ from netfast.wire.seq import SEQ_MASK, seq_gt
 from netfast.wire.tcp import TcpFlags, TcpRepr, TcpSegment
 
 if TYPE_CHECKING:
+    from netfast.ip.api import IpOutput
     from netfast.ip.input import Ipv4Header
 
 SYN, ACK, FIN, RST, PSH = TcpFlags.SYN, TcpFlags.ACK, TcpFlags.FIN, TcpFlags.RST, TcpFlags.PSH
@@ -138,8 +140,9 @@ class TcpLayer:
 
     Parameters
     ----------
-    stack
-        The host stack: ``ip_output``, ``source_for``, ``mtu_for``, ``is_local``, ``counters``.
+    ip
+        The IP layer below (:class:`netfast.ip.api.IpOutput`); its ``counters`` are the
+        layer's.
     rng
         Source of the secrets (ISN, timestamp offsets, cookies) and ephemeral ports.
     config
@@ -148,7 +151,7 @@ class TcpLayer:
 
     def __init__(
         self,
-        stack: Any,
+        ip: IpOutput,
         rng: random.Random,
         config: TcpConfig | None = None,
         *,
@@ -160,11 +163,10 @@ class TcpLayer:
         per_pass: int = 64,
         challenge_ack_limit: int = 1000,
     ) -> None:
-        self.stack = stack
+        self.ip = ip
         self.rng = rng
         self.config = config or TcpConfig()
-        counters = getattr(stack, "counters", None)
-        self.counters: Counter[str] = counters if isinstance(counters, Counter) else Counter()
+        self.counters: Counter[str] = ip.counters
         self.isn = IsnGenerator(rng.randbytes(16))
         self.ts_clock = IsnGenerator(rng.randbytes(16))
         self.cookies = SynCookies(lambda: rng.randbytes(16), now=now)
@@ -212,13 +214,12 @@ class TcpLayer:
         """The connection settings toward ``dst``: the MSS the egress MTU allows."""
         cfg = base or self.config
         try:
-            mtu = int(self.stack.mtu_for(dst))
-        except (AttributeError, ValueError):
+            mtu = self.ip.mtu_for(dst)
+        except ValueError:
             return cfg
         mss = max(64, min(65495, mtu - 40)) if cfg.mss_from_mtu else min(cfg.mss, mtu - 40)
         tso = cfg.tso_max
-        tso_for = getattr(self.stack, "tso_for", None)
-        if tso_for is not None and tso_for(dst) and not tso:
+        if not tso and self.ip.tso_for(dst):
             tso = TSO_MAX
         if mss == cfg.mss and tso == cfg.tso_max:
             return cfg
@@ -270,7 +271,7 @@ class TcpLayer:
         laddr, lport = local
         faddr, fport = remote
         if laddr == 0:
-            src = self.stack.source_for(faddr)
+            src = self.ip.source_for(faddr)
             if src is None:
                 raise OSError(f"no route to {faddr:#x}")
             laddr = src
@@ -313,7 +314,7 @@ class TcpLayer:
         except WireError:
             c["tcp.in.malformed"] += 1
             return
-        if not self.stack.is_local(dst):  # one of our unicast addresses, never a broadcast
+        if not self.ip.is_local(dst):  # one of our unicast addresses, never a broadcast
             c["tcp.in.not_unicast"] += 1
             return
         if seg.src_port == 0 or seg.dst_port == 0:
@@ -485,10 +486,10 @@ class TcpLayer:
             # cut it after all fills it in (Stack.ip_output, gso_mss).
             self.counters["tcp.out.tso"] += 1
             data = seg.to_bytes(src, dst, checksum=False)
-            reason = self.stack.ip_output(src, dst, IPPROTO_TCP, data, now, gso_mss=mss)
+            reason = self.ip.ip_output(src, dst, IPPROTO_TCP, data, now, gso_mss=mss)
         else:
             data = seg.to_bytes(src, dst)
-            reason = self.stack.ip_output(src, dst, IPPROTO_TCP, data, now)
+            reason = self.ip.ip_output(src, dst, IPPROTO_TCP, data, now)
         if reason is not None:
             self.counters["tcp.out.dropped"] += 1
 
@@ -681,7 +682,7 @@ class TcpSocket(Watchable):
         addr, port = _addr(address)
         if self.local is not None:
             raise OSError("socket already bound")
-        if addr and not self.layer.stack.is_local(addr):
+        if addr and not self.layer.ip.is_local(addr):
             raise OSError(f"cannot bind {addr:#x}: not a local address")
         if port and self.layer.pcbs.port_in_use(addr, port):
             raise OSError(f"address in use: port {port}")
@@ -804,14 +805,3 @@ class TcpSocket(Watchable):
 
     def fileno(self) -> int:
         return id(self)
-
-
-def attach_tcp(
-    stack: Any, rng: random.Random, config: TcpConfig | None = None, **kw: Any
-) -> TcpLayer:
-    """Give a stack built with ``tcp=False`` a TCP with non-default settings (SYN cache limits,
-    cookie mode ...): register a :class:`TcpLayer` for protocol 6 as ``stack.tcp``."""
-    layer = TcpLayer(stack, rng, config, **kw)
-    stack.register_protocol(IPPROTO_TCP, layer)
-    stack.tcp = layer
-    return layer

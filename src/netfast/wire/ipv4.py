@@ -48,9 +48,10 @@ _FRAG_OFFSET_MASK = 0x1FFF
 _HEADER = "ipv4"
 _U16 = struct.Struct(">H")
 _U32 = struct.Struct(">I")
-# version/ihl, tos, total length, identification, flags/fragment offset, ttl, protocol,
-# checksum, source, destination
-_FIXED = struct.Struct(">BBHHHBBHII")
+#: The fixed 20-byte IPv4 header (RFC 791 3.1): version/IHL, TOS, total length, identification,
+#: flags/fragment offset, TTL, protocol, header checksum, source, destination.  The one
+#: definition every module packing or unpacking the header uses.
+FIXED_HEADER = struct.Struct(">BBHHHBBHII")
 
 
 class IpProtocol(IntEnum):
@@ -563,7 +564,7 @@ class Ipv4Repr:
         ChecksumError
             When ``verify_checksum`` and the header checksum does not verify.
         """
-        (ver_ihl, tos, total, ident, frag, ttl, proto, found, src, dst) = _FIXED.unpack_from(
+        (ver_ihl, tos, total, ident, frag, ttl, proto, found, src, dst) = FIXED_HEADER.unpack_from(
             packet.buffer
         )
         version, ihl = ver_ihl >> 4, ver_ihl & 0x0F
@@ -629,7 +630,7 @@ class Ipv4Repr:
             | (FLAG_MF if self.more_frags else 0)
             | (self.frag_offset // 8)
         )
-        _FIXED.pack_into(
+        FIXED_HEADER.pack_into(
             buf,
             0,
             (VERSION << 4) | (header_len // 4),
