@@ -23,6 +23,8 @@ from pathlib import Path
 import pytest
 
 from netfast.cli import main
+from netfast.ip.iface import Interface
+from netfast.ip.local import LocalAddrs
 from netfast.link.pcap import read_capture
 from netfast.outfiles import (
     OutputExistsError,
@@ -416,6 +418,8 @@ class _Nothing:
     """A router that drops everything."""
 
     counters: Counter[str] = Counter()
+    interfaces: dict[int, Interface] = {}
+    local = LocalAddrs(())
 
     def input(self, ifindex: int, f: bytes, now: float) -> list[tuple[int, bytes]]:
         return []

@@ -48,10 +48,10 @@ class FakeRouter:
     unreachable from its own address back out of the port it came in on."""
 
     def __init__(self) -> None:
-        self.interfaces = [
-            Interface(0, "inside", MAC0, (IfAddr(ROUTER_IP, 24),)),
-            Interface(1, "outside", MAC1, (IfAddr(ip_from_str("198.18.1.1"), 24),)),
-        ]
+        self.interfaces = {
+            0: Interface(0, "inside", MAC0, (IfAddr(ROUTER_IP, 24),)),
+            1: Interface(1, "outside", MAC1, (IfAddr(ip_from_str("198.18.1.1"), 24),)),
+        }
         self.counters: Counter[str] = Counter()
         self.seen: list[tuple[int, int, float]] = []
         self.polls: list[float] = []

@@ -14,7 +14,7 @@ from tests.stack.test_host import make_stack as _make_stack
 from netfast.stack.host import HostConfig, Stack
 from netfast.stack.hostrun import DiscardService, EchoService
 from netfast.stack.kqueue import EV_EOF, EV_ERROR, READ, EventQueue
-from netfast.stack.udp import DATAGRAM_COST
+from netfast.udp.layer import DATAGRAM_COST
 from netfast.wire.ipv4 import ip_from_str
 
 

@@ -1,6 +1,7 @@
-"""The contracts between the IP layer and what sits on it (gVisor keeps the same in one file,
-``stack/registration.go``): transports see an :class:`IpOutput`, never the host stack itself, and
-plug in as a :class:`TransportProtocol`.
+"""The contracts between the IP layer and what sits on it or drives it (gVisor keeps the same in
+one file, ``stack/registration.go``): transports see an :class:`IpOutput`, never the host stack
+itself, and plug in as a :class:`TransportProtocol`; the router's drivers (the engine, capture and
+live runs in :mod:`netfast.stack.runner`) see a :class:`ForwardingPlane`.
 
 :class:`netfast.stack.host.Stack` provides :class:`IpOutput`; :class:`netfast.tcp.layer.TcpLayer`
 and the UDP core take one.  Both protocols are structural (``typing.Protocol``): a test double
@@ -10,12 +11,15 @@ that has these methods is an IP layer as far as a transport can tell.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
+    from netfast.ip.iface import Interface
     from netfast.ip.input import Ipv4Header
+    from netfast.ip.local import LocalAddrs
 
-__all__ = ["IpOutput", "TransportProtocol"]
+__all__ = ["ForwardingPlane", "IpOutput", "TransportProtocol"]
 
 
 class IpOutput(Protocol):
@@ -24,6 +28,9 @@ class IpOutput(Protocol):
     #: The host's counters; a transport counts its own events here under its prefix
     #: (``tcp.``, ``udp.``).
     counters: Counter[str]
+    #: The time of the IP layer's latest input or poll: what socket calls, which carry no time
+    #: of their own, use as "now".
+    now: float
 
     def ip_output(
         self,
@@ -81,4 +88,29 @@ class TransportProtocol(Protocol):
     def ctlinput(self, icmp_type: int, icmp_code: int, mtu: int, quoted: bytes, now: float) -> None:
         """An ICMP error quoting a packet of this protocol (``quoted``: its IP header and first
         payload bytes); ``mtu`` is the next-hop MTU of fragmentation needed, else 0."""
+        ...
+
+
+class ForwardingPlane(Protocol):
+    """What a driver of a router needs of it: frames in, frames out, timers, counters.
+    :class:`netfast.ip.router.Router` is one."""
+
+    counters: Counter[str]
+
+    @property
+    def interfaces(self) -> Mapping[int, Interface]:
+        """The router's interfaces by ifindex (names for output files, MACs, MTUs)."""
+        ...
+
+    @property
+    def local(self) -> LocalAddrs:
+        """The router's own addresses (to tell ICMP it originates from ICMP it forwards)."""
+        ...
+
+    def input(self, ifindex: int, frame: bytes, now: float) -> list[tuple[int, bytes]]:
+        """One received frame; returns ``(egress ifindex, frame)`` pairs to send."""
+        ...
+
+    def poll(self, now: float) -> list[tuple[int, bytes]]:
+        """Timers at ``now`` (ARP retries, hold-queue expiry); frames to send."""
         ...

@@ -81,11 +81,18 @@ class Link(Protocol):
     ``recv_batch`` never blocks: it returns the frames available now (at most ``max_frames``),
     possibly none.  ``send`` queues or transmits frames and returns how many were accepted; a
     frame that cannot be sent (too big, link down) is dropped and counted by the link, never
-    raised.  Links that wrap an OS file descriptor also offer ``fileno()`` for ``select``.
+    raised; ``counters`` holds the link's named counts (``rx.frames``, ``tx.frames``,
+    ``drop.<reason>`` ...).  Links that wrap an OS file descriptor are also
+    :class:`WaitableLink`.
     """
 
     @property
     def name(self) -> str: ...
+
+    @property
+    def counters(self) -> Counter[str]:
+        """The link's counters (a live view or a snapshot)."""
+        ...
 
     @property
     def mtu(self) -> int:
@@ -97,3 +104,11 @@ class Link(Protocol):
     def send(self, frames: Iterable[Frame]) -> int: ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class WaitableLink(Link, Protocol):
+    """A link over an OS file descriptor: readable when frames may be there, so a driver waits
+    on it with ``select``/``epoll`` instead of polling it."""
+
+    def fileno(self) -> int: ...

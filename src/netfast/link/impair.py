@@ -46,7 +46,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from netfast.link.base import Frame, Link
+from netfast.link.base import Frame, Link, WaitableLink
 
 Clock = Callable[[], float]
 
@@ -330,10 +330,9 @@ class ImpairedLink:
     def fileno(self) -> int:
         """The inner link's descriptor (readable when the inner link has frames, which is not
         the same as this wrapper having due frames: see :meth:`poll_at`)."""
-        fileno = getattr(self.inner, "fileno", None)
-        if fileno is None:
+        if not isinstance(self.inner, WaitableLink):
             raise io.UnsupportedOperation(f"link {self.inner.name!r} has no file descriptor")
-        return int(fileno())
+        return self.inner.fileno()
 
     def send(self, frames: Iterable[Frame]) -> int:
         if not self._tx_on:

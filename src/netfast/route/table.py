@@ -11,10 +11,8 @@ measurement is ``netfast bench route``; see the README).
 
 from __future__ import annotations
 
-import importlib
 import threading
 from collections.abc import Hashable
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -22,28 +20,20 @@ import numpy.typing as npt
 from netfast.route.fib import Fib
 from netfast.route.rib import NO_ROUTE, Rib, format_prefix
 
-#: Modules holding FIB algorithms, in the order they are listed.
-_ALGORITHM_MODULES = ("dxr", "stride", "lctrie", "radix")
-
 #: The router's default (see the module docstring).
 DEFAULT_ALGORITHM = "dxr"
 
 
 def algorithms() -> dict[str, type[Fib]]:
-    """Every FIB algorithm, by its ``name``."""
-    found: dict[str, type[Fib]] = {}
-    for mod_name in _ALGORITHM_MODULES:
-        module = importlib.import_module(f"netfast.route.{mod_name}")
-        for obj in vars(module).values():
-            if (
-                isinstance(obj, type)
-                and obj.__module__ == module.__name__
-                and isinstance(getattr(obj, "name", None), str)
-                and callable(getattr(obj, "lookup_batch", None))
-                and callable(getattr(obj, "build", None))
-            ):
-                found[obj.name] = obj  # type: ignore[attr-defined]
-    return found
+    """Every FIB algorithm, by its ``name``, in the order they are listed (imported on first
+    call: each pulls in its compiled kernels)."""
+    from netfast.route.dxr import Dxr
+    from netfast.route.lctrie import LcTrieFib
+    from netfast.route.radix import RadixFib
+    from netfast.route.stride import StrideFib, StrideSortedFib
+
+    classes: tuple[type[Fib], ...] = (Dxr, StrideFib, StrideSortedFib, LcTrieFib, RadixFib)
+    return {cls.name: cls for cls in classes}
 
 
 def algorithm(name: str) -> type[Fib]:
@@ -62,7 +52,7 @@ class RoutingTable:
     def __init__(self, rib: Rib, fib: type[Fib] | str = DEFAULT_ALGORITHM) -> None:
         cls = algorithm(fib) if isinstance(fib, str) else fib
         self.rib = rib
-        self.fib: Any = cls.build(rib)
+        self.fib: Fib = cls.build(rib)
         self._writer = threading.Lock()
 
     @property

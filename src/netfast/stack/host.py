@@ -19,7 +19,7 @@ Input, cheapest step first (the paper's integrity checks and local-or-not hash, 
    dropped -- a host does not forward (RFC 1122 3.3.1.6).
 4. Fragments go to :class:`~netfast.ip.reass.Reassembler` (RFC 791, RFC 815).
 5. By protocol: ICMP (echo answered, RFC 792 and RFC 1122 3.2.2.6; errors handed to the
-   quoted protocol's ``ctlinput``, RFC 1122 3.2.2.1), UDP (:mod:`netfast.stack.udp`; no
+   quoted protocol's ``ctlinput``, RFC 1122 3.2.2.1), UDP (:mod:`netfast.udp`; no
    socket: port unreachable), registered transports (unicast only), anything else: protocol
    unreachable.  ICMP errors are rate limited by a token bucket (FreeBSD's ``icmplim``) and
    never sent about broadcasts, errors or non-first fragments (RFC 1122 3.2.2).
@@ -80,9 +80,9 @@ from netfast.link.offload import (
     gso_segment,
 )
 from netfast.route.rib import prefix_mask
-from netfast.stack.udp import UDP_OUTCOMES, UdpLayer, UdpSocket
 from netfast.tcp.conn import TcpConfig
 from netfast.tcp.layer import TcpLayer, TcpSocket
+from netfast.udp.layer import UDP_OUTCOMES, UdpLayer, UdpSocket
 from netfast.wire import checksum
 from netfast.wire.ethernet import BROADCAST
 from netfast.wire.icmpv4 import DestUnreachableCode, Icmpv4Type, TimeExceededCode

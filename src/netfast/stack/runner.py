@@ -35,12 +35,16 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
-from netfast.link.base import Frame, Link
+from netfast.link.base import Frame, Link, WaitableLink
 from netfast.link.pcap import PcapWriterLink, open_capture
 from netfast.outfiles import PortOutputs
 from netfast.wire.batch import DEFAULT_SLOT, FrameBatch
+
+if TYPE_CHECKING:
+    from netfast.ip.api import ForwardingPlane
+    from netfast.ip.vector import VectorForwarder
 
 __all__ = [
     "CaptureStopped",
@@ -132,8 +136,8 @@ class Engine:
 
     def __init__(
         self,
-        router: Any,
-        vector: Any = None,
+        router: ForwardingPlane,
+        vector: VectorForwarder | None = None,
         *,
         local_addrs: frozenset[int] | None = None,
         slot: int = DEFAULT_SLOT,
@@ -145,8 +149,7 @@ class Engine:
         self.slot = slot
         self.stats = ForwardStats()
         if local_addrs is None:
-            local = getattr(router, "local", None)
-            local_addrs = frozenset(getattr(local, "unicast", ()))
+            local_addrs = frozenset(router.local.unicast)
         self._local = {a.to_bytes(4, "big") for a in local_addrs}
 
     @property
@@ -236,12 +239,12 @@ class CaptureStopped(Exception):
 
 
 def run_capture(
-    router: Any,
+    router: ForwardingPlane,
     in_pcap: str | os.PathLike[str],
     ingress: int,
     out_dir: str | os.PathLike[str],
     *,
-    vector: Any = None,
+    vector: VectorForwarder | None = None,
     names: Mapping[int, str] | None = None,
     batch_size: int = 256,
     overwrite: bool = False,
@@ -288,10 +291,7 @@ def run_capture(
     if batch_size < 1:
         raise ValueError(f"batch_size = {batch_size}: must be at least 1")
     if names is None:
-        ifaces = getattr(router, "interfaces", ())
-        if isinstance(ifaces, Mapping):
-            ifaces = ifaces.values()
-        names = {i.index: i.name for i in ifaces}
+        names = {i: iface.name for i, iface in router.interfaces.items()}
     outputs = PortOutputs(out_dir, names, overwrite=overwrite)
 
     clock_ns = 0
@@ -382,11 +382,11 @@ class LiveSummary:
 
 
 def run_live(
-    router: Any,
+    router: ForwardingPlane,
     links: Mapping[int, Link],
     stop: threading.Event,
     *,
-    vector: Any = None,
+    vector: VectorForwarder | None = None,
     duration: float | None = None,
     max_packets: int | None = None,
     batch_size: int = 64,
@@ -423,9 +423,8 @@ def run_live(
     fd_of: dict[int, int] = {}
     polled: list[int] = []
     for ifindex, link in links.items():
-        fileno = getattr(link, "fileno", None)
-        if callable(fileno):
-            fd_of[fileno()] = ifindex
+        if isinstance(link, WaitableLink):
+            fd_of[link.fileno()] = ifindex
         else:
             polled.append(ifindex)
     no_link = Counter[str]()
@@ -470,7 +469,7 @@ def run_live(
     return LiveSummary(
         stats=engine.stats,
         counters=counters,
-        link_counters={i: Counter(getattr(link, "counters", {})) for i, link in links.items()},
+        link_counters={i: Counter(link.counters) for i, link in links.items()},
         seconds=clock() - start,
         stopped_by=stopped_by,
     )

@@ -28,7 +28,8 @@ HEADER_LEN = 8
 _HEADER = "udp"
 _U16 = struct.Struct(">H")
 # source port, destination port, length, checksum
-_FIXED = struct.Struct(">HHHH")
+#: The 8-byte UDP header (RFC 768): source port, destination port, length, checksum.
+FIXED_HEADER = struct.Struct(">HHHH")
 
 
 class UdpDatagram:
@@ -174,7 +175,7 @@ class UdpRepr:
         ChecksumError
             When ``verify_checksum`` and a nonzero checksum does not verify.
         """
-        src_port, dst_port, length, found = _FIXED.unpack_from(datagram.buffer)
+        src_port, dst_port, length, found = FIXED_HEADER.unpack_from(datagram.buffer)
         if verify_checksum and not datagram.verify_checksum(src, dst):
             raise ChecksumError(_HEADER, found, datagram.compute_checksum(src, dst))
         return cls(src_port, dst_port, length - HEADER_LEN)
@@ -213,7 +214,7 @@ class UdpRepr:
                     f"payload of {len(payload)} bytes, payload_len is {self.payload_len}"
                 )
             buf[HEADER_LEN:length] = payload
-        _FIXED.pack_into(buf, 0, self.src_port, self.dst_port, length, 0)
+        FIXED_HEADER.pack_into(buf, 0, self.src_port, self.dst_port, length, 0)
         if fill_checksum:
             datagram.fill_checksum(src, dst)
 

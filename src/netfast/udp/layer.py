@@ -1,16 +1,17 @@
-"""UDP for the host stack (RFC 768; RFC 1122 section 4.1): BSD-style non-blocking sockets and
-the demultiplexing layer behind them.
+"""UDP (RFC 768; RFC 1122 section 4.1): BSD-style non-blocking sockets and the demultiplexing
+layer behind them, a transport core beside :mod:`netfast.tcp`.
 
 Contract
 --------
-:class:`UdpLayer` is what :class:`~netfast.stack.host.Stack` hands every UDP datagram addressed
-to it.  :meth:`UdpLayer.input` checks the datagram -- length (``udp.in.too_short``,
-``udp.in.bad_len``), checksum over the pseudo-header unless zero, which RFC 768 allows
-(``udp.in.bad_checksum``) -- then finds the socket bound to (destination address, port), else
-to (wildcard, port), and queues the payload on it (``udp.in.delivered``) unless its receive
-buffer is full (``udp.in.rcvbuf_full``).  No socket: ``udp.in.no_port`` and the stack answers
-with port unreachable (rate limited, never about a broadcast).  It returns the outcome counter,
-exactly one per datagram.
+:class:`UdpLayer` sits on an IP layer (:class:`netfast.ip.api.IpOutput`; the host
+:class:`~netfast.stack.host.Stack` provides one and hands it every UDP datagram addressed to it); it
+never sees the stack itself. :meth:`UdpLayer.input` checks the datagram -- length
+(``udp.in.too_short``, ``udp.in.bad_len``), checksum over the pseudo-header unless zero, which RFC
+768 allows (``udp.in.bad_checksum``) -- then finds the socket bound to (destination address, port),
+else to (wildcard, port), and queues the payload on it (``udp.in.delivered``) unless its receive
+buffer is full (``udp.in.rcvbuf_full``). No socket: ``udp.in.no_port`` and the stack answers with
+port unreachable (rate limited, never about a broadcast). It returns the outcome counter, exactly
+one per datagram.
 
 :class:`UdpSocket` follows the BSD socket calls: ``bind``, ``sendto``, ``recvfrom`` (raises
 ``BlockingIOError`` when nothing is queued), ``close``.  Addresses are ``(host, port)`` with the
@@ -26,17 +27,16 @@ from __future__ import annotations
 
 import errno
 import random
-import struct
 from collections import Counter, deque
 from typing import TYPE_CHECKING
 
 from netfast.watch import EV_EOF, EV_ERROR, Watchable
 from netfast.wire import checksum
 from netfast.wire.ipv4 import IpProtocol, ip_from_str, ip_to_str
-from netfast.wire.udp import HEADER_LEN
+from netfast.wire.udp import FIXED_HEADER, HEADER_LEN
 
 if TYPE_CHECKING:
-    from netfast.stack.host import Stack
+    from netfast.ip.api import IpOutput
 
 IN_TOO_SHORT = "udp.in.too_short"
 IN_BAD_LEN = "udp.in.bad_len"
@@ -61,7 +61,6 @@ EPHEMERAL_LOW, EPHEMERAL_HIGH = 49152, 65535
 MAX_PAYLOAD = 65507
 WILDCARD = 0
 
-_HDR = struct.Struct(">HHHH")
 
 Address = tuple[str, int]
 
@@ -90,8 +89,8 @@ DATAGRAM_COST = 64
 class UdpLayer:
     """Bindings, ephemeral ports and the input path (see the module docstring)."""
 
-    def __init__(self, stack: Stack, counters: Counter[str], rng: random.Random) -> None:
-        self.stack = stack
+    def __init__(self, ip: IpOutput, counters: Counter[str], rng: random.Random) -> None:
+        self.ip = ip
         self.counters = counters
         self.rng = rng
         self.bindings: dict[tuple[int, int], UdpSocket] = {}
@@ -112,7 +111,7 @@ class UdpLayer:
         return (addr, port) in self.bindings or (WILDCARD, port) in self.bindings
 
     def bind(self, sock: UdpSocket, addr: int, port: int) -> int:
-        if addr != WILDCARD and not self.stack.is_local(addr):
+        if addr != WILDCARD and not self.ip.is_local(addr):
             raise OSError(errno.EADDRNOTAVAIL, f"{ip_to_str(addr)} is not a local address")
         if port == 0:
             port = self.ephemeral_port(addr)
@@ -136,7 +135,7 @@ class UdpLayer:
         if len(l4) < HEADER_LEN:
             counters[IN_TOO_SHORT] += 1
             return IN_TOO_SHORT
-        sport, dport, length, found = _HDR.unpack_from(l4)
+        sport, dport, length, found = FIXED_HEADER.unpack_from(l4)
         if length < HEADER_LEN or length > len(l4):
             counters[IN_BAD_LEN] += 1
             return IN_BAD_LEN
@@ -218,25 +217,25 @@ class UdpSocket(Watchable):
         self._check_open()
         if len(data) > MAX_PAYLOAD:
             raise OSError(errno.EMSGSIZE, f"a UDP datagram carries at most {MAX_PAYLOAD} bytes")
-        stack = self._layer.stack
+        ip = self._layer.ip
         if self._local is None:
             self.bind(("", 0))
         assert self._local is not None
         src = self._local[0]
         if src == WILDCARD:
-            found = stack.source_for(dst)
+            found = ip.source_for(dst)
             if found is None:
                 raise OSError(errno.ENETUNREACH, f"no route to {ip_to_str(dst)}")
             src = found
         length = HEADER_LEN + len(data)
         segment = bytearray(length)
-        _HDR.pack_into(segment, 0, self._local[1], dport, length, 0)
+        FIXED_HEADER.pack_into(segment, 0, self._local[1], dport, length, 0)
         segment[HEADER_LEN:] = data
-        _HDR.pack_into(
+        FIXED_HEADER.pack_into(
             segment, 0, self._local[1], dport, length, checksum.udp_wire_checksum(src, dst, segment)
         )
         # UDP leaves fragmentation to IP (DF clear), as BSD does by default.
-        outcome = stack.ip_output(src, dst, IpProtocol.UDP, bytes(segment), stack.now, df=False)
+        outcome = ip.ip_output(src, dst, IpProtocol.UDP, bytes(segment), ip.now, df=False)
         if outcome == "ip.out.no_route":
             raise OSError(errno.ENETUNREACH, f"no route to {ip_to_str(dst)}")
         counters = self._layer.counters
