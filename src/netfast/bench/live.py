@@ -26,8 +26,8 @@ The modes
     forwards.
 ``netfast``
     M's addresses are flushed and ``ip_forward=0`` (the kernel drops what it sees, silently);
-    a netfast router built from a TOML description (:func:`netfast.stack.config.parse_config`,
-    the same MACs and addresses, static neighbours) runs :func:`netfast.stack.runner.run_live`
+    a netfast router built from a TOML description (:func:`netfast.router.config.parse_config`,
+    the same MACs and addresses, static neighbours) runs :func:`netfast.router.run.run_live`
     -- the vector path punting to the scalar one, as ``netfast forward`` does -- in a thread of
     this process whose network namespace is M (``setns(2)`` on that thread only), on
     :class:`netfast.link.afpacket.AfPacketLink` sockets bound to ``am`` and ``bm``.
@@ -68,14 +68,16 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from netfast.bench.netns import COMMAND_TIMEOUT
 from netfast.bench.netns import run as _run
-from netfast.stack.config import BuiltRouter, build_router, parse_config
-from netfast.stack.runner import Engine, LiveSummary, run_live
+from netfast.link.base import Link
+from netfast.router.build import BuiltRouter, build_router
+from netfast.router.config import parse_config
+from netfast.router.run import LiveSummary
 
 __all__ = [
     "FRAME_LEN",
@@ -425,8 +427,8 @@ class NetfastRouter:
         self.duration = duration
         self.batch_size = batch_size
         self.built: BuiltRouter = build_router(parse_config(router_config(), "bench-live.toml"))
-        self.engine = Engine(self.built.router, self.built.vector, on_time=self.built.set_time)
-        self.links: dict[int, Any] = {}
+        self.engine = self.built.new_engine()
+        self.links: Mapping[int, Link] = {}
         self.summary: LiveSummary | None = None
         self.error: BaseException | None = None
         self._stop = threading.Event()
@@ -445,33 +447,29 @@ class NetfastRouter:
     def _main(self) -> None:
         try:
             _enter_netns(self.ns)  # this thread only: sockets opened now belong to M
-            self.links = self.built.config.open_links()
+            self.links = self.built.open_links()
         except BaseException as exc:
             self.error = exc
             self._ready.set()
             return
         self._ready.set()
         try:
-            self.summary = run_live(
-                self.built.router,
-                self.links,
-                self._stop,
-                duration=self.duration,
-                batch_size=self.batch_size,
-                engine=self.engine,
-            )
+            with self.built:
+                self.summary = self.built.run_live(
+                    self._stop,
+                    duration=self.duration,
+                    batch_size=self.batch_size,
+                    engine=self.engine,
+                )
         except BaseException as exc:
             self.error = exc
-        finally:
-            for link in self.links.values():
-                link.close()
 
     def snapshot(self) -> dict[str, Any]:
         """The engine's figures and the links' counters now (call while traffic is idle)."""
         s = self.engine.stats
         links: Counter[str] = Counter()
         for link in self.links.values():
-            links.update(getattr(link, "counters", {}))
+            links.update(link.counters)
         return {
             "frames_in": s.frames_in,
             "vector_frames": s.vector_frames,

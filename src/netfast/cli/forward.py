@@ -13,7 +13,7 @@
 - ``netfast forward --config router.toml --live [--duration S]``: forward between the configured
   AF_PACKET/TAP interfaces until Ctrl-C, SIGTERM or SIGHUP (or for S seconds).
 
-The router description format is documented in :mod:`netfast.stack.config` and by the bundled
+The router description format is documented in :mod:`netfast.router.config` and by the bundled
 ``router-default.toml``.
 """
 
@@ -31,8 +31,10 @@ from rich.table import Table
 
 from netfast.cli import CliError
 from netfast.outfiles import OutputExistsError, OutputPathError, PortNameError, stop_on_signals
-from netfast.stack.config import BuiltRouter, ConfigError, build_router, load_config
-from netfast.stack.runner import CaptureStopped, ForwardStats, run_capture, run_live
+from netfast.router.build import BuiltRouter, build_router
+from netfast.router.config import ConfigError, load_config
+from netfast.router.engine import ForwardStats
+from netfast.router.run import CaptureStopped
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -101,16 +103,8 @@ def capture(built: BuiltRouter, args: argparse.Namespace, console: Console) -> i
     stop = threading.Event()
     try:
         with stop_on_signals(stop) as signalled:
-            summary = run_capture(
-                built.router,
-                args.in_pcap,
-                ingress,
-                args.out_dir,
-                vector=built.vector,
-                names=names,
-                overwrite=args.force,
-                on_time=built.set_time,
-                stop=stop,
+            summary = built.run_capture(
+                args.in_pcap, ingress, args.out_dir, overwrite=args.force, stop=stop
             )
     except CaptureStopped:
         print(
@@ -139,31 +133,23 @@ def capture(built: BuiltRouter, args: argparse.Namespace, console: Console) -> i
 
 def live(built: BuiltRouter, args: argparse.Namespace, console: Console) -> int:
     try:
-        links = built.config.open_links()
+        links = built.open_links()
     except OSError as exc:
         raise CliError(str(exc)) from None
-    if not links:
-        raise CliError(f"{args.config}: no interface has an afpacket or tap link to run live on")
-    stop = threading.Event()
-    names = built.names
-    console.print(
-        "forwarding between "
-        + ", ".join(f"{names[i]} ({getattr(link, 'name', '?')})" for i, link in links.items())
-        + (f" for {args.duration:g} s" if args.duration else "; Ctrl-C stops")
-    )
-    try:
-        with stop_on_signals(stop):
-            summary = run_live(
-                built.router,
-                links,
-                stop,
-                vector=built.vector,
-                duration=args.duration,
-                on_time=built.set_time,
+    with built:
+        if not links:
+            raise CliError(
+                f"{args.config}: no interface has an afpacket or tap link to run live on"
             )
-    finally:
-        for link in links.values():
-            link.close()
+        stop = threading.Event()
+        names = built.names
+        console.print(
+            "forwarding between "
+            + ", ".join(f"{names[i]} ({link.name})" for i, link in links.items())
+            + (f" for {args.duration:g} s" if args.duration else "; Ctrl-C stops")
+        )
+        with stop_on_signals(stop):
+            summary = built.run_live(stop, duration=args.duration)
     console.print(f"stopped ({summary.stopped_by}) after {summary.seconds:.1f} s")
     print_report(console, summary.stats, summary.counters, names)
     return 0
@@ -178,7 +164,7 @@ def _os_error(exc: OSError, args: argparse.Namespace) -> str:
 
 
 def demo(args: argparse.Namespace, console: Console) -> int:
-    from netfast.stack.demo import MIX, run_demo
+    from netfast.router.demo import MIX, run_demo
 
     with console.status("loading the 2026 table and generating the trace ..."):
         result = run_demo(args.packets, args.seed)
@@ -187,7 +173,7 @@ def demo(args: argparse.Namespace, console: Console) -> int:
     rules = len(built.ruleset.rules) if built.ruleset is not None else 0
     console.print(
         f"[bold]netfast forward[/] demo: {len(cfg.interfaces)} ports, "
-        f"{cfg.route_stats['table']:,} table routes ({built.table.algorithm}), "
+        f"{built.route_stats['table']:,} table routes ({built.table.algorithm}), "
         f"{rules} firewall rules ({cfg.rules_file.name if cfg.rules_file else 'none'}); "
         f"trace of {len(result.trace.frames):,} frames, seed {result.trace.seed} "
         f"(setup {result.setup_seconds:.1f} s)"

@@ -1,7 +1,7 @@
 """The contracts between the IP layer and what sits on it or drives it (gVisor keeps the same in
 one file, ``stack/registration.go``): transports see an :class:`IpOutput`, never the host stack
 itself, and plug in as a :class:`TransportProtocol`; the router's drivers (the engine, capture and
-live runs in :mod:`netfast.stack.runner`) see a :class:`ForwardingPlane`.
+live runs in :mod:`netfast.router.run`) see a :class:`ForwardingPlane`.
 
 :class:`netfast.stack.host.Stack` provides :class:`IpOutput`; :class:`netfast.tcp.layer.TcpLayer`
 and the UDP core take one.  Both protocols are structural (``typing.Protocol``): a test double

@@ -14,7 +14,7 @@ from scapy.all import IP, Ether
 
 from netfast.cli import main
 from netfast.link.pcap import read_capture
-from netfast.stack.demo import default_config_path
+from netfast.router.demo import default_config_path
 
 SAMPLE = Path(str(resources.files("netfast.data") / "sample-http.pcap"))
 ROUTER_MACS = {
@@ -149,11 +149,11 @@ def test_demo_trace_is_what_it_claims() -> None:
     from scapy.layers.inet import in4_chksum
     from scapy.utils import checksum
 
-    from netfast.stack.config import BuiltRouter, load_config
-    from netfast.stack.demo import MIX, generate_trace
+    from netfast.router.build import build_router
+    from netfast.router.config import load_config
+    from netfast.router.demo import MIX, generate_trace
 
-    cfg = load_config(default_config_path())
-    built = BuiltRouter(cfg, router=None, table=cfg.build_table(), pfil=None)
+    built = build_router(load_config(default_config_path()), vector=False)
     trace = generate_trace(built, 3000, seed=3)
     assert len(trace.frames) == sum(trace.kinds.values()) == 3000
     assert set(trace.kinds) == set(MIX)

@@ -28,8 +28,10 @@ import pytest
 from tests.conftest import have_netns
 from tests.netns import Sandbox, have_ping, run
 
-from netfast.stack.config import BuiltRouter, build_router, parse_config
-from netfast.stack.runner import Engine, LiveSummary, run_live
+from netfast.router.build import BuiltRouter, build_router
+from netfast.router.config import parse_config
+from netfast.router.engine import Engine
+from netfast.router.run import LiveSummary
 
 pytestmark = [pytest.mark.netns, pytest.mark.slow]
 
@@ -106,16 +108,14 @@ def net() -> Iterator[Net]:
             "live-test.toml",
         )
         built = build_router(cfg)
-        links = cfg.open_links()
+        built.open_links()
         stop = threading.Event()
         result: dict[str, LiveSummary] = {}
         # The vector path when it is there, punting to the scalar one, as `netfast forward`.
-        engine = Engine(built.router, built.vector, on_time=built.set_time)
+        engine = built.new_engine()
 
         def forward() -> None:
-            result["summary"] = run_live(
-                built.router, links, stop, duration=ROUTER_DURATION, engine=engine
-            )
+            result["summary"] = built.run_live(stop, duration=ROUTER_DURATION, engine=engine)
 
         thread = threading.Thread(target=forward, name="netfast-router", daemon=True)
         thread.start()
@@ -124,8 +124,7 @@ def net() -> Iterator[Net]:
         finally:
             stop.set()
             thread.join(10)
-            for link in links.values():
-                link.close()
+            built.close()
 
 
 def test_ping_through_the_router_decrements_ttl(net: Net) -> None:

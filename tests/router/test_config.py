@@ -11,8 +11,9 @@ import pytest
 
 from netfast.ip.iface import NextHop
 from netfast.route.loaders import RouteFileError
-from netfast.stack.config import ConfigError, load_config, parse_config
-from netfast.stack.demo import default_config_path
+from netfast.router.build import build_table, load_ruleset
+from netfast.router.config import ConfigError, load_config, parse_config
+from netfast.router.demo import default_config_path
 
 BASE = """
 [[interface]]
@@ -51,11 +52,11 @@ def test_interfaces_and_connected_routes() -> None:
         (ip("198.18.1.1"), 24),
         (ip("198.18.5.1"), 30),
     ]
-    table = cfg.build_table()
+    table, route_stats = build_table(cfg)
     assert next_hop_of(table, "198.18.0.77") == NextHop(0, None)
     assert next_hop_of(table, "198.18.5.2") == NextHop(1, None)
     assert next_hop_of(table, "8.8.8.8") is None
-    assert cfg.route_stats["connected"] == 3
+    assert route_stats["connected"] == 3
 
 
 def test_static_routes_and_precedence() -> None:
@@ -69,7 +70,7 @@ def test_static_routes_and_precedence() -> None:
 "198.18.0.0/24" = "via 198.18.1.3"
 """
     )
-    table = parse_config(text, "r.toml").build_table()
+    table, _ = build_table(parse_config(text, "r.toml"))
     assert next_hop_of(table, "8.8.8.8") == NextHop(1, ip("198.18.1.2"))
     assert next_hop_of(table, "203.0.113.7") == NextHop(0, ip("198.18.0.9"))
     assert next_hop_of(table, "198.51.100.1") == NextHop(0, None)
@@ -94,11 +95,11 @@ hash_over = ["via 198.18.0.2", "via 198.18.1.2 dev eth1"]
 """
     )
     cfg = load_config(tmp_path / "r.toml")
-    table = cfg.build_table()
+    table, route_stats = build_table(cfg)
     choices = [NextHop(0, ip("198.18.0.2")), NextHop(1, ip("198.18.1.2"))]
     for addr, origin in (("1.0.0.1", "13335"), ("2.0.9.9", "3320"), ("3.3.3.3", "13335")):
         assert next_hop_of(table, addr) == choices[zlib.crc32(origin.encode()) % 2]
-    assert cfg.route_stats["table"] == 3
+    assert route_stats["table"] == 3
 
 
 def test_table_next_hops_matched_to_connected_subnets(tmp_path: Path) -> None:
@@ -108,11 +109,11 @@ def test_table_next_hops_matched_to_connected_subnets(tmp_path: Path) -> None:
     )
     (tmp_path / "r.toml").write_text(BASE + '[routes]\ntable = "t.txt.gz"\ntable_map = "nexthop"\n')
     cfg = load_config(tmp_path / "r.toml")
-    table = cfg.build_table()
+    table, route_stats = build_table(cfg)
     assert next_hop_of(table, "1.0.0.1") == NextHop(1, ip("198.18.1.7"))
     assert next_hop_of(table, "2.0.1.1") == NextHop(0, ip("198.18.0.3"))
     assert next_hop_of(table, "3.1.1.1") is None
-    assert cfg.route_stats["table.unreachable_next_hop"] == 1
+    assert route_stats["table.unreachable_next_hop"] == 1
 
 
 def test_links_neighbors_firewall_and_router_options(tmp_path: Path) -> None:
@@ -150,7 +151,7 @@ heads = ["in", "out", "in"]
     link1 = cfg.interfaces[1].link
     assert link1 is not None
     assert (link1.pcap_in, link1.pcap_out) == (tmp_path / "rx.pcap", Path("/abs/tx.pcap"))
-    assert cfg.neighbors == [(0, ip("198.18.0.2"), bytes.fromhex("02aabbccddee"))]
+    assert cfg.neighbors == ((0, ip("198.18.0.2"), bytes.fromhex("02aabbccddee")),)
     assert cfg.rules_file == tmp_path / "fw.rules"
     assert cfg.firewall_heads == ("in", "out")
 
@@ -248,7 +249,7 @@ def test_bad_next_hop_value_in_table(tmp_path: Path) -> None:
     with pytest.raises(
         RouteFileError, match=r"t\.txt\.gz: line 1: next hop 'AS13335' is not an IPv4 address"
     ):
-        load_config(tmp_path / "r.toml").build_table()
+        build_table(load_config(tmp_path / "r.toml"))
 
 
 def test_bundled_default_config_is_valid() -> None:
@@ -256,5 +257,5 @@ def test_bundled_default_config_is_valid() -> None:
     assert [i.name for i in cfg.ifaces] == ["eth0", "eth1", "eth2"]
     assert cfg.table_file is not None and cfg.table_file.exists()
     assert cfg.rules_file is not None and cfg.rules_file.exists()
-    ruleset = cfg.load_ruleset()
+    ruleset = load_ruleset(cfg)
     assert ruleset is not None and len(ruleset.rules) > 1

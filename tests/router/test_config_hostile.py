@@ -17,10 +17,10 @@ from netfast.cli import main
 from netfast.ip.router import Router
 from netfast.pfil.ipfw import FirewallError
 from netfast.route.loaders import RouteFileError
-from netfast.stack.config import (
+from netfast.router.build import build_router, build_table, check_files, load_ruleset
+from netfast.router.config import (
     _ROUTER_KEYS,
     ConfigError,
-    build_router,
     load_config,
     parse_config,
 )
@@ -68,7 +68,7 @@ def test_router_option_accepted_means_usable(key: str, value: str) -> None:
     opts = cfg.router_options
     assert all(math.isfinite(v) for v in opts.values())
     # Every accepted value builds a Router and its ARP cache and ICMP bucket work.
-    router = Router(cfg.ifaces, cfg.build_table(), **opts)
+    router = Router(cfg.ifaces, build_table(cfg)[0], **opts)
     router.icmp.bucket.take(0.0)
     router.icmp.bucket.take(1.0)
     router.arp.poll(0.0)
@@ -99,7 +99,7 @@ def test_router_option_refused(text: str, key: str) -> None:
 
 def test_burst_zero_allowed_without_rate_limit() -> None:
     cfg = parse_config("[router]\nicmp_rate = 0\nicmp_burst = 0\n" + BASE, "r.toml")
-    Router(cfg.ifaces, cfg.build_table(), **cfg.router_options)
+    Router(cfg.ifaces, build_table(cfg)[0], **cfg.router_options)
 
 
 def test_integer_past_the_digit_limit() -> None:
@@ -137,7 +137,7 @@ def test_route_table_missing_or_directory(tmp_path: Path, kind: str) -> None:
     assert str(tmp_path / "t") in str(info.value)
     # build_table alone (no check_files first) says the same.
     with pytest.raises(ConfigError) as info:
-        cfg.build_table()
+        build_table(cfg)
     assert info.value.key == "routes.table" and str(tmp_path / "t") in str(info.value)
 
 
@@ -148,10 +148,10 @@ def test_rules_missing_or_directory_before_the_table_loads(tmp_path: Path, kind:
     shutil.copy(Path(str(DATA / "ipv4-dfz-20260619.txt.gz")), tmp_path / "t.gz")
     cfg = load_config(_site(tmp_path, HASH.format("t.gz"), '\n[firewall]\nrules = "f"\n'))
     with pytest.raises(ConfigError) as info:
-        cfg.check_files()
+        check_files(cfg)
     assert info.value.key == "firewall.rules" and str(tmp_path / "f") in str(info.value)
     with pytest.raises(ConfigError):
-        cfg.load_ruleset()
+        load_ruleset(cfg)
 
 
 def test_rules_not_utf8(tmp_path: Path) -> None:

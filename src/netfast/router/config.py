@@ -12,8 +12,12 @@ within the bounds the ARP cache and ICMP token bucket need (``arp_timeout`` and
 (:mod:`netfast.textnum`), octets without leading zeros; interface and device names are valid
 Linux names (1..15 bytes, no ``/``, ``:``, whitespace or control characters); an interface
 address is neither its subnet's network or broadcast address nor multicast, loopback or 0/8;
-two ports never share (or nest) a subnet; MACs are unicast and not all zeros.  The route table
-and rules files are checked (:meth:`RouterConfig.check_files`) before anything is loaded.
+two ports never share (or nest) a subnet; MACs are unicast and not all zeros.
+
+This module is pure: it turns text into frozen values (:class:`RouterConfig`) and touches no file
+but the config itself (:func:`load_config`).  Whether the files it names exist, loading the
+route table and rules, opening links and assembling the router are :mod:`netfast.router.build`'s
+(its ``check_files`` runs before anything is loaded).
 
 Schema
 ------
@@ -64,7 +68,8 @@ one:
     The value is a next-hop address (``netfast route`` ``--value nexthop`` tables, or bgpdump
     files loaded with next hops): it is matched to the interface whose connected subnet holds
     it.  Routes whose next hop is in no connected subnet cannot be used; they are skipped and
-    counted in :attr:`RouterConfig.route_stats` (``table.unreachable_next_hop``).
+    counted in the build's route statistics (``table.unreachable_next_hop``,
+:attr:`netfast.router.build.BuiltRouter.route_stats`).
 
 Precedence, for a prefix given more than once: table < connected < static.
 """
@@ -74,24 +79,17 @@ from __future__ import annotations
 import ipaddress
 import math
 import tomllib
-import zlib
-from collections import Counter
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-import numpy as np
+from typing import Any, TypedDict, cast
 
 from netfast.ip.iface import IfAddr, Interface, NextHop
-from netfast.route.rib import Rib, format_prefix, prefix_mask
-from netfast.route.table import DEFAULT_ALGORITHM, RoutingTable, algorithms
+from netfast.route.rib import format_prefix, prefix_mask
+from netfast.route.table import DEFAULT_ALGORITHM, algorithms
 from netfast.textnum import ascii_int, has_leading_zero, parse_quad, shown
 from netfast.wire.ethernet import mac_from_str, mac_to_str
 from netfast.wire.ipv4 import ip_to_str
-
-if TYPE_CHECKING:
-    from netfast.link.base import Link
 
 __all__ = [
     "LINK_TYPES",
@@ -99,6 +97,7 @@ __all__ = [
     "InterfaceConfig",
     "LinkConfig",
     "RouterConfig",
+    "RouterOptions",
     "load_config",
     "parse_config",
 ]
@@ -142,6 +141,17 @@ class ConfigError(ValueError):
         self.problem = problem
 
 
+class RouterOptions(TypedDict, total=False):
+    """The ``[router]`` section: keyword arguments of :class:`netfast.ip.router.Router`."""
+
+    icmp_rate: float
+    icmp_burst: int
+    arp_timeout: float
+    arp_hold: int
+    arp_retries: int
+    arp_retry_interval: float
+
+
 @dataclass(frozen=True, slots=True)
 class LinkConfig:
     """How an interface reaches the world: ``type`` and that type's options."""
@@ -166,9 +176,10 @@ class StaticRoute:
     next_hop: NextHop
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class RouterConfig:
-    """A validated router description; nothing is opened or loaded until asked.
+    """A validated router description, as plain values: nothing is opened, loaded or even
+    looked up on disk (:mod:`netfast.router.build` does that).
 
     Attributes
     ----------
@@ -184,23 +195,19 @@ class RouterConfig:
         Static ARP entries ``(ifindex, address, mac)``.
     rules_file, firewall_heads
         The ``[firewall]`` section (``rules_file`` None: no firewall).
-    route_stats
-        Filled by :meth:`build_table`: connected, static and table routes installed, and table
-        routes skipped by reason.
     """
 
     path: str
-    interfaces: list[InterfaceConfig]
-    router_options: dict[str, Any] = field(default_factory=dict)
-    static_routes: list[StaticRoute] = field(default_factory=list)
+    interfaces: tuple[InterfaceConfig, ...]
+    router_options: RouterOptions = field(default_factory=lambda: RouterOptions())
+    static_routes: tuple[StaticRoute, ...] = ()
     table_file: Path | None = None
     table_map: str = "hash"
-    hash_over: list[NextHop] = field(default_factory=list)
+    hash_over: tuple[NextHop, ...] = ()
     algorithm: str = DEFAULT_ALGORITHM
-    neighbors: list[tuple[int, int, bytes]] = field(default_factory=list)
+    neighbors: tuple[tuple[int, int, bytes], ...] = ()
     rules_file: Path | None = None
     firewall_heads: tuple[str, ...] = ("in",)
-    route_stats: Counter[str] = field(default_factory=Counter)
 
     @property
     def ifaces(self) -> list[Interface]:
@@ -213,163 +220,13 @@ class RouterConfig:
                 return ic.interface.index
         raise KeyError(name)
 
-    # -- building ----------------------------------------------------------------------------
-    def check_files(self) -> None:
-        """Check that the route table and rules files are there and are files, before anything
-        is loaded (so a missing rules file is not found after a long table load).
-
-        Raises
-        ------
-        ConfigError
-            Naming the key (``routes.table``, ``firewall.rules``) and the path.
-        """
-        for key, path in (("routes.table", self.table_file), ("firewall.rules", self.rules_file)):
-            if path is None:
-                continue
-            try:
-                is_file, is_dir = path.is_file(), path.is_dir()
-            except OSError as exc:
-                raise ConfigError(self.path, key, f"{_p(path)}: {_os_problem(exc)}") from None
-            if is_dir:
-                raise ConfigError(self.path, key, f"{_p(path)}: is a directory, not a file")
-            if not is_file:
-                problem = "no such file" if not path.exists() else "not a regular file"
-                raise ConfigError(self.path, key, f"{_p(path)}: {problem}")
-
-    def build_table(self) -> RoutingTable:
-        """The routing table: the mapped route file, connected subnets and static routes, with
-        :class:`~netfast.ip.iface.NextHop` values.
-
-        Raises
-        ------
-        netfast.route.loaders.RouteFileError
-            The route file is unreadable or malformed.
-        ConfigError
-            ``table_map = "nexthop"`` and a value is not an address.
-        """
-        self.route_stats.clear()
-        rib = Rib()
-        if self.table_file is not None:
-            self._add_table(rib)
-        for ic in self.interfaces:
-            for a in ic.interface.addrs:
-                rib.add(a.network, a.plen, NextHop(ic.interface.index, None))
-                self.route_stats["connected"] += 1
-        for r in self.static_routes:
-            rib.add(r.net, r.plen, r.next_hop)
-            self.route_stats["static"] += 1
-        return RoutingTable(rib, self.algorithm)
-
-    def _add_table(self, rib: Rib) -> None:
-        from netfast.route.loaders import load_table
-
-        assert self.table_file is not None
-        try:
-            loaded = load_table(
-                self.table_file, value="nexthop" if self.table_map == "nexthop" else "origin"
-            ).rib
-        except OSError as exc:
-            # build_router ran check_files first; here build_table alone, or a file gone since.
-            raise ConfigError(
-                self.path, "routes.table", f"{_p(self.table_file)}: {_os_problem(exc)}"
-            ) from None
-        nets, plens, rids = loaded.live_arrays()
-        # Map each distinct value once; the routes follow through their value ids.
-        choices: list[Hashable] = []
-        code_of: dict[Hashable, int] = {}
-        per_value = np.full(len(loaded.values), -1, np.int64)
-        for vid, v in enumerate(loaded.values):
-            nh = self._map_value(str(v))
-            if nh is None:
-                continue
-            if nh not in code_of:
-                code_of[nh] = len(choices)
-                choices.append(nh)
-            per_value[vid] = code_of[nh]
-        codes = per_value[loaded.value_id[rids]]
-        usable = codes >= 0
-        self.route_stats["table.unreachable_next_hop"] += int(np.count_nonzero(~usable))
-        if usable.any():
-            rib.add_many(nets[usable], plens[usable], choices, codes[usable])
-        self.route_stats["table"] += int(np.count_nonzero(usable))
-
-    def _map_value(self, value: str) -> NextHop | None:
-        if self.table_map == "hash":
-            return self.hash_over[zlib.crc32(value.encode()) % len(self.hash_over)]
-        try:
-            gw = int(ipaddress.IPv4Address(value))
-        except ValueError:
-            raise ConfigError(
-                str(self.table_file), "", f"next hop {value!r} is not an IPv4 address"
-            ) from None
-        ifindex = _connected_ifindex(self.ifaces, gw)
-        return None if ifindex is None else NextHop(ifindex, gw)
-
-    def load_ruleset(self) -> Any:
-        """The firewall's :class:`netfast.pfil.ipfw.Ruleset`, or None without ``[firewall]``.
-
-        Raises
-        ------
-        netfast.pfil.ipfw.FirewallError
-            The rules do not parse, or the file is not UTF-8 (naming its line and column).
-        ConfigError
-            The rules file cannot be read.
-        """
-        if self.rules_file is None:
-            return None
-        from netfast.pfil.ipfw import parse_rules, read_rules
-
-        try:
-            text = read_rules(self.rules_file)
-        except OSError as exc:
-            raise ConfigError(
-                self.path, "firewall.rules", f"{_p(self.rules_file)}: {_os_problem(exc)}"
-            ) from None
-        return parse_rules(
-            text,
-            str(self.rules_file),
-            me=[a.addr for iface in self.ifaces for a in iface.addrs],
-            interfaces={iface.name: iface.index for iface in self.ifaces},
-        )
-
-    def open_links(self, types: Sequence[str] = ("afpacket", "tap")) -> dict[int, Link]:
-        """Open the links of the interfaces whose link type is in ``types``, by ifindex.
-
-        A failure closes the links already opened and raises ``OSError`` naming the interface.
-        """
-        from netfast.link.afpacket import AfPacketLink
-        from netfast.link.pcap import PcapReplayLink, PcapWriterLink
-        from netfast.link.tap import TapLink
-
-        links: dict[int, Link] = {}
-        try:
-            for ic in self.interfaces:
-                lc, iface = ic.link, ic.interface
-                if lc is None or lc.type not in types:
-                    continue
-                try:
-                    link: Link
-                    if lc.type == "afpacket":
-                        assert lc.device is not None
-                        link = AfPacketLink(lc.device, promiscuous=lc.promiscuous, mtu=iface.mtu)
-                    elif lc.type == "tap":
-                        assert lc.device is not None
-                        link = TapLink(lc.device, mtu=iface.mtu)
-                    elif lc.pcap_out is not None:
-                        inner = PcapReplayLink(lc.pcap_in, mtu=iface.mtu) if lc.pcap_in else None
-                        link = PcapWriterLink(lc.pcap_out, inner, name=iface.name, mtu=iface.mtu)
-                    elif lc.pcap_in is not None:
-                        link = PcapReplayLink(lc.pcap_in, name=iface.name, mtu=iface.mtu)
-                    else:
-                        continue
-                except OSError as exc:
-                    raise OSError(f"interface {iface.name}: {lc.type} link: {exc}") from exc
-                links[iface.index] = link
-        except BaseException:
-            for link in links.values():
-                link.close()
-            raise
-        return links
+    def pcap_outputs(self) -> list[tuple[str, Path]]:
+        """The ``pcap`` links' output files, with the key that names each."""
+        return [
+            (f"interface[{ic.interface.index}].link.out", ic.link.pcap_out)
+            for ic in self.interfaces
+            if ic.link is not None and ic.link.pcap_out is not None
+        ]
 
 
 def load_config(path: str | Path) -> RouterConfig:
@@ -579,18 +436,17 @@ class _Parser:
             raise self.error("interface", "must be a non-empty array of tables ([[interface]])")
         interfaces = [self.interface(raw, i) for i, raw in enumerate(raw_ifaces)]
         self.check_unique(interfaces)
-        cfg = RouterConfig(self.file, interfaces)
-        if "router" in doc:
-            cfg.router_options = self.router(self.table(doc["router"], "router"))
-        if "routes" in doc:
-            self.routes(self.table(doc["routes"], "routes"), cfg)
-        if "neighbors" in doc:
-            cfg.neighbors = self.neighbors(self.table(doc["neighbors"], "neighbors"), cfg)
-        if "firewall" in doc:
-            self.firewall(self.table(doc["firewall"], "firewall"), cfg)
-        return cfg
+        ifaces = [ic.interface for ic in interfaces]
+        return RouterConfig(
+            self.file,
+            tuple(interfaces),
+            router_options=self.router(self.table(doc.get("router", {}), "router")),
+            **self.routes(self.table(doc.get("routes", {}), "routes"), ifaces),
+            neighbors=self.neighbors(self.table(doc.get("neighbors", {}), "neighbors"), ifaces),
+            **self.firewall(self.table(doc["firewall"], "firewall") if "firewall" in doc else None),
+        )
 
-    def router(self, t: dict[str, Any]) -> dict[str, float | int]:
+    def router(self, t: dict[str, Any]) -> RouterOptions:
         self.unknown(t, frozenset(_ROUTER_KEYS), "router")
         out: dict[str, float | int] = {}
         for k, v in t.items():
@@ -606,7 +462,7 @@ class _Parser:
                 f"{out['icmp_burst']} is too small: the ICMP rate limit needs a burst of at "
                 "least 1 (or icmp_rate = 0 for no limit)",
             )
-        return out
+        return cast(RouterOptions, out)
 
     def interface(self, raw: object, i: int) -> InterfaceConfig:
         key = f"interface[{i}]"
@@ -660,13 +516,10 @@ class _Parser:
             raise self.error(f"{key}.type", f"{_q(kind)}: expected one of {', '.join(LINK_TYPES)}")
         self.unknown(t, LINK_TYPES[kind] | {"type"}, key)
         if kind == "pcap":
-            pcap_out = self.path(t["out"], f"{key}.out") if "out" in t else None
-            if pcap_out is not None and pcap_out.is_dir():
-                raise self.error(f"{key}.out", f"{_p(pcap_out)}: is a directory, not a file")
             return LinkConfig(
                 kind,
                 pcap_in=self.path(t["in"], f"{key}.in") if "in" in t else None,
-                pcap_out=pcap_out,
+                pcap_out=self.path(t["out"], f"{key}.out") if "out" in t else None,
             )
         if "device" not in t:
             raise self.error(f"{key}.device", "missing: the OS interface to use")
@@ -752,8 +605,10 @@ class _Parser:
             raise self.error(key, f"{_q(text)} has host bits set beyond /{plen}")
         return net, plen
 
-    def routes(self, t: dict[str, Any], cfg: RouterConfig) -> None:
-        ifaces = cfg.ifaces
+    def routes(self, t: dict[str, Any], ifaces: list[Interface]) -> dict[str, Any]:
+        """The ``[routes]`` section as :class:`RouterConfig` keyword arguments."""
+        out: dict[str, Any] = {}
+        static: list[StaticRoute] = []
         for k, v in t.items():
             if k in _ROUTE_OPTIONS:
                 continue
@@ -765,23 +620,25 @@ class _Parser:
                     f"{', '.join(sorted(_ROUTE_OPTIONS))})",
                 )
             net, plen = self.prefix(k, key)
-            cfg.static_routes.append(StaticRoute(net, plen, self.next_hop(v, key, ifaces)))
+            static.append(StaticRoute(net, plen, self.next_hop(v, key, ifaces)))
+        out["static_routes"] = tuple(static)
         if "algorithm" in t:
             name = self.string(t["algorithm"], "routes.algorithm")
             if name not in algorithms():
                 raise self.error(
                     "routes.algorithm", f"{_q(name)}: expected one of {', '.join(algorithms())}"
                 )
-            cfg.algorithm = name
+            out["algorithm"] = name
         if "table" in t:
-            cfg.table_file = self.path(t["table"], "routes.table")
-            cfg.table_map = self.string(t.get("table_map", "hash"), "routes.table_map")
-            if cfg.table_map not in TABLE_MAPS:
+            out["table_file"] = self.path(t["table"], "routes.table")
+            table_map = self.string(t.get("table_map", "hash"), "routes.table_map")
+            out["table_map"] = table_map
+            if table_map not in TABLE_MAPS:
                 raise self.error(
                     "routes.table_map",
-                    f"{_q(cfg.table_map)}: expected one of {', '.join(TABLE_MAPS)}",
+                    f"{_q(table_map)}: expected one of {', '.join(TABLE_MAPS)}",
                 )
-            if cfg.table_map == "hash":
+            if table_map == "hash":
                 over = t.get("hash_over")
                 if not isinstance(over, list) or not over:
                     raise self.error(
@@ -789,37 +646,44 @@ class _Parser:
                         'table_map = "hash" needs a non-empty array of next hops '
                         '("via GW dev NAME")',
                     )
-                cfg.hash_over = [
+                out["hash_over"] = tuple(
                     self.next_hop(v, f"routes.hash_over[{j}]", ifaces) for j, v in enumerate(over)
-                ]
+                )
             elif "hash_over" in t:
                 raise self.error("routes.hash_over", 'only used with table_map = "hash"')
         else:
             for k in ("table_map", "hash_over"):
                 if k in t:
                     raise self.error(f"routes.{k}", "only used with routes.table")
+        return out
 
-    def neighbors(self, t: dict[str, Any], cfg: RouterConfig) -> list[tuple[int, int, bytes]]:
+    def neighbors(
+        self, t: dict[str, Any], ifaces: list[Interface]
+    ) -> tuple[tuple[int, int, bytes], ...]:
         out = []
         for k, v in t.items():
             key = f'neighbors."{k}"'
             addr = self.quad(k, key)
-            ifindex = _connected_ifindex(cfg.ifaces, addr)
+            ifindex = _connected_ifindex(ifaces, addr)
             if ifindex is None:
                 raise self.error(key, f"{k} is in no connected subnet")
-            for a in cfg.ifaces[ifindex].addrs:
+            for a in ifaces[ifindex].addrs:
                 if addr == a.addr:
                     raise self.error(key, f"{k} is this router's own address")
                 if a.plen <= 30 and addr in (a.network, a.broadcast):
                     raise self.error(key, f"{k} is a network or broadcast address, not a host's")
             out.append((ifindex, addr, self.mac(v, key)))
-        return out
+        return tuple(out)
 
-    def firewall(self, t: dict[str, Any], cfg: RouterConfig) -> None:
+    def firewall(self, t: dict[str, Any] | None) -> dict[str, Any]:
+        """The ``[firewall]`` section (None: there is none) as :class:`RouterConfig` keyword
+        arguments."""
+        if t is None:
+            return {}
         self.unknown(t, _FIREWALL_KEYS, "firewall")
         if "rules" not in t:
             raise self.error("firewall.rules", "missing: the rules file")
-        cfg.rules_file = self.path(t["rules"], "firewall.rules")
+        rules_file = self.path(t["rules"], "firewall.rules")
         heads = t.get("heads", ["in"])
         if not isinstance(heads, list) or not heads:
             raise self.error("firewall.heads", f"must be a non-empty array of {HEADS}")
@@ -828,7 +692,7 @@ class _Parser:
                 raise self.error(
                     f"firewall.heads[{j}]", f"{_q(h)}: expected one of {', '.join(HEADS)}"
                 )
-        cfg.firewall_heads = tuple(dict.fromkeys(heads))
+        return {"rules_file": rules_file, "firewall_heads": tuple(dict.fromkeys(heads))}
 
 
 def _overlap(a: IfAddr, b: IfAddr) -> bool:
@@ -846,93 +710,3 @@ def _kind(value: object) -> str:
     return {str: "a string", int: "an integer", float: "a float"}.get(
         type(value), type(value).__name__
     )
-
-
-@dataclass
-class BuiltRouter:
-    """A router assembled from a :class:`RouterConfig`: the scalar Router, its table, pfil heads
-    with the firewall hooked in, and the vector forwarder when it is available.
-
-    :meth:`set_ruleset` swaps the firewall while traffic flows (pfil writers serialize; packets
-    in flight see the old or the new hooks, never a mix).
-    """
-
-    config: RouterConfig
-    router: Any
-    table: RoutingTable
-    pfil: Any
-    ruleset: Any = None
-    hook_ids: list[Any] = field(default_factory=list)
-    vector: Any = None
-
-    @property
-    def names(self) -> dict[int, str]:
-        """Interface names by ifindex."""
-        return {ic.interface.index: ic.interface.name for ic in self.config.interfaces}
-
-    def set_ruleset(self, ruleset: Any) -> None:
-        """Hook ``ruleset`` (a :class:`netfast.pfil.ipfw.Ruleset`, or None for no firewall) on
-        the configured heads in place of the current one.  The new hooks go in before the old
-        ones leave, so no packet passes unfiltered during the swap."""
-        from netfast.pfil import Direction
-
-        old = self.hook_ids
-        new = []
-        if ruleset is not None:
-            for head in self.config.firewall_heads:
-                new.append(self.pfil.add_hook(Direction[head.upper()], ruleset))
-        for hook_id in old:
-            self.pfil.remove_hook(hook_id)
-        self.hook_ids = new
-        self.ruleset = ruleset
-
-    def set_time(self, now: float) -> None:
-        """Tell the time-keeping parts (the firewall's state timeouts) what time it is."""
-        ruleset = self.ruleset
-        if ruleset is not None:
-            ruleset.now = now
-
-
-def build_router(
-    cfg: RouterConfig,
-    *,
-    vector: bool = True,
-    pfil_impl: str | None = None,
-    table: RoutingTable | None = None,
-) -> BuiltRouter:
-    """Load the table and the rules of ``cfg`` and assemble the router.
-
-    Parameters
-    ----------
-    vector
-        Also build the :class:`netfast.ip.vector.VectorForwarder` (when that module exists).
-    pfil_impl
-        The pfil implementation (default: the measured winner).
-    table
-        Use this routing table instead of building one (routers sharing a table).
-
-    Raises
-    ------
-    ConfigError, netfast.route.loaders.RouteFileError, netfast.pfil.ipfw.FirewallError
-    """
-    from netfast.ip.router import Router
-    from netfast.pfil.heads import PfilHeads
-
-    cfg.check_files()
-    if table is None:
-        table = cfg.build_table()
-    ruleset = cfg.load_ruleset()
-    heads = PfilHeads(pfil_impl)
-    router = Router(cfg.ifaces, table, heads, **cfg.router_options)
-    for ifindex, addr, mac in cfg.neighbors:
-        router.arp.add_static(ifindex, addr, mac)
-    built = BuiltRouter(cfg, router, table, heads)
-    built.set_ruleset(ruleset)
-    if vector:
-        try:
-            from netfast.ip.vector import VectorForwarder
-        except ImportError:
-            pass
-        else:
-            built.vector = VectorForwarder(router)
-    return built

@@ -35,7 +35,7 @@ from netfast.outfiles import (
     port_file_name,
     stop_on_signals,
 )
-from netfast.stack.runner import CaptureStopped, run_capture
+from netfast.router.run import CaptureStopped, run_capture
 from netfast.wire.pcap import PcapWriter
 
 SAMPLE = Path(str(resources.files("netfast.data") / "sample-http.pcap"))

@@ -2,7 +2,7 @@
 whole or not at all, and the live loop's stop conditions.
 
 The router and vector forwarder here are small stand-ins with the contract's shape
-(docs/ROUTER.md), so these tests pin the runner's own behaviour; tests/stack/test_live_router.py
+(docs/ROUTER.md), so these tests pin the runner's own behaviour; tests/router/test_live_router.py
 and test_forward_cli.py run the real ones.
 """
 
@@ -19,7 +19,8 @@ import pytest
 from netfast.ip.iface import IfAddr, Interface
 from netfast.link.memory import MemoryLink
 from netfast.link.pcap import read_capture
-from netfast.stack.runner import Engine, run_capture, run_live
+from netfast.router.engine import Engine
+from netfast.router.run import run_capture, run_live
 from netfast.wire.batch import FrameBatch
 from netfast.wire.ethernet import EthernetRepr, EtherType
 from netfast.wire.icmpv4 import Icmpv4DestUnreachable

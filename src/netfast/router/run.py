@@ -1,14 +1,8 @@
 """Drive a router over links: a capture in, per-egress captures out; or live interfaces.
 
 The router itself is sans-IO (:class:`netfast.ip.router.Router`: frames and ``now`` in, frames
-out); this module is where frames meet files and sockets.
-
-:class:`Engine` is the part both modes share.  Frames received together on one port go to the
-vector path (:class:`netfast.ip.vector.VectorForwarder`) as one batch when there is one; the
-rows it punts -- and every frame when there is none -- go one at a time through
-``router.input``.  Whatever either path emits (forwarded frames, ICMP errors, ARP requests and
-replies) is grouped by egress port.  ``router.poll(now)`` runs after every batch, for ARP retries
-and hold-queue expiry.
+out) and :class:`netfast.router.engine.Engine` runs its vector and scalar paths over batches;
+this module is where frames meet files and sockets.
 
 :func:`run_capture` reads a pcap/pcapng file as if received on one port and writes one capture
 per port (``<name>.pcap`` in the output folder).  Time is the capture's: every batch is handed
@@ -32,15 +26,15 @@ import select
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from netfast.link.base import Frame, Link, WaitableLink
 from netfast.link.pcap import PcapWriterLink, open_capture
 from netfast.outfiles import PortOutputs
-from netfast.wire.batch import DEFAULT_SLOT, FrameBatch
+from netfast.router.engine import Engine, ForwardStats
 
 if TYPE_CHECKING:
     from netfast.ip.api import ForwardingPlane
@@ -49,174 +43,10 @@ if TYPE_CHECKING:
 __all__ = [
     "CaptureStopped",
     "CaptureSummary",
-    "Engine",
-    "ForwardStats",
     "LiveSummary",
     "run_capture",
     "run_live",
 ]
-
-_ETHERTYPE_IPV4 = b"\x08\x00"
-_ETHERTYPE_ARP = b"\x08\x06"
-_ICMP_SENT = {
-    0: "icmp.echo_reply",
-    3: "icmp.unreachable",
-    11: "icmp.time_exceeded",
-    12: "icmp.param_prob",
-}
-
-
-@dataclass
-class ForwardStats:
-    """What an :class:`Engine` did.
-
-    Attributes
-    ----------
-    frames_in
-        Frames received.
-    vector_frames, scalar_frames
-        Frames finished by the vector path, and frames that went through ``router.input``
-        (punted, or everything without a vector path).
-    vector_seconds, scalar_seconds
-        Time spent in each path (the vector time includes building the batch).
-    out
-        Frames emitted per egress ifindex (forwarded, ICMP, ARP).
-    emitted
-        What the router originated, by kind: ``arp``, ``icmp.unreachable``,
-        ``icmp.time_exceeded``, ``icmp.param_prob``, ``icmp.echo_reply``.
-    vector_counters
-        Counters the vector path reported (same names as the router's).
-    """
-
-    frames_in: int = 0
-    vector_frames: int = 0
-    scalar_frames: int = 0
-    vector_seconds: float = 0.0
-    scalar_seconds: float = 0.0
-    out: Counter[int] = field(default_factory=Counter)
-    emitted: Counter[str] = field(default_factory=Counter)
-    vector_counters: Counter[str] = field(default_factory=Counter)
-
-    @property
-    def icmp_sent(self) -> int:
-        return sum(n for k, n in self.emitted.items() if k.startswith("icmp."))
-
-    @property
-    def vector_mpps(self) -> float:
-        return _mpps(self.vector_frames, self.vector_seconds)
-
-    @property
-    def scalar_mpps(self) -> float:
-        return _mpps(self.scalar_frames, self.scalar_seconds)
-
-
-def _mpps(frames: int, seconds: float) -> float:
-    return frames / seconds / 1e6 if seconds > 0 else 0.0
-
-
-class Engine:
-    """The vector path with scalar fallback, over batches of frames from one port at a time.
-
-    Parameters
-    ----------
-    router
-        The scalar router (``input``, ``poll``, ``counters``).
-    vector
-        A :class:`netfast.ip.vector.VectorForwarder` sharing ``router``'s state, or None for
-        the scalar path alone.
-    local_addrs
-        The router's addresses, to tell the ICMP it originates from ICMP it forwards; by
-        default ``router.local.unicast`` when the router has it.
-    slot
-        Batch slot size; frames longer than a slot take the scalar path.
-    on_time
-        Called with ``now`` before each batch and poll (e.g. ``BuiltRouter.set_time``, which
-        gives the firewall its clock).
-    """
-
-    def __init__(
-        self,
-        router: ForwardingPlane,
-        vector: VectorForwarder | None = None,
-        *,
-        local_addrs: frozenset[int] | None = None,
-        slot: int = DEFAULT_SLOT,
-        on_time: Callable[[float], None] | None = None,
-    ) -> None:
-        self.router = router
-        self.on_time = on_time
-        self.vector = vector
-        self.slot = slot
-        self.stats = ForwardStats()
-        if local_addrs is None:
-            local_addrs = frozenset(router.local.unicast)
-        self._local = {a.to_bytes(4, "big") for a in local_addrs}
-
-    @property
-    def counters(self) -> Counter[str]:
-        """The router's counters plus the vector path's: the run's drop and verdict counts."""
-        total: Counter[str] = Counter(self.router.counters)
-        total.update(self.stats.vector_counters)
-        return total
-
-    def process(self, ifindex: int, frames: Sequence[Frame], now: float) -> dict[int, list[Frame]]:
-        """Forward ``frames`` received on ``ifindex``; the frames to send, by egress."""
-        out: dict[int, list[Frame]] = {}
-        if self.on_time is not None:
-            self.on_time(now)
-        stats = self.stats
-        stats.frames_in += len(frames)
-        scalar_rows: Sequence[int] | range = range(len(frames))
-        if self.vector is not None and frames:
-            t0 = time.perf_counter()
-            fits = [i for i, f in enumerate(frames) if len(f) <= self.slot]
-            giants = [i for i, f in enumerate(frames) if len(f) > self.slot]
-            rows = frames if not giants else [frames[i] for i in fits]
-            batch = FrameBatch.from_frames(rows, self.slot)
-            res = self.vector.forward(batch, ifindex, now)
-            for egress, fb in res.out.items():
-                out.setdefault(int(egress), []).extend(fb.frames())
-                stats.out[int(egress)] += len(fb)
-            stats.vector_counters.update(res.drops)
-            punt = [int(i) for i in res.punt]
-            stats.vector_frames += len(rows) - len(punt)
-            stats.vector_seconds += time.perf_counter() - t0
-            scalar_rows = sorted([fits[i] for i in punt] + giants) if giants else punt
-        if len(scalar_rows):
-            t0 = time.perf_counter()
-            router_input = self.router.input
-            for i in scalar_rows:
-                for egress, frame in router_input(ifindex, frames[i], now):
-                    out.setdefault(egress, []).append(frame)
-                    self._classify(egress, frame)
-            stats.scalar_frames += len(scalar_rows)
-            stats.scalar_seconds += time.perf_counter() - t0
-        return out
-
-    def poll(self, now: float) -> dict[int, list[Frame]]:
-        """The router's timers: ARP retries and hold-queue expiry."""
-        out: dict[int, list[Frame]] = {}
-        if self.on_time is not None:
-            self.on_time(now)
-        for egress, frame in self.router.poll(now):
-            out.setdefault(egress, []).append(frame)
-            self._classify(egress, frame)
-        return out
-
-    def _classify(self, egress: int, frame: Frame) -> None:
-        """Count a frame of the scalar path by egress, and what the router itself originated."""
-        self.stats.out[egress] += 1
-        ethertype = frame[12:14]
-        if ethertype == _ETHERTYPE_ARP:
-            self.stats.emitted["arp"] += 1
-        elif ethertype == _ETHERTYPE_IPV4 and len(frame) >= 35 and frame[23] == 1:
-            if frame[26:30] not in self._local:
-                return  # ICMP forwarded, not originated
-            ihl = (frame[14] & 0x0F) * 4
-            if len(frame) > 14 + ihl:
-                kind = _ICMP_SENT.get(frame[14 + ihl])
-                if kind is not None:
-                    self.stats.emitted[kind] += 1
 
 
 # -- captures ------------------------------------------------------------------------------------

@@ -31,8 +31,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from netfast.stack.config import BuiltRouter, build_router, load_config
-from netfast.stack.runner import Engine, ForwardStats
+from netfast.router.build import BuiltRouter, build_router
+from netfast.router.config import load_config
+from netfast.router.engine import Engine, ForwardStats
 from netfast.wire.batch import FrameBatch, ipv4_header_sums, l4_checksum_sums
 
 __all__ = ["DemoResult", "Trace", "default_config_path", "generate_trace", "run_demo"]
@@ -374,13 +375,13 @@ def run_demo(
     trace = generate_trace(built, packets, seed)
     setup = time.perf_counter() - t0
 
-    engine = Engine(built.router, built.vector, on_time=built.set_time)
+    engine = built.new_engine()
     _feed(engine, trace.frames, batch_size)
 
     # The scalar path alone, on a second router over the same table and a fresh ruleset.
     scalar = build_router(cfg, vector=False, table=built.table)
     _client_neighbors(scalar)
-    scalar_engine = Engine(scalar.router, None, on_time=scalar.set_time)
+    scalar_engine = scalar.new_engine()
     _feed(scalar_engine, trace.frames, batch_size)
     return DemoResult(
         built,
