@@ -1,8 +1,8 @@
 """The software router, apart from the host stack: a TOML description in, a forwarding router
 running over captures or live links out.
 
-- :mod:`netfast.router.config`: the TOML description as frozen values, validated in full with
-  errors naming file and key (no OS calls, nothing opened).
+- :mod:`netfast.router.config`, :mod:`netfast.router.validate`: the TOML description as frozen
+  values, validated in full with errors naming file and key (no OS calls, nothing opened).
 - :mod:`netfast.router.build`: those values made real -- files loaded, the
   :class:`~netfast.ip.router.Router`, :class:`~netfast.ip.vector.VectorForwarder`, pfil heads and
   firewall composed into one :class:`~netfast.router.build.BuiltRouter`, links opened.
