@@ -24,7 +24,8 @@ from tests.tcp.segments import (
     time_wait,
 )
 
-from netfast.tcp.conn import ChallengeAckLimiter, Negotiated, TcpState
+from netfast.tcp.conn import ChallengeAckLimiter, Negotiated
+from netfast.tcp.state import TcpState
 from netfast.wire.tcp import TcpOptions
 
 M = 0xFFFFFFFF

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from tests.tcp.segments import ISS_IRS, config, established, fin_wait_2, kinds, seg, syn_sent
 
-from netfast.tcp.conn import TcpState
+from netfast.tcp.state import TcpState
 
 M = 0xFFFFFFFF
 

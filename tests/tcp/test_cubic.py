@@ -10,7 +10,7 @@ import pytest
 
 from netfast.link.impair import Impairment
 from netfast.stack.sim import HostPair
-from netfast.tcp.conn import TcpConfig
+from netfast.tcp.config import TcpConfig
 from netfast.tcp.cubic import ALPHA, BETA, C, Cubic
 
 MSS = 1000

@@ -80,7 +80,7 @@ from netfast.link.offload import (
     gso_segment,
 )
 from netfast.route.rib import prefix_mask
-from netfast.tcp.conn import TcpConfig
+from netfast.tcp.config import TcpConfig
 from netfast.tcp.layer import TcpLayer, TcpSocket
 from netfast.udp.layer import UDP_OUTCOMES, UdpLayer, UdpSocket
 from netfast.wire import checksum

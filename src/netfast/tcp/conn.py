@@ -50,13 +50,14 @@ in ``counters`` (``tcp.in.paws``, ``tcp.in.outside_window``, ``tcp.in.challenge_
 from __future__ import annotations
 
 import dataclasses
-import enum
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from netfast.tcp.config import TcpConfig
 from netfast.tcp.cubic import Cubic
 from netfast.tcp.reass import ReassemblyQueue
+from netfast.tcp.state import RECEIVING, SYNCHRONIZED, TcpState, check_transition
 from netfast.wire.seq import SEQ_MASK, seq_diff, seq_gt, seq_le, seq_lt
 from netfast.wire.tcp import TcpFlags, TcpOptions, TcpRepr
 
@@ -68,103 +69,6 @@ _FLAGS = [TcpFlags(f) for f in range(0x200)]
 TS_OPTION_LEN = 12
 #: RFC 6675's DupThresh.
 DUP_THRESH = 3
-
-
-class TcpState(enum.IntEnum):
-    CLOSED = 0
-    LISTEN = 1
-    SYN_SENT = 2
-    SYN_RECEIVED = 3
-    ESTABLISHED = 4
-    FIN_WAIT_1 = 5
-    FIN_WAIT_2 = 6
-    CLOSE_WAIT = 7
-    CLOSING = 8
-    LAST_ACK = 9
-    TIME_WAIT = 10
-
-
-#: States in which the connection is synchronized (RFC 9293 3.5: both SYNs seen).
-SYNCHRONIZED = frozenset(
-    {
-        TcpState.ESTABLISHED,
-        TcpState.FIN_WAIT_1,
-        TcpState.FIN_WAIT_2,
-        TcpState.CLOSE_WAIT,
-        TcpState.CLOSING,
-        TcpState.LAST_ACK,
-        TcpState.TIME_WAIT,
-    }
-)
-#: States in which received data is accepted (RFC 9293 3.10.7.4, seventh step).
-_RECEIVING = frozenset({TcpState.ESTABLISHED, TcpState.FIN_WAIT_1, TcpState.FIN_WAIT_2})
-
-
-@dataclass(frozen=True, slots=True)
-class TcpConfig:
-    """Per-connection settings; times in seconds, sizes in bytes."""
-
-    mss: int = 1460
-    """The MSS announced in our SYN.  With ``mss_from_mtu`` the TCP layer replaces it by what
-    the route's interface MTU allows (MTU - 40)."""
-    mss_from_mtu: bool = True
-    rcv_buf: int = 1 << 20
-    snd_buf: int = 1 << 20
-    window_scale: bool = True
-    sack: bool = True
-    timestamps: bool = True
-    nagle: bool = True
-    delayed_ack: float = 0.04
-    rto_initial: float = 1.0
-    rto_min: float = 0.2
-    rto_max: float = 60.0
-    max_retransmits: int = 12
-    """RTOs in a row before the connection is dropped with ETIMEDOUT."""
-    syn_retransmits: int = 6
-    msl: float = 30.0
-    """Maximum segment lifetime: TIME_WAIT lasts 2 MSL (FreeBSD's net.inet.tcp.msl is 30 s)."""
-    fin_wait2_timeout: float = 60.0
-    """How long an orphaned connection (closed by the application) may sit in FIN_WAIT_2."""
-    keepalive: bool = False
-    keep_idle: float = 7200.0
-    keep_interval: float = 75.0
-    keep_count: int = 8
-    persist_min: float = 0.2
-    persist_max: float = 60.0
-    tlp: bool = True
-    """Tail loss probes (RFC 8985 section 7) with SACK."""
-    cc: str = "cubic"
-    """Congestion avoidance: ``"cubic"`` (RFC 9438, the default: as fast as NewReno on short
-    lossy paths, 2.2x at 100 ms RTT and 0.1% loss -- ``netfast bench tcp --only cc``) or
-    ``"newreno"`` (RFC 5681).  Loss recovery is the same for both (RFC 6675 with SACK, RFC 6582
-    without)."""
-    max_holes: int = 32
-    """Bound on the reassembly queue's holes (the paper's defence against hole-making attacks).
-    32, not fewer: at 2% loss a window of a hundred segments keeps more than 8 holes open for an
-    RTT often enough, and every segment refused at the bound must be sent again (with 8, the
-    CUBIC rows of ``netfast bench tcp --only cc`` resend far more than they lose)."""
-    tso_max: int = 0
-    """When non-zero, a segment may carry up to this many payload bytes (a multiple of the MSS)
-    for a link that segments it (TSO); 0 sends wire-sized segments only."""
-    invalid_ratelimit: float = 0.5
-    """Least time between two ACKs this connection sends in answer to unacceptable segments
-    that carry no data (out of window, failing PAWS, acknowledging what was never sent or long
-    since acknowledged): Linux's ``tcp_invalid_ratelimit``.  Without it two hosts whose sequence
-    spaces a spoofed segment put out of step answer each other's ACKs forever.  0 disables."""
-
-    def __post_init__(self) -> None:
-        if not 64 <= self.mss <= 65495:
-            raise ValueError(f"mss = {self.mss}: outside 64..65495")
-        if self.rcv_buf < 1 or self.snd_buf < 1:
-            raise ValueError("buffer sizes must be positive")
-        if self.cc not in ("newreno", "cubic"):
-            raise ValueError(f"cc = {self.cc!r}: must be 'newreno' or 'cubic'")
-        if self.rcv_buf > (0xFFFF << 14):
-            raise ValueError(f"rcv_buf = {self.rcv_buf}: above the largest scalable window")
-        if not 0.0 <= self.invalid_ratelimit <= 3600.0:  # also refuses nan
-            raise ValueError(
-                f"invalid_ratelimit = {self.invalid_ratelimit}: outside 0..3600 seconds"
-            )
 
 
 class ChallengeAckLimiter:
@@ -338,7 +242,7 @@ class TcpConnection:
     ) -> TcpConnection:
         """An active open: the connection is in SYN_SENT with its SYN ready in :meth:`output`."""
         conn = cls(local, remote, iss, config, **kw)  # type: ignore[arg-type]
-        conn.state = TcpState.SYN_SENT
+        conn._set_state(TcpState.SYN_SENT)
         conn.rcv_wscale = scale_for(config.rcv_buf) if config.window_scale else 0
         return conn
 
@@ -369,7 +273,9 @@ class TcpConnection:
         conn.snd_wl1 = conn.rcv_nxt
         conn.snd_wl2 = 1
         conn.cwnd = conn._initial_cwnd()
-        conn.state = TcpState.ESTABLISHED
+        # The SYN cache held the handshake in LISTEN and SYN_RECEIVED (netfast.tcp.state).
+        for state in (TcpState.LISTEN, TcpState.SYN_RECEIVED, TcpState.ESTABLISHED):
+            conn._set_state(state)
         conn._arm_keepalive(now)
         conn.counters["tcp.conn.accepted"] += 1
         return conn
@@ -417,7 +323,9 @@ class TcpConnection:
             cb(self)
 
     def _set_state(self, state: TcpState) -> None:
+        """The one place the state changes: along an edge of ``netfast.tcp.state``'s table."""
         if state != self.state:
+            check_transition(self.state, state)
             self.state = state
             self._notify()
 
@@ -431,6 +339,7 @@ class TcpConnection:
         self.ack_now = False
         self.reass.clear()
         if self.state != TcpState.CLOSED:
+            check_transition(self.state, TcpState.CLOSED)
             self.state = TcpState.CLOSED
         self._notify()
 
@@ -1526,7 +1435,7 @@ class TcpConnection:
             fin = (seg.seq + len(seg.payload)) & SEQ_MASK
             if self.fin_seq is None:
                 self.fin_seq = fin
-        if seg.payload and self.state in _RECEIVING:
+        if seg.payload and self.state in RECEIVING:
             was_ooo = len(self.reass) > 0
             in_order = seg.seq == self.rcv_nxt
             wnd = max(self._window_bytes(), seq_diff(self.rcv_adv, self.rcv_nxt))

@@ -38,9 +38,11 @@ from collections import Counter, deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from netfast.tcp.conn import ChallengeAckLimiter, TcpConfig, TcpConnection, TcpState
+from netfast.tcp.config import TcpConfig
+from netfast.tcp.conn import ChallengeAckLimiter, TcpConnection
 from netfast.tcp.isn import IsnGenerator
 from netfast.tcp.pcb import InputQueue, PcbTable
+from netfast.tcp.state import TcpState
 from netfast.tcp.syncache import SynCache
 from netfast.tcp.syncookie import SynCookies
 from netfast.watch import EV_EOF, EV_ERROR, Watchable
