@@ -57,6 +57,7 @@ from dataclasses import dataclass
 from netfast.tcp.config import TcpConfig
 from netfast.tcp.cubic import Cubic
 from netfast.tcp.reass import ReassemblyQueue
+from netfast.tcp.rtt import RttEstimator
 from netfast.tcp.state import RECEIVING, SYNCHRONIZED, TcpState, check_transition
 from netfast.wire.seq import SEQ_MASK, seq_diff, seq_gt, seq_le, seq_lt
 from netfast.wire.tcp import TcpFlags, TcpOptions, TcpRepr
@@ -205,9 +206,7 @@ class TcpConnection:
         self.cubic = Cubic() if config.cc == "cubic" else None
 
         # -- RTT and timers --
-        self.srtt: float | None = None
-        self.rttvar = 0.0
-        self.rto = config.rto_initial
+        self.rtt = RttEstimator(config.rto_initial, config.rto_min, config.rto_max)
         self.backoff = 0
         self.rtt_pos: int | None = None  # Karn-style timing of one segment when no timestamps
         self.rtt_time = 0.0
@@ -529,7 +528,7 @@ class TcpConnection:
                 self.snd_nxt = 1
                 self.snd_max = max(self.snd_max, 1)
                 if self.t_rexmt is None:
-                    self.t_rexmt = now + self.rto
+                    self.t_rexmt = now + self.rtt.rto
             elif self.ack_now and self.state == TcpState.SYN_RECEIVED:
                 out.append(self._segment(0, 0, SYN | ACK, now))
             return out
@@ -636,7 +635,7 @@ class TcpConnection:
         if self.snd_nxt > self.snd_max:
             self.snd_max = self.snd_nxt
         if self.t_rexmt is None:
-            self.t_rexmt = now + self.rto
+            self.t_rexmt = now + self.rtt.rto
             self.t_persist = None
         if self.sack_ok:
             self._arm_tlp(now)
@@ -647,7 +646,7 @@ class TcpConnection:
             and self.t_persist is None
             and (self.snd_max == self.snd_una or self.persisting)
         ):
-            delay = max(self.rto, self.config.persist_min) * (1 << self.persist_backoff)
+            delay = max(self.rtt.rto, self.config.persist_min) * (1 << self.persist_backoff)
             self.t_persist = now + min(delay, self.config.persist_max)
 
     def _retransmit(self, pos: int, length: int, now: float, out: list[TcpRepr]) -> int:
@@ -670,7 +669,7 @@ class TcpConnection:
         if self.rtt_pos is not None and self.rtt_pos < pos + length:
             self.rtt_pos = None  # Karn: no sample from retransmitted data
         if self.t_rexmt is None:
-            self.t_rexmt = now + self.rto
+            self.t_rexmt = now + self.rtt.rto
         return length
 
     # ------------------------------------------------------------------ SACK scoreboard (RFC 6675)
@@ -869,14 +868,14 @@ class TcpConnection:
         if (
             not self.sack_ok
             or not self.config.tlp
-            or self.srtt is None
+            or self.rtt.srtt is None
             or self.in_recovery
             or self.tlp_sent
             or self.snd_una < self.recover  # still repairing after a timeout
         ):
             self.t_tlp = None
             return
-        pto = 2 * self.srtt
+        pto = 2 * self.rtt.srtt
         if self.snd_max - self.snd_una <= self.mss:
             pto += self.config.delayed_ack
         pto = max(pto, 0.01)
@@ -923,7 +922,7 @@ class TcpConnection:
         self.counters["tcp.timer.rexmt"] += 1
         self.t_tlp = None
         self.tlp_sent = False
-        self.rto = min(self.rto * 2, cfg.rto_max)
+        self.rtt.back_off()
         self.rtt_pos = None
         if self.state in (TcpState.SYN_SENT, TcpState.SYN_RECEIVED):
             self.snd_nxt = 0  # output() sends the SYN again
@@ -945,7 +944,7 @@ class TcpConnection:
         # does.  Kept, the go-back-N that follows resends only what did not arrive.
         self.high_rxt = self.snd_una
         self.snd_nxt = self.snd_una
-        self.t_rexmt = now + self.rto
+        self.t_rexmt = now + self.rtt.rto
 
     def _keep_timeout(self, now: float) -> None:
         cfg = self.config
@@ -976,15 +975,7 @@ class TcpConnection:
     # ------------------------------------------------------------------ RTT (RFC 6298)
 
     def _rtt_sample(self, r: float) -> None:
-        r = max(r, 0.0)
-        if self.srtt is None:
-            self.srtt = r
-            self.rttvar = r / 2
-        else:
-            self.rttvar = 0.75 * self.rttvar + 0.25 * abs(self.srtt - r)
-            self.srtt = 0.875 * self.srtt + 0.125 * r
-        rto = self.srtt + max(0.001, 4 * self.rttvar)
-        self.rto = min(max(rto, self.config.rto_min), self.config.rto_max)
+        self.rtt.sample(r)
         self.backoff = 0
 
     # ------------------------------------------------------------------ input
@@ -1340,7 +1331,7 @@ class TcpConnection:
             self.t_rexmt = None
             self.t_tlp = None
         else:
-            self.t_rexmt = now + self.rto
+            self.t_rexmt = now + self.rtt.rto
             self._arm_tlp(now)
         self._notify()
 
@@ -1385,7 +1376,7 @@ class TcpConnection:
         else:
             self.cwnd = self.ssthresh + DUP_THRESH * self.mss
             self._retransmit(self.snd_una, self.mss, now, self.out)
-        self.t_rexmt = now + self.rto
+        self.t_rexmt = now + self.rtt.rto
 
     def _decrease(self, flight: int) -> int:
         """The slow-start threshold after a congestion event (RFC 5681 (4); RFC 9438 4.6)."""
@@ -1419,7 +1410,7 @@ class TcpConnection:
             # cover many segments are normal here, from receive coalescing on either side.
             self.cwnd += min(acked, self.ssthresh - self.cwnd + mss)
         elif self.cubic is not None:
-            self.cwnd = self.cubic.on_ack(self.cwnd, acked, mss, now, self.srtt or 0.0)
+            self.cwnd = self.cubic.on_ack(self.cwnd, acked, mss, now, self.rtt.srtt or 0.0)
         else:
             self.bytes_acked += acked
             if self.bytes_acked >= self.cwnd:
