@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from tests.tcp.segments import ISS_IRS, Fx, config, established, seg
 
-from netfast.tcp.conn import DUP_THRESH
+from netfast.tcp.sack import DUP_THRESH
 from netfast.wire.tcp import TcpOptions
 
 MSS = 1460
@@ -110,11 +110,11 @@ def test_an_ack_into_sacked_data_means_reneging(nums: tuple[int, int]) -> None:
     fx = established(iss, irs, config(nagle=False, tlp=False))
     _flight(fx, 10)
     _sack(fx, irs, 2, (3, 6))
-    assert fx.conn.sacked
+    assert fx.conn.sack.blocks
     # The peer now acknowledges into the middle of what it SACKed: it dropped the rest.
     fx.input(seg("A", irs + 1, fx.our(_pos(4))))
     assert fx.conn.counters["tcp.in.sack_reneging"] == 1
-    assert fx.conn.sacked == [] and fx.conn.sacked_bytes == 0
+    assert fx.conn.sack.blocks == [] and fx.conn.sack.sacked_bytes == 0
 
 
 def test_a_new_recovery_does_not_resend_what_the_last_one_has_in_flight(

@@ -58,6 +58,7 @@ from netfast.tcp.config import TcpConfig
 from netfast.tcp.cubic import Cubic
 from netfast.tcp.reass import ReassemblyQueue
 from netfast.tcp.rtt import RttEstimator
+from netfast.tcp.sack import DUP_THRESH, SackScoreboard
 from netfast.tcp.state import RECEIVING, SYNCHRONIZED, TcpState, check_transition
 from netfast.wire.seq import SEQ_MASK, seq_diff, seq_gt, seq_le, seq_lt
 from netfast.wire.tcp import TcpFlags, TcpOptions, TcpRepr
@@ -68,8 +69,6 @@ _FLAGS = [TcpFlags(f) for f in range(0x200)]
 
 #: Bytes a timestamps option costs in every segment (10, padded to 12 with two NOPs).
 TS_OPTION_LEN = 12
-#: RFC 6675's DupThresh.
-DUP_THRESH = 3
 
 
 class ChallengeAckLimiter:
@@ -194,8 +193,7 @@ class TcpConnection:
         self.recover = 0
         self.in_recovery = False
         self.high_rxt = 0
-        self.sacked: list[list[int]] = []  # scoreboard: disjoint sorted [start, end) positions
-        self.sacked_bytes = 0
+        self.sack = SackScoreboard()
         # Retransmissions in recovery not yet known to have arrived: [start, end, snd_max when
         # sent]; and the ones found lost, to be sent again first (_lost_retransmissions).  Both
         # outlive a recovery (the next may begin before the last one's resends arrive) and are
@@ -553,8 +551,9 @@ class TcpConnection:
         while True:
             data_end = self.data_end
             cut = 0  # after a timeout: the next SACKed block, where a resend must stop
-            if self.sacked and self.snd_nxt < self.snd_max:
-                for a, b in self.sacked:
+            sacked = self.sack.blocks
+            if sacked and self.snd_nxt < self.snd_max:
+                for a, b in sacked:
                     if b <= self.snd_nxt:
                         continue
                     if a <= self.snd_nxt:
@@ -681,82 +680,10 @@ class TcpConnection:
             if hi <= lo or lo < self.snd_una or hi > self.snd_max:
                 self.counters["tcp.in.sack_invalid"] += 1
                 continue
-            self._sack_add(lo, hi)
-
-    def _sack_add(self, lo: int, hi: int) -> None:
-        sb = self.sacked
-        merged: list[list[int]] = []
-        i = 0
-        while i < len(sb) and sb[i][1] < lo:
-            merged.append(sb[i])
-            i += 1
-        while i < len(sb) and sb[i][0] <= hi:
-            lo = min(lo, sb[i][0])
-            hi = max(hi, sb[i][1])
-            i += 1
-        merged.append([lo, hi])
-        merged.extend(sb[i:])
-        self.sacked = merged
-        self.sacked_bytes = sum(b - a for a, b in merged)
-
-    def _sack_trim(self) -> None:
-        una = self.snd_una
-        if self.sacked and self.sacked[0][0] < una:
-            sb = [b for b in self.sacked if b[1] > una]
-            if sb and sb[0][0] < una:
-                sb[0] = [una, sb[0][1]]
-            self.sacked = sb
-            self.sacked_bytes = sum(b - a for a, b in sb)
-
-    def _lost_frontier(self) -> int:
-        """Positions below this are ``IsLost`` unless SACKed: DupThresh segments' worth of SACKed
-        bytes lie above them (RFC 6675 section 4)."""
-        need = DUP_THRESH * self.mss
-        acc = 0
-        by_bytes = self.snd_una
-        for lo, hi in reversed(self.sacked):
-            if acc + (hi - lo) >= need:
-                by_bytes = hi - (need - acc)
-                break
-            acc += hi - lo
-        # Or DupThresh discontiguous SACKed ranges above (the same section's other rule).
-        sb = self.sacked
-        by_ranges = sb[-DUP_THRESH][0] if len(sb) >= DUP_THRESH else self.snd_una
-        return max(by_bytes, by_ranges)
+            self.sack.add(lo, hi)
 
     def _pipe(self) -> int:
-        """RFC 6675 SetPipe(): outstanding bytes not SACKed and not deemed lost, plus the lost
-        ones already retransmitted."""
-        frontier = self._lost_frontier()
-        outstanding = self.snd_max - self.snd_una - self.sacked_bytes
-        lost = self._unsacked_between(self.snd_una, frontier)
-        rxt = self._unsacked_between(self.snd_una, min(self.high_rxt, frontier))
-        return max(0, outstanding - lost + rxt)
-
-    def _unsacked_between(self, lo: int, hi: int) -> int:
-        if hi <= lo:
-            return 0
-        total = hi - lo
-        for a, b in self.sacked:
-            if b <= lo:
-                continue
-            if a >= hi:
-                break
-            total -= min(b, hi) - max(a, lo)
-        return total
-
-    def _next_hole(self, start: int, frontier: int) -> tuple[int, int] | None:
-        """The first unSACKed range at or after ``start`` below ``frontier``."""
-        pos = start
-        for a, b in self.sacked:
-            if b <= pos:
-                continue
-            if a > pos:
-                end = min(a, frontier)
-                return (pos, end) if end > pos else None
-            pos = b
-        end = min(frontier, self.snd_max)
-        return (pos, end) if end > pos else None
+        return self.sack.pipe(self.snd_una, self.snd_max, self.high_rxt, self.mss)
 
     def _lost_retransmissions(self) -> None:
         """Retransmissions of this recovery that are lost too: DupThresh segments' worth of data
@@ -766,7 +693,8 @@ class TcpConnection:
         8985) do.  Without this, a lost retransmission waits for the retransmission timer.
         The range goes to :attr:`rxt_again`, sent ahead of other holes; the window is not
         reduced again within the recovery."""
-        if not self.rxt_marks or not self.sacked:
+        sack = self.sack
+        if not self.rxt_marks or not sack.blocks:
             return
         need = DUP_THRESH * self.mss
         una = self.snd_una
@@ -774,14 +702,9 @@ class TcpConnection:
         for mark in self.rxt_marks:
             lo, hi, sent_at = mark
             lo = max(lo, una)
-            if hi <= lo or self._unsacked_between(lo, hi) == 0:
+            if hi <= lo or sack.unsacked_between(lo, hi) == 0:
                 continue  # acknowledged or SACKed: it arrived
-            above = 0
-            for a, b in reversed(self.sacked):
-                if b <= sent_at:
-                    break
-                above += b - max(a, sent_at)
-            if above >= need:
+            if sack.sacked_above(sent_at) >= need:
                 self.rxt_again.append([lo, hi])
                 self.counters["tcp.recovery.lost_retransmit"] += 1
             else:
@@ -797,7 +720,7 @@ class TcpConnection:
         while again and self.cwnd - pipe >= self.mss and guard < 1024:
             guard += 1
             lo, hi = again[0]
-            hole = self._next_hole(max(lo, self.snd_una), hi)
+            hole = self.sack.next_hole(max(lo, self.snd_una), hi, self.snd_max)
             sent = 0 if hole is None else self._retransmit(hole[0], hole[1] - hole[0], now, out)
             if sent == 0 or hole is None or hole[0] + sent >= hi:
                 again.pop(0)
@@ -806,8 +729,8 @@ class TcpConnection:
             pipe += sent
         while self.cwnd - pipe >= self.mss and guard < 1024:
             guard += 1
-            frontier = self._lost_frontier()
-            hole = self._next_hole(max(self.high_rxt, self.snd_una), frontier)
+            frontier = self.sack.lost_frontier(self.snd_una, self.mss)
+            hole = self.sack.next_hole(max(self.high_rxt, self.snd_una), frontier, self.snd_max)
             if hole is None:
                 return
             sent = self._retransmit(hole[0], hole[1] - hole[0], now, out)
@@ -1256,7 +1179,7 @@ class TcpConnection:
     def _process_ack(self, seg: TcpRepr, ack: int, now: float) -> None:
         flags = int(seg.flags)
         wnd = seg.window << self.snd_wscale
-        sacked_before = self.sacked_bytes
+        sacked_before = self.sack.sacked_bytes
         if self.sack_ok and seg.options:
             blocks = seg.options.sack_blocks
             if blocks:
@@ -1291,7 +1214,7 @@ class TcpConnection:
                 and self.snd_max > self.snd_una
                 and not seg.payload
                 and not flags & (SYN | FIN)
-                and (not window_changed or self.sacked_bytes > sacked_before)
+                and (not window_changed or self.sack.sacked_bytes > sacked_before)
             ):
                 self._dupack(now)
             return
@@ -1311,19 +1234,17 @@ class TcpConnection:
         if data_acked > 0:
             del self.sndbuf[:data_acked]
             self.snd_buf_base += data_acked
-        sb = self.sacked
-        if sb and sb[0][0] <= ack and any(a <= ack < b for a, b in sb):
+        if self.sack.covers(ack):
             # The ACK points into data the receiver SACKed: it has reneged (RFC 2018 8), so
             # what it SACKed before tells nothing any more.
             self.counters["tcp.in.sack_reneging"] += 1
-            self.sacked = []
-            self.sacked_bytes = 0
+            self.sack.clear()
         self.snd_una = ack
         if self.snd_nxt < ack:
             self.snd_nxt = ack
         if self.high_rxt < ack:
             self.high_rxt = ack
-        self._sack_trim()
+        self.sack.trim(ack)
         self._congestion_ack(acked, ack, now)
 
         self.tlp_sent = False
@@ -1343,7 +1264,7 @@ class TcpConnection:
                 self.cwnd += self.mss  # NewReno: inflate by one segment per dupack
             return
         lost = self.dupacks >= DUP_THRESH or (
-            self.sack_ok and self.sacked_bytes > (DUP_THRESH - 1) * self.mss
+            self.sack_ok and self.sack.sacked_bytes > (DUP_THRESH - 1) * self.mss
         )
         if not lost:
             return
@@ -1367,8 +1288,8 @@ class TcpConnection:
             self.cwnd = self.ssthresh
             self.high_rxt = max(self.high_rxt, self.snd_una)
             out: list[TcpRepr] = []
-            frontier = max(self._lost_frontier(), self.snd_una + 1)
-            hole = self._next_hole(self.high_rxt, frontier)
+            frontier = max(self.sack.lost_frontier(self.snd_una, self.mss), self.snd_una + 1)
+            hole = self.sack.next_hole(self.high_rxt, frontier, self.snd_max)
             if hole is not None:
                 sent = self._retransmit(hole[0], hole[1] - hole[0], now, out)
                 self.high_rxt = hole[0] + sent
