@@ -529,7 +529,7 @@ def test_no_sack_blocks_without_sack_permitted(nums: tuple[int, int]) -> None:
 
 
 def _flight(fx: Fx, nseg: int) -> list:
-    fx.conn.cwnd = 100 * 1460  # skip slow start
+    fx.conn.cc.cwnd = 100 * 1460  # skip slow start
     out = send_data(fx, b"".join(bytes([i]) * 1460 for i in range(nseg)))
     assert len(out) == nseg
     return out

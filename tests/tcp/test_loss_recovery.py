@@ -19,7 +19,7 @@ def nums(request: pytest.FixtureRequest) -> tuple[int, int]:
 
 
 def _flight(fx: Fx, nseg: int, first: int = 0) -> list:
-    fx.conn.cwnd = 100 * MSS  # skip slow start
+    fx.conn.cc.cwnd = 100 * MSS  # skip slow start
     fx.conn.send(b"".join(bytes([(first + i) % 256]) * MSS for i in range(nseg)))
     out = [s for s in fx.output() if s.payload]
     assert len(out) == nseg

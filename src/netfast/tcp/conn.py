@@ -54,8 +54,8 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from netfast.tcp.cc import controller_for
 from netfast.tcp.config import TcpConfig
-from netfast.tcp.cubic import Cubic
 from netfast.tcp.reass import ReassemblyQueue
 from netfast.tcp.rtt import RttEstimator
 from netfast.tcp.sack import DUP_THRESH, SackScoreboard
@@ -187,8 +187,7 @@ class TcpConnection:
         self.last_ack_sent = 0
 
         # -- congestion control and loss recovery --
-        self.cwnd = 0
-        self.ssthresh = 1 << 30
+        self.cc = controller_for(config.cc)
         self.dupacks = 0
         self.recover = 0
         self.in_recovery = False
@@ -200,8 +199,6 @@ class TcpConnection:
         # forgotten at a timeout.
         self.rxt_marks: list[list[int]] = []
         self.rxt_again: list[list[int]] = []
-        self.bytes_acked = 0  # for appropriate byte counting in congestion avoidance
-        self.cubic = Cubic() if config.cc == "cubic" else None
 
         # -- RTT and timers --
         self.rtt = RttEstimator(config.rto_initial, config.rto_min, config.rto_max)
@@ -269,7 +266,7 @@ class TcpConnection:
         conn.snd_wnd = conn.max_snd_wnd = snd_wnd
         conn.snd_wl1 = conn.rcv_nxt
         conn.snd_wl2 = 1
-        conn.cwnd = conn._initial_cwnd()
+        conn.cc.established(conn.mss)
         # The SYN cache held the handshake in LISTEN and SYN_RECEIVED (netfast.tcp.state).
         for state in (TcpState.LISTEN, TcpState.SYN_RECEIVED, TcpState.ESTABLISHED):
             conn._set_state(state)
@@ -289,10 +286,6 @@ class TcpConnection:
         self.ts_ok = neg.ts_ok and cfg.timestamps
         self.ts_recent = neg.ts_recent
         self.mss = max(64, min(neg.peer_mss, cfg.mss) - (TS_OPTION_LEN if self.ts_ok else 0))
-
-    def _initial_cwnd(self) -> int:
-        # RFC 6928: min(10 * MSS, max(2 * MSS, 14600)).
-        return min(10 * self.mss, max(2 * self.mss, 14600))
 
     # ------------------------------------------------------------------ helpers
 
@@ -567,13 +560,13 @@ class TcpConnection:
             if self.in_recovery and self.sack_ok:
                 wnd = self.snd_wnd  # the pipe in _sack_output limited what is in flight
                 limit = self.snd_una + wnd
-                if self._pipe() + min(mss, max(avail, 0)) > self.cwnd:
+                if self._pipe() + min(mss, max(avail, 0)) > self.cc.cwnd:
                     return
             else:
                 # Limited transmit (RFC 3042): each of the first two duplicate ACKs lets one
                 # new segment out beyond cwnd, so a small window still earns three dupacks.
                 extra = min(self.dupacks, DUP_THRESH - 1) * mss if self.dupacks else 0
-                wnd = min(self.snd_wnd, self.cwnd + extra)
+                wnd = min(self.snd_wnd, self.cc.cwnd + extra)
                 limit = self.snd_una + wnd
             usable = limit - self.snd_nxt
             fin_due = self.fin_queued and self.snd_nxt <= data_end and not self._fin_acked
@@ -715,9 +708,10 @@ class TcpConnection:
         """RFC 6675 section 5 step (C): while cwnd - pipe >= 1 SMSS, NextSeg() rule 1 (a lost
         hole not yet retransmitted) -- new data (rule 2) is left to :meth:`_data_output`."""
         pipe = self._pipe()
+        cc = self.cc
         guard = 0
         again = self.rxt_again
-        while again and self.cwnd - pipe >= self.mss and guard < 1024:
+        while again and cc.cwnd - pipe >= self.mss and guard < 1024:
             guard += 1
             lo, hi = again[0]
             hole = self.sack.next_hole(max(lo, self.snd_una), hi, self.snd_max)
@@ -727,7 +721,7 @@ class TcpConnection:
             else:
                 again[0][0] = hole[0] + sent
             pipe += sent
-        while self.cwnd - pipe >= self.mss and guard < 1024:
+        while cc.cwnd - pipe >= self.mss and guard < 1024:
             guard += 1
             frontier = self.sack.lost_frontier(self.snd_una, self.mss)
             hole = self.sack.next_hole(max(self.high_rxt, self.snd_una), frontier, self.snd_max)
@@ -853,9 +847,7 @@ class TcpConnection:
             return
         # RFC 5681 (4) and RFC 6582 4.2: collapse the window, remember how far we had sent.
         flight = self.snd_max - self.snd_una
-        if self.backoff == 1:
-            self.ssthresh = self._decrease(flight)
-        self.cwnd = self.mss
+        self.cc.timeout(flight, self.mss, self.backoff == 1)
         self.recover = self.snd_max
         self.in_recovery = False
         self.dupacks = 0
@@ -939,7 +931,7 @@ class TcpConnection:
         self.rcv_nxt = (seg.seq + 1) & SEQ_MASK
         self._apply_negotiated(negotiated_from_syn(seg, self.config))
         self.rcv_adv = self.rcv_nxt
-        self.cwnd = self._initial_cwnd()
+        self.cc.established(self.mss)
         if flags & ACK:
             self.snd_una = 1
             # The window of a SYN-ACK is never scaled (RFC 7323 2.2).
@@ -1261,7 +1253,7 @@ class TcpConnection:
         self.dupacks += 1
         if self.in_recovery:
             if not self.sack_ok:
-                self.cwnd += self.mss  # NewReno: inflate by one segment per dupack
+                self.cc.recovery_dupack(self.mss)  # NewReno: one segment per dupack
             return
         lost = self.dupacks >= DUP_THRESH or (
             self.sack_ok and self.sack.sacked_bytes > (DUP_THRESH - 1) * self.mss
@@ -1275,7 +1267,7 @@ class TcpConnection:
     def _enter_recovery(self, now: float) -> None:
         self.counters["tcp.recovery.fast_retransmit"] += 1
         flight = self.snd_max - self.snd_una
-        self.ssthresh = self._decrease(flight)
+        self.cc.enter_recovery(flight, self.mss, self.sack_ok)
         self.recover = self.snd_max
         self.in_recovery = True
         self.t_tlp = None
@@ -1285,7 +1277,6 @@ class TcpConnection:
             # Holes the last recovery resent above its end are still in flight (high_rxt is
             # kept): resending them again would be spurious; if they are lost,
             # _lost_retransmissions finds out.
-            self.cwnd = self.ssthresh
             self.high_rxt = max(self.high_rxt, self.snd_una)
             out: list[TcpRepr] = []
             frontier = max(self.sack.lost_frontier(self.snd_una, self.mss), self.snd_una + 1)
@@ -1295,15 +1286,8 @@ class TcpConnection:
                 self.high_rxt = hole[0] + sent
             self.out.extend(out)
         else:
-            self.cwnd = self.ssthresh + DUP_THRESH * self.mss
             self._retransmit(self.snd_una, self.mss, now, self.out)
         self.t_rexmt = now + self.rtt.rto
-
-    def _decrease(self, flight: int) -> int:
-        """The slow-start threshold after a congestion event (RFC 5681 (4); RFC 9438 4.6)."""
-        if self.cubic is not None:
-            return self.cubic.on_congestion(self.cwnd, flight, self.mss)
-        return max(flight // 2, 2 * self.mss)
 
     def _congestion_ack(self, acked: int, ack: int, now: float) -> None:
         mss = self.mss
@@ -1315,31 +1299,18 @@ class TcpConnection:
                 # whole flight -- as coalesced or delayed ACKs often do.
                 self.in_recovery = False
                 self.dupacks = 0
-                self.cwnd = self.ssthresh
+                self.cc.exit_recovery()
                 self.counters["tcp.recovery.exit"] += 1
                 return
             # Partial acknowledgment.
             if self.sack_ok:
                 return  # the pipe governs; _sack_output retransmits the next hole
             self._retransmit(self.snd_una, mss, now, self.out)
-            self.cwnd = max(self.cwnd - acked + mss, mss)
+            self.cc.partial_ack(acked, mss)
             self.counters["tcp.recovery.partial_ack"] += 1
             return
         self.dupacks = 0
-        if self.cwnd < self.ssthresh:
-            # Slow start by bytes acknowledged (RFC 3465).  No per-ACK cap (its L): ACKs that
-            # cover many segments are normal here, from receive coalescing on either side.
-            self.cwnd += min(acked, self.ssthresh - self.cwnd + mss)
-        elif self.cubic is not None:
-            self.cwnd = self.cubic.on_ack(self.cwnd, acked, mss, now, self.rtt.srtt or 0.0)
-        else:
-            self.bytes_acked += acked
-            if self.bytes_acked >= self.cwnd:
-                self.bytes_acked -= self.cwnd
-                self.cwnd += mss
-        limit = self.config.snd_buf * 2 + 16 * mss
-        if self.cwnd > limit:
-            self.cwnd = limit
+        self.cc.acked(acked, mss, now, self.rtt.srtt or 0.0, self.config.snd_buf * 2 + 16 * mss)
 
     def _receive_text(self, seg: TcpRepr, now: float) -> None:
         flags = int(seg.flags)
