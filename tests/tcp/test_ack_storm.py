@@ -29,7 +29,7 @@ from tests.tcp.segments import config, established, kinds, seg
 from netfast.stack.sim import ADDR_A, ADDR_B, MAC_A, MAC_B, HostPair
 from netfast.tcp.config import TcpConfig
 from netfast.tcp.conn import TcpConnection
-from netfast.tcp.layer import TcpSocket
+from netfast.tcp.socket import TcpSocket
 from netfast.tcp.state import TcpState
 from netfast.wire.checksum import IPPROTO_TCP, l4_checksum
 from netfast.wire.ethernet import EthernetRepr, EtherType

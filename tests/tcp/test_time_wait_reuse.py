@@ -10,7 +10,7 @@ import pytest
 
 from netfast.stack.sim import HostPair
 from netfast.tcp.config import TcpConfig
-from netfast.tcp.layer import TcpSocket
+from netfast.tcp.socket import TcpSocket
 from netfast.tcp.state import TcpState
 
 
