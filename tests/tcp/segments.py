@@ -16,7 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from netfast.tcp.config import TcpConfig
-from netfast.tcp.conn import Negotiated, TcpConnection
+from netfast.tcp.conn import TcpConnection
+from netfast.tcp.negotiate import Negotiated
 from netfast.tcp.state import TcpState
 from netfast.wire.tcp import TcpFlags, TcpOptions, TcpRepr
 

@@ -24,7 +24,8 @@ from tests.tcp.segments import (
     time_wait,
 )
 
-from netfast.tcp.conn import ChallengeAckLimiter, Negotiated
+from netfast.tcp.conn import ChallengeAckLimiter
+from netfast.tcp.negotiate import Negotiated
 from netfast.tcp.state import TcpState
 from netfast.wire.tcp import TcpOptions
 

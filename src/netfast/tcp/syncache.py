@@ -31,8 +31,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from netfast.tcp.config import TcpConfig
-from netfast.tcp.conn import Negotiated, negotiated_from_syn, scale_for
 from netfast.tcp.isn import IsnGenerator
+from netfast.tcp.negotiate import Negotiated, negotiated_from_syn, scale_for
 from netfast.tcp.syncookie import CookieOptions, SynCookies
 from netfast.wire.seq import SEQ_MASK
 from netfast.wire.tcp import TcpFlags, TcpOptions, TcpRepr
