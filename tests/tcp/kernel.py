@@ -29,7 +29,7 @@ from netfast.link.memory import MemoryLink
 from netfast.link.tap import TapLink
 from netfast.stack.host import Stack
 from netfast.stack.hostrun import run_host
-from netfast.tcp.conn import TcpConfig
+from netfast.tcp.config import TcpConfig
 from netfast.tcp.layer import TcpLayer
 from netfast.wire.ipv4 import ip_from_str
 

@@ -15,7 +15,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from netfast.tcp.conn import Negotiated, TcpConfig, TcpConnection, TcpState
+from netfast.tcp.config import TcpConfig
+from netfast.tcp.conn import TcpConnection
+from netfast.tcp.negotiate import Negotiated
+from netfast.tcp.state import TcpState
 from netfast.wire.tcp import TcpFlags, TcpOptions, TcpRepr
 
 M = 0xFFFFFFFF

@@ -5,8 +5,8 @@ or the backlog needs the room -- on two simulated hosts with a virtual clock."""
 from __future__ import annotations
 
 from netfast.stack.sim import HostPair
-from netfast.tcp.conn import TcpState
-from netfast.tcp.layer import TcpSocket
+from netfast.tcp.socket import TcpSocket
+from netfast.tcp.state import TcpState
 
 B = ("198.18.0.2", 80)
 

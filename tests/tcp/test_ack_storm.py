@@ -27,8 +27,10 @@ from hypothesis import strategies as st
 from tests.tcp.segments import config, established, kinds, seg
 
 from netfast.stack.sim import ADDR_A, ADDR_B, MAC_A, MAC_B, HostPair
-from netfast.tcp.conn import TcpConfig, TcpConnection, TcpState
-from netfast.tcp.layer import TcpSocket
+from netfast.tcp.config import TcpConfig
+from netfast.tcp.conn import TcpConnection
+from netfast.tcp.socket import TcpSocket
+from netfast.tcp.state import TcpState
 from netfast.wire.checksum import IPPROTO_TCP, l4_checksum
 from netfast.wire.ethernet import EthernetRepr, EtherType
 from netfast.wire.ipv4 import Ipv4Repr

@@ -20,7 +20,10 @@ from tests.conftest import pcap_files
 from tests.tcp.test_capture_replay import _signed, _stream_start, scapy_streams
 
 from netfast.link.pcap import read_capture
-from netfast.tcp.conn import Negotiated, TcpConfig, TcpConnection, TcpState
+from netfast.tcp.config import TcpConfig
+from netfast.tcp.conn import TcpConnection
+from netfast.tcp.negotiate import Negotiated
+from netfast.tcp.state import TcpState
 from netfast.wire.dissect import dissect
 from netfast.wire.tcp import TcpFlags, TcpOptions, TcpRepr
 

@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 from tests.tcp.segments import established, seg
 
 from netfast.stack.sim import HostPair
-from netfast.tcp.conn import TcpState
 from netfast.tcp.layer import coalesce
+from netfast.tcp.state import TcpState
 from netfast.wire.tcp import TcpOptions
 
 IRS = 0xFFFFF000  # the peer's data crosses the sequence wrap

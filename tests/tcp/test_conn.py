@@ -24,7 +24,9 @@ from tests.tcp.segments import (
     time_wait,
 )
 
-from netfast.tcp.conn import ChallengeAckLimiter, Negotiated, TcpState
+from netfast.tcp.conn import ChallengeAckLimiter
+from netfast.tcp.negotiate import Negotiated
+from netfast.tcp.state import TcpState
 from netfast.wire.tcp import TcpOptions
 
 M = 0xFFFFFFFF
@@ -528,7 +530,7 @@ def test_no_sack_blocks_without_sack_permitted(nums: tuple[int, int]) -> None:
 
 
 def _flight(fx: Fx, nseg: int) -> list:
-    fx.conn.cwnd = 100 * 1460  # skip slow start
+    fx.conn.cc.cwnd = 100 * 1460  # skip slow start
     out = send_data(fx, b"".join(bytes([i]) * 1460 for i in range(nseg)))
     assert len(out) == nseg
     return out

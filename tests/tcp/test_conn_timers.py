@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from tests.tcp.segments import ISS_IRS, config, established, fin_wait_2, kinds, seg, syn_sent
 
-from netfast.tcp.conn import TcpState
+from netfast.tcp.state import TcpState
 
 M = 0xFFFFFFFF
 
@@ -48,7 +48,7 @@ def test_rto_from_rtt_samples_rfc6298(nums: tuple[int, int]) -> None:
     fx = established(iss, irs, config(nagle=False, rto_min=0.0))
     # The handshake gave R = 0.01: SRTT = 0.01, RTTVAR = 0.005, RTO = SRTT + 4 RTTVAR.
     srtt, rttvar = 0.01, 0.005
-    assert fx.conn.rto == pytest.approx(srtt + 4 * rttvar)
+    assert fx.conn.rtt.rto == pytest.approx(srtt + 4 * rttvar)
     pos = 1
     for r in (0.1, 0.3, 0.05):
         fx.conn.send(b"r" * 100)
@@ -58,13 +58,13 @@ def test_rto_from_rtt_samples_rfc6298(nums: tuple[int, int]) -> None:
         fx.input(seg("A", irs + 1, iss + pos), dt=r)
         rttvar = 0.75 * rttvar + 0.25 * abs(srtt - r)
         srtt = 0.875 * srtt + 0.125 * r
-        assert fx.conn.rto == pytest.approx(srtt + 4 * rttvar)
+        assert fx.conn.rtt.rto == pytest.approx(srtt + 4 * rttvar)
 
 
 def test_rto_floor_is_rto_min(nums: tuple[int, int]) -> None:
     iss, irs = nums
     fx = established(iss, irs, config(rto_min=0.2))
-    assert fx.conn.rto == pytest.approx(0.2)
+    assert fx.conn.rtt.rto == pytest.approx(0.2)
 
 
 def test_data_rto_backoff_then_etimedout_with_rst(nums: tuple[int, int]) -> None:
@@ -279,7 +279,7 @@ def test_poll_at_is_earliest_timer(nums: tuple[int, int]) -> None:
     assert fx.conn.poll_at() == pytest.approx(fx.now + 0.2)
     fx.conn.send(b"y")
     fx.output()  # the data piggybacks the ACK: delack cancelled, RTO armed
-    assert fx.conn.poll_at() == pytest.approx(fx.now + fx.conn.rto)
+    assert fx.conn.poll_at() == pytest.approx(fx.now + fx.conn.rtt.rto)
     # Polling before anything is due changes nothing.
     assert fx.advance(fx.now + 0.1) == []
 
@@ -298,12 +298,12 @@ def test_tail_loss_probe_resends_the_last_segment_before_the_rto(nums: tuple[int
     the delayed-ACK allowance for a single segment), well before the RTO, and only once."""
     iss, irs = nums
     fx = established(iss, irs, config(rto_min=1.0))
-    assert fx.conn.sack_ok and fx.conn.srtt is not None
+    assert fx.conn.sack_ok and fx.conn.rtt.srtt is not None
     fx.conn.send(b"tail")
     t_send = fx.now
     assert [bytes(s.payload) for s in fx.output()] == [b"tail"]
     t = fx.conn.poll_at()
-    assert t is not None and t - t_send < fx.conn.rto
+    assert t is not None and t - t_send < fx.conn.rtt.rto
     probe = fx.advance(t)
     assert [bytes(s.payload) for s in probe] == [b"tail"]
     assert probe[0].seq == (iss + 1) & M

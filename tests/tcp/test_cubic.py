@@ -10,7 +10,8 @@ import pytest
 
 from netfast.link.impair import Impairment
 from netfast.stack.sim import HostPair
-from netfast.tcp.conn import TcpConfig
+from netfast.tcp.cc import CubicControl, NewReno
+from netfast.tcp.config import TcpConfig
 from netfast.tcp.cubic import ALPHA, BETA, C, Cubic
 
 MSS = 1000
@@ -101,4 +102,15 @@ def test_lossy_transfer_with_cubic(sack: bool) -> None:
     assert hashlib.sha256(bytes(st["got"])).digest() == hashlib.sha256(body).digest()  # type: ignore[arg-type]
     c = pair.a.counters
     assert c["tcp.recovery.fast_retransmit"] + c["tcp.timer.rexmt"] > 0
-    assert cli.conn is not None and cli.conn.cubic is not None
+    assert cli.conn is not None and isinstance(cli.conn.cc, CubicControl)
+
+
+@pytest.mark.parametrize("cc", ["newreno", "cubic"])
+def test_config_chooses_the_controller(cc: str) -> None:
+    """``TcpConfig.cc`` decides which controller a connection gets; NewReno is not CUBIC."""
+    pair = HostPair(seed=1, tcp_config=TcpConfig(cc=cc))
+    cli = pair.tcp_a.socket()
+    cli.connect(("198.18.0.2", 80), pair.now)
+    assert cli.conn is not None
+    assert isinstance(cli.conn.cc, CubicControl if cc == "cubic" else NewReno)
+    assert not isinstance(cli.conn.cc, NewReno if cc == "cubic" else CubicControl)

@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from netfast.stack.sim import ADDR_A, ADDR_B, MAC_A, MAC_B, HostPair
-from netfast.tcp.conn import TcpState
+from netfast.tcp.state import TcpState
 from netfast.wire.checksum import IPPROTO_TCP, l4_checksum
 from netfast.wire.ethernet import EthernetRepr, EtherType
 from netfast.wire.ipv4 import Ipv4Repr

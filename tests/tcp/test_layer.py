@@ -20,8 +20,9 @@ from tests.tcp.segments import flags_of
 
 from netfast.link.impair import Impairment
 from netfast.stack.sim import ADDR_A, ADDR_B, MAC_A, MAC_B, HostPair
-from netfast.tcp.conn import TcpConfig, TcpState
-from netfast.tcp.layer import TcpSocket
+from netfast.tcp.config import TcpConfig
+from netfast.tcp.socket import TcpSocket
+from netfast.tcp.state import TcpState
 from netfast.wire.ethernet import EthernetRepr
 from netfast.wire.ipv4 import Ipv4Repr
 from netfast.wire.tcp import TcpOptions, TcpRepr

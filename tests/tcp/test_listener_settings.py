@@ -8,7 +8,7 @@ import contextlib
 import pytest
 
 from netfast.stack.sim import HostPair
-from netfast.tcp.conn import scale_for
+from netfast.tcp.negotiate import scale_for
 
 
 @pytest.mark.parametrize("cookies", ["never", "always"])

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from tests.tcp.segments import ISS_IRS, Fx, config, established, seg
 
-from netfast.tcp.conn import DUP_THRESH
+from netfast.tcp.sack import DUP_THRESH
 from netfast.wire.tcp import TcpOptions
 
 MSS = 1460
@@ -19,7 +19,7 @@ def nums(request: pytest.FixtureRequest) -> tuple[int, int]:
 
 
 def _flight(fx: Fx, nseg: int, first: int = 0) -> list:
-    fx.conn.cwnd = 100 * MSS  # skip slow start
+    fx.conn.cc.cwnd = 100 * MSS  # skip slow start
     fx.conn.send(b"".join(bytes([(first + i) % 256]) * MSS for i in range(nseg)))
     out = [s for s in fx.output() if s.payload]
     assert len(out) == nseg
@@ -110,11 +110,11 @@ def test_an_ack_into_sacked_data_means_reneging(nums: tuple[int, int]) -> None:
     fx = established(iss, irs, config(nagle=False, tlp=False))
     _flight(fx, 10)
     _sack(fx, irs, 2, (3, 6))
-    assert fx.conn.sacked
+    assert fx.conn.sack.blocks
     # The peer now acknowledges into the middle of what it SACKed: it dropped the rest.
     fx.input(seg("A", irs + 1, fx.our(_pos(4))))
     assert fx.conn.counters["tcp.in.sack_reneging"] == 1
-    assert fx.conn.sacked == [] and fx.conn.sacked_bytes == 0
+    assert fx.conn.sack.blocks == [] and fx.conn.sack.sacked_bytes == 0
 
 
 def test_a_new_recovery_does_not_resend_what_the_last_one_has_in_flight(

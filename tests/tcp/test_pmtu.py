@@ -10,7 +10,8 @@ from scapy.all import ICMP, IP, Ether, Raw  # type: ignore[import-untyped]
 from tests.tcp.segments import established
 
 from netfast.stack.sim import ADDR_A, ADDR_B, MAC_A, MAC_B, HostPair
-from netfast.tcp.conn import TS_OPTION_LEN, TcpConfig
+from netfast.tcp.config import TcpConfig
+from netfast.tcp.negotiate import TS_OPTION_LEN
 from netfast.wire.ipv4 import ip_to_str
 
 

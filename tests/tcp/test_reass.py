@@ -534,7 +534,7 @@ def test_bench_rows_and_table() -> None:
     adv = {r["impl"]: r for r in rows if r["pattern"] == "adversarial"}
     # The baselines keep every attack byte; netfast keeps a few per allowed hole (a block is a
     # 1-byte segment, grown by the gap fills that reach it).
-    from netfast.tcp.conn import TcpConfig
+    from netfast.tcp.config import TcpConfig
 
     assert adv["linked_list"]["peak_bytes_held"] == 199
     assert adv["netfast"]["peak_bytes_held"] <= 3 * TcpConfig().max_holes < 199

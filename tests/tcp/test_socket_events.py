@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from netfast.stack.kqueue import EV_EOF, EV_ERROR, READ, WRITE, EventQueue
 from netfast.stack.sim import HostPair
-from netfast.tcp.conn import TcpConfig
+from netfast.tcp.config import TcpConfig
 
 
 def _events(q: EventQueue) -> dict[tuple[int, int], tuple[int, int]]:

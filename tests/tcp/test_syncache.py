@@ -8,7 +8,7 @@ import random
 import pytest
 from tests.tcp.segments import WRAP, seg
 
-from netfast.tcp.conn import TcpConfig
+from netfast.tcp.config import TcpConfig
 from netfast.tcp.isn import IsnGenerator
 from netfast.tcp.syncache import SynCache
 from netfast.tcp.syncookie import MSS_TABLE, SynCookies

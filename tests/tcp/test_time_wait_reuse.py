@@ -9,8 +9,9 @@ import contextlib
 import pytest
 
 from netfast.stack.sim import HostPair
-from netfast.tcp.conn import TcpConfig, TcpState
-from netfast.tcp.layer import TcpSocket
+from netfast.tcp.config import TcpConfig
+from netfast.tcp.socket import TcpSocket
+from netfast.tcp.state import TcpState
 
 
 def _one_exchange(pair: HostPair, listener: TcpSocket, port: int) -> tuple[float, TcpState]:

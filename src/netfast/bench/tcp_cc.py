@@ -18,7 +18,7 @@ from rich.table import Table
 from netfast.link.impair import Impairment
 from netfast.stack.bulk import SinkServer, SourceClient
 from netfast.stack.sim import ADDR_B, HostPair
-from netfast.tcp.conn import TcpConfig
+from netfast.tcp.config import TcpConfig
 from netfast.wire.ipv4 import ip_to_str
 
 #: (loss on the data direction, one-way delay in seconds): a LAN-like path with heavy loss,

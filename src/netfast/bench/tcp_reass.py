@@ -45,7 +45,7 @@ from typing import Any, Protocol
 
 from rich.table import Table
 
-from netfast.tcp.conn import TcpConfig
+from netfast.tcp.config import TcpConfig
 from netfast.tcp.reass import ReassemblyQueue
 
 __all__ = ["DictReass", "LinkedListReass", "make_pattern", "reass_table", "run_reass_bench"]

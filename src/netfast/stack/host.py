@@ -80,8 +80,9 @@ from netfast.link.offload import (
     gso_segment,
 )
 from netfast.route.rib import prefix_mask
-from netfast.tcp.conn import TcpConfig
-from netfast.tcp.layer import TcpLayer, TcpSocket
+from netfast.tcp.config import TcpConfig
+from netfast.tcp.layer import TcpLayer
+from netfast.tcp.socket import TcpSocket
 from netfast.udp.layer import UDP_OUTCOMES, UdpLayer, UdpSocket
 from netfast.wire import checksum
 from netfast.wire.ethernet import BROADCAST

@@ -26,7 +26,7 @@ from netfast.ip.iface import IfAddr, Interface
 from netfast.link.impair import ImpairedLink, Impairment
 from netfast.link.memory import MemoryLink
 from netfast.stack.host import HostConfig, Stack
-from netfast.tcp.conn import TcpConfig
+from netfast.tcp.config import TcpConfig
 from netfast.tcp.layer import TcpLayer
 from netfast.wire.ipv4 import ip_from_str
 

@@ -30,8 +30,9 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from netfast.tcp.conn import Negotiated, TcpConfig, negotiated_from_syn, scale_for
+from netfast.tcp.config import TcpConfig
 from netfast.tcp.isn import IsnGenerator
+from netfast.tcp.negotiate import Negotiated, negotiated_from_syn, scale_for
 from netfast.tcp.syncookie import CookieOptions, SynCookies
 from netfast.wire.seq import SEQ_MASK
 from netfast.wire.tcp import TcpFlags, TcpOptions, TcpRepr
