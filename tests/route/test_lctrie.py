@@ -12,7 +12,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 from tests.route.oracle import pytricia_lookup, pytricia_of, read_table, sample_addresses
 
-from netfast.route.fib import Fib
 from netfast.route.lctrie import (
     _BRANCH_SHIFT,
     _POINTER_MASK,
@@ -81,21 +80,6 @@ def check_vectors(fib: LcTrieFib, rib: Rib) -> None:
             assert skip == 0 and pointer < len(fib.base)
         else:
             assert pointer > 0 and pointer + (1 << branch) <= len(fib.tree)
-
-
-def test_is_a_fib() -> None:
-    assert isinstance(LcTrieFib(), Fib)
-    assert LcTrieFib.name == "lctrie"
-    assert LcTrieFib.concurrent_updates is False
-
-
-def test_empty_and_single_route() -> None:
-    fib = LcTrieFib.build(Rib())
-    assert fib.lookup(0x01020304) == NO_ROUTE
-    fib.insert(0, 0, 5)
-    assert fib.lookup_batch(np.array([0, 2**32 - 1], np.uint32)).tolist() == [5, 5]
-    fib.delete(0, 0)
-    assert fib.lookup(0) == NO_ROUTE
 
 
 def test_changes_wait_for_one_rebuild() -> None:

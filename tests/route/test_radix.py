@@ -3,15 +3,11 @@ reference lookup, and real full tables against pytricia."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from tests.route.oracle import pytricia_lookup, pytricia_of, read_table, sample_addresses
 
-from netfast.route.fib import Fib
 from netfast.route.radix import (
     BIT,
     DUP,
@@ -26,7 +22,7 @@ from netfast.route.radix import (
     RIGHT,
     RadixFib,
 )
-from netfast.route.rib import NO_ROUTE, Rib, format_prefix, parse_prefix, prefix_mask
+from netfast.route.rib import NO_ROUTE, Rib, parse_prefix, prefix_mask
 
 # -- strategies: tables with /0, /32, duped keys and deep nesting ------------------------------
 
@@ -129,18 +125,6 @@ def check_invariants(fib: RadixFib, rib: Rib) -> None:
 
 
 # -- unit tests ----------------------------------------------------------------------------------
-
-
-def test_is_a_fib() -> None:
-    assert isinstance(RadixFib(), Fib)
-    assert RadixFib.name == "radix"
-    assert RadixFib.concurrent_updates is False
-
-
-def test_empty_table() -> None:
-    fib = RadixFib.build(Rib())
-    assert fib.lookup(0x01020304) == NO_ROUTE
-    assert fib.lookup_batch(np.array([0, 2**32 - 1], np.uint32)).tolist() == [NO_ROUTE] * 2
 
 
 def test_deletes_expose_shorter_matches() -> None:
@@ -247,31 +231,3 @@ def test_build_matches_reference(table: list[tuple[int, int]], extra: list[int])
 
 
 # -- real tables against pytricia -----------------------------------------------------------------
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize(
-    "name", ["ipv4-dfz-20260619.txt.gz", "ipv4-dfz-20160202-caida-pfx2as.txt.gz"]
-)
-def test_real_table_against_pytricia(shared_data: Path, name: str) -> None:
-    rib = read_table(shared_data / "routes" / name)
-    addrs = sample_addresses(rib, 1_000_000, seed=len(rib))
-    fib = RadixFib.build(rib)
-    assert len(fib) == len(rib)
-    pyt = pytricia_of(rib)
-    expect = pytricia_lookup(pyt, addrs)
-    got = fib.lookup_batch(addrs)
-    assert np.array_equal(got, expect), np.flatnonzero(got != expect)[:10]
-    assert (expect[:1_000_000] >= 0).all()
-    # Withdraw a random 5% one by one and check again: incremental deletes on a real tree.
-    rng = np.random.default_rng(1)
-    nets, plens, _ = rib.live_arrays()
-    for i in rng.choice(len(nets), len(nets) // 20, replace=False).tolist():
-        net, plen = int(nets[i]), int(plens[i])
-        rib.delete(net, plen)
-        fib.delete(net, plen)
-        pyt.delete(format_prefix(net, plen))
-    expect = pytricia_lookup(pyt, addrs)
-    assert np.array_equal(fib.lookup_batch(addrs), expect)
-    some = addrs[::5000].tolist()
-    assert [fib.lookup(a) for a in some] == expect[::5000].tolist()

@@ -11,7 +11,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from netfast.route.fib import Fib
 from netfast.route.rib import NO_ROUTE, Rib, prefix_mask
 from netfast.route.stride import (
     POISON,
@@ -76,15 +75,6 @@ def check(fib: StrideFib | StrideSortedFib, rib: Rib, addrs: np.ndarray) -> None
     assert bad.size == 0, [(hex(int(addrs[i])), int(got[i]), int(want[i])) for i in bad[:5]]
     for a, w in zip(addrs[:200].tolist(), want[:200].tolist(), strict=True):
         assert fib.lookup(a) == w
-
-
-@pytest.mark.parametrize("cls", VARIANTS)
-def test_satisfies_fib_protocol(cls: Variant) -> None:
-    fib = cls.build(Rib())
-    assert isinstance(fib, Fib)
-    assert fib.concurrent_updates
-    assert fib.lookup(0x01020304) == NO_ROUTE
-    assert fib.lookup_batch(np.array([], np.uint32)).size == 0
 
 
 @pytest.mark.parametrize("cls", VARIANTS)
