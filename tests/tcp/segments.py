@@ -16,7 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from netfast.tcp.conn import Negotiated, TcpConfig, TcpConnection, TcpState
-from netfast.wire.tcp import TcpFlags, TcpOptions, TcpRepr
+from netfast.wire.tcp import TcpFlags, TcpRepr
+from netfast.wire.tcp_options import TcpOptions
 
 M = 0xFFFFFFFF
 LOCAL = (0x0A000001, 49152)

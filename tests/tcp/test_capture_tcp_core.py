@@ -22,7 +22,8 @@ from tests.tcp.test_capture_replay import _signed, _stream_start, scapy_streams
 from netfast.link.pcap import read_capture
 from netfast.tcp.conn import Negotiated, TcpConfig, TcpConnection, TcpState
 from netfast.wire.dissect import dissect
-from netfast.wire.tcp import TcpFlags, TcpOptions, TcpRepr
+from netfast.wire.tcp import TcpFlags, TcpRepr
+from netfast.wire.tcp_options import TcpOptions
 
 M = 1 << 32
 FlowKey = tuple[int, int, int, int]

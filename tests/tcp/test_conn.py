@@ -25,7 +25,7 @@ from tests.tcp.segments import (
 )
 
 from netfast.tcp.conn import ChallengeAckLimiter, Negotiated, TcpState
-from netfast.wire.tcp import TcpOptions
+from netfast.wire.tcp_options import TcpOptions
 
 M = 0xFFFFFFFF
 

@@ -24,7 +24,8 @@ from netfast.tcp.conn import TcpConfig, TcpState
 from netfast.tcp.layer import TcpSocket
 from netfast.wire.ethernet import EthernetRepr
 from netfast.wire.ipv4 import Ipv4Repr
-from netfast.wire.tcp import TcpOptions, TcpRepr
+from netfast.wire.tcp import TcpRepr
+from netfast.wire.tcp_options import TcpOptions
 
 B = ("198.18.0.2", 80)
 

@@ -58,7 +58,8 @@ from dataclasses import dataclass
 from netfast.tcp.cubic import Cubic
 from netfast.tcp.reass import ReassemblyQueue
 from netfast.wire.seq import SEQ_MASK, seq_diff, seq_gt, seq_le, seq_lt
-from netfast.wire.tcp import TcpFlags, TcpOptions, TcpRepr
+from netfast.wire.tcp import TcpFlags, TcpRepr
+from netfast.wire.tcp_options import TcpOptions
 
 # Plain ints: flag arithmetic on IntFlag members costs an enum call per operation.
 SYN, ACK, FIN, RST, PSH = 0x02, 0x10, 0x01, 0x04, 0x08
