@@ -14,7 +14,8 @@ from scapy.utils import PcapNgWriter, RawPcapReader, rdpcap
 from netfast.link.base import Link
 from netfast.link.memory import MemoryLink
 from netfast.link.pcap import PcapReplayLink, PcapWriterLink, open_capture, read_capture
-from netfast.wire.pcap import PcapError, PcapWriter
+from netfast.wire.capture import PcapError
+from netfast.wire.pcap import PcapWriter
 
 
 def _scapy_frames(path: Path) -> list[tuple[bytes, int]]:

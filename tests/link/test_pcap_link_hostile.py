@@ -15,7 +15,7 @@ from netfast.cli import main
 from netfast.cli.pcap import format_time
 from netfast.link.memory import MemoryLink
 from netfast.link.pcap import PcapWriterLink, read_capture
-from netfast.wire.pcap import PcapRecord, PcapTimestampError
+from netfast.wire.capture import PcapRecord, PcapTimestampError
 
 SAMPLE = Path(str(resources.files("netfast.data") / "sample-http.pcap"))
 #: The demo router's ports without its 1M-prefix table: a default route forwards everything.

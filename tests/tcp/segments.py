@@ -19,7 +19,8 @@ from netfast.tcp.config import TcpConfig
 from netfast.tcp.conn import TcpConnection
 from netfast.tcp.negotiate import Negotiated
 from netfast.tcp.state import TcpState
-from netfast.wire.tcp import TcpFlags, TcpOptions, TcpRepr
+from netfast.wire.tcp import TcpFlags, TcpRepr
+from netfast.wire.tcp_options import TcpOptions
 
 M = 0xFFFFFFFF
 LOCAL = (0x0A000001, 49152)

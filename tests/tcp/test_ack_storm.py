@@ -34,7 +34,7 @@ from netfast.tcp.state import TcpState
 from netfast.wire.checksum import IPPROTO_TCP, l4_checksum
 from netfast.wire.ethernet import EthernetRepr, EtherType
 from netfast.wire.ipv4 import Ipv4Repr
-from netfast.wire.tcp import TcpOptions
+from netfast.wire.tcp_options import TcpOptions
 
 M = 0xFFFFFFFF
 FIN, SYN, RST, PSH, ACK = 0x01, 0x02, 0x04, 0x08, 0x10

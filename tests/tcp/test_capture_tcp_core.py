@@ -25,7 +25,8 @@ from netfast.tcp.conn import TcpConnection
 from netfast.tcp.negotiate import Negotiated
 from netfast.tcp.state import TcpState
 from netfast.wire.dissect import dissect
-from netfast.wire.tcp import TcpFlags, TcpOptions, TcpRepr
+from netfast.wire.tcp import TcpFlags, TcpRepr
+from netfast.wire.tcp_options import TcpOptions
 
 M = 1 << 32
 FlowKey = tuple[int, int, int, int]

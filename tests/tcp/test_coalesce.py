@@ -15,7 +15,7 @@ from tests.tcp.segments import established, seg
 from netfast.stack.sim import HostPair
 from netfast.tcp.layer import coalesce
 from netfast.tcp.state import TcpState
-from netfast.wire.tcp import TcpOptions
+from netfast.wire.tcp_options import TcpOptions
 
 IRS = 0xFFFFF000  # the peer's data crosses the sequence wrap
 TS = TcpOptions.build(timestamps=(100, 7))

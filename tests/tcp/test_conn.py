@@ -27,7 +27,7 @@ from tests.tcp.segments import (
 from netfast.tcp.conn import ChallengeAckLimiter
 from netfast.tcp.negotiate import Negotiated
 from netfast.tcp.state import TcpState
-from netfast.wire.tcp import TcpOptions
+from netfast.wire.tcp_options import TcpOptions
 
 M = 0xFFFFFFFF
 

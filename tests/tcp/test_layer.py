@@ -25,7 +25,8 @@ from netfast.tcp.socket import TcpSocket
 from netfast.tcp.state import TcpState
 from netfast.wire.ethernet import EthernetRepr
 from netfast.wire.ipv4 import Ipv4Repr
-from netfast.wire.tcp import TcpOptions, TcpRepr
+from netfast.wire.tcp import TcpRepr
+from netfast.wire.tcp_options import TcpOptions
 
 B = ("198.18.0.2", 80)
 

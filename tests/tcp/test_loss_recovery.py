@@ -8,7 +8,7 @@ import pytest
 from tests.tcp.segments import ISS_IRS, Fx, config, established, seg
 
 from netfast.tcp.sack import DUP_THRESH
-from netfast.wire.tcp import TcpOptions
+from netfast.wire.tcp_options import TcpOptions
 
 MSS = 1460
 

@@ -12,7 +12,8 @@ from netfast.tcp.config import TcpConfig
 from netfast.tcp.isn import IsnGenerator
 from netfast.tcp.syncache import SynCache
 from netfast.tcp.syncookie import MSS_TABLE, SynCookies
-from netfast.wire.tcp import TcpFlags, TcpOptions
+from netfast.wire.tcp import TcpFlags
+from netfast.wire.tcp_options import TcpOptions
 
 M = 0xFFFFFFFF
 LADDR, LPORT, FADDR = 0x0A000001, 80, 0x0A000002

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from netfast.link.pcap import read_capture
 from netfast.wire.dissect import BAD, OK, UNVERIFIED, dissect, summary, tcp_flags_str
 from netfast.wire.ipv4 import ip_to_str
-from netfast.wire.tcp import (
+from netfast.wire.tcp_options import (
     MssOption,
     NopOption,
     SackOption,

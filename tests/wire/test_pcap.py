@@ -1,5 +1,5 @@
-"""Tests for netfast.wire.pcap: real captures against scapy, pcapng blocks built by hand from the
-specification, round trips, and damaged files at every cut point."""
+"""Tests for netfast.wire.pcap and netfast.wire.pcapng: real captures against scapy, pcapng
+blocks built by hand from the specification, round trips, and damaged files at every cut point."""
 
 from __future__ import annotations
 
@@ -13,15 +13,9 @@ from hypothesis import strategies as st
 from scapy.all import Ether
 from scapy.utils import PcapNgWriter, RawPcapNgReader, RawPcapReader, rdpcap
 
-from netfast.wire.pcap import (
-    MAX_CAPLEN,
-    PcapError,
-    PcapNgReader,
-    PcapReader,
-    PcapRecord,
-    PcapWriter,
-    open_capture_stream,
-)
+from netfast.wire.capture import MAX_CAPLEN, PcapError, PcapRecord
+from netfast.wire.pcap import PcapReader, PcapWriter, open_capture_stream
+from netfast.wire.pcapng import PcapNgReader
 
 # --- helpers -----------------------------------------------------------------------------------
 

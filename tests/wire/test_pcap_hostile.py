@@ -25,16 +25,15 @@ from hypothesis import strategies as st
 from netfast.cli import CliError, main
 from netfast.cli.pcap import format_time, show
 from netfast.link.pcap import read_capture
-from netfast.wire.dissect import dissect, summary
-from netfast.wire.pcap import (
+from netfast.wire.capture import (
     MAX_TIMESTAMP_NS,
     MIN_TIMESTAMP_NS,
     PcapError,
     PcapRecord,
     PcapTimestampError,
-    PcapWriter,
-    open_capture_stream,
 )
+from netfast.wire.dissect import dissect, summary
+from netfast.wire.pcap import PcapWriter, open_capture_stream
 
 # --- building pcapng files from real records ---------------------------------------------------
 

@@ -16,18 +16,15 @@ from scapy.all import IP, TCP, rdpcap
 from scapy.layers.inet import in4_chksum
 
 from netfast.wire.errors import ChecksumError, MalformedError, TruncatedError, WireError
-from netfast.wire.tcp import (
-    HEADER_LEN,
+from netfast.wire.tcp import HEADER_LEN, TcpFlags, TcpRepr, TcpSegment
+from netfast.wire.tcp_options import (
     ExperimentalOption,
     FastOpenOption,
     MssOption,
     NopOption,
     SackOption,
     SackPermittedOption,
-    TcpFlags,
     TcpOptions,
-    TcpRepr,
-    TcpSegment,
     TimestampsOption,
     TtcpCookies,
     UnknownOption,

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from netfast.wire.errors import MalformedError
-from netfast.wire.tcp import (
+from netfast.wire.tcp_options import (
     NOP,
     TTCP_EXID,
     ExperimentalOption,

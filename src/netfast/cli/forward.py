@@ -90,7 +90,7 @@ def _build(args: argparse.Namespace) -> BuiltRouter:
 
 
 def capture(built: BuiltRouter, args: argparse.Namespace, console: Console) -> int:
-    from netfast.wire.pcap import PcapError
+    from netfast.wire.capture import PcapError
 
     names = built.names
     if args.ingress is None:

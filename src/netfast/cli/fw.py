@@ -28,10 +28,10 @@ from netfast.link.pcap import open_capture
 from netfast.pfil import Direction, PfilPacket, Verdict
 from netfast.pfil.ipfw import FirewallError, Ruleset, parse_rules, read_rules
 from netfast.route.loaders import RouteFileError, load_table
+from netfast.wire.capture import PcapError
 from netfast.wire.dissect import LINKTYPE_ETHERNET, dissect
 from netfast.wire.ethernet import EthernetFrame
 from netfast.wire.ipv4 import ip_from_str
-from netfast.wire.pcap import PcapError
 
 SAMPLE_RULES = "sample-rules.fw"
 

@@ -18,8 +18,8 @@ from rich.table import Table
 
 from netfast.cli import CliError
 from netfast.link.pcap import open_capture
+from netfast.wire.capture import PcapError
 from netfast.wire.dissect import CaptureStats, dissect, summary
-from netfast.wire.pcap import PcapError
 
 BUNDLED_SAMPLE = "sample-http.pcap"
 

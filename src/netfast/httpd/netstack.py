@@ -34,14 +34,22 @@ import random
 import signal
 import threading
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Protocol
 
 from netfast.httpd.app import HttpdConfig
 from netfast.httpd.loop import LINGER, PIPELINE, PIPELINE_BYTES, SWEEP, Conn, ServerCore
 from netfast.httpd.proto import request_complete
 from netfast.stack.kqueue import READ, WRITE, EventQueue
+from netfast.tcp.layer import TcpSocket
 
 _RECV = 65536
+
+
+class TcpStack(Protocol):
+    """What the server needs of a host stack: listening sockets on its addresses."""
+
+    def tcp_socket(self) -> TcpSocket: ...
 
 
 class NetfastHttpd(ServerCore):
@@ -57,7 +65,9 @@ class NetfastHttpd(ServerCore):
         Wall-clock time for Date headers and cache lifetimes (``time.time``).
     """
 
-    def __init__(self, stack: Any, cfg: HttpdConfig, *, clock: Any = time.time) -> None:
+    def __init__(
+        self, stack: TcpStack, cfg: HttpdConfig, *, clock: Callable[[], float] = time.time
+    ) -> None:
         super().__init__(cfg, collections.Counter())
         self.clock = clock
         self.queue = EventQueue()

@@ -21,7 +21,7 @@ import time
 from collections import Counter
 from types import TracebackType
 
-from netfast.link.base import Link
+from netfast.link.base import Link, WaitableLink
 from netfast.link.impair import Clock, Impairment, ImpairmentStage, make_rng
 
 # Longest single wait, so a stop event is noticed promptly.
@@ -31,11 +31,10 @@ _IDLE_SLEEP = 0.001
 
 
 def _fileno(link: Link) -> int | None:
-    fileno = getattr(link, "fileno", None)
-    if fileno is None:
+    if not isinstance(link, WaitableLink):
         return None
     try:
-        return int(fileno())
+        return link.fileno()
     except (OSError, ValueError, io.UnsupportedOperation):
         return None
 

@@ -88,16 +88,27 @@ class Impairment:
     limit: int = 10_000
 
     def __post_init__(self) -> None:
-        for field in ("loss", "duplicate", "corrupt", "reorder"):
-            p = getattr(self, field)
+        for field, p in (
+            ("loss", self.loss),
+            ("duplicate", self.duplicate),
+            ("corrupt", self.corrupt),
+            ("reorder", self.reorder),
+        ):
             if not 0.0 <= p <= 1.0:
                 raise ValueError(f"impairment.{field} = {p}: a probability must be in [0, 1]")
-        for field in ("reorder_delay", "delay", "jitter", "rate"):
-            v = getattr(self, field)
+        for field, v in (
+            ("reorder_delay", self.reorder_delay),
+            ("delay", self.delay),
+            ("jitter", self.jitter),
+            ("rate", self.rate),
+        ):
             if not (v >= 0.0 and math.isfinite(v)):
                 raise ValueError(f"impairment.{field} = {v}: must be finite and >= 0")
-        for field in ("reorder_extent", "rate_queue", "limit"):
-            n = getattr(self, field)
+        for field, n in (
+            ("reorder_extent", self.reorder_extent),
+            ("rate_queue", self.rate_queue),
+            ("limit", self.limit),
+        ):
             if n < 1:
                 raise ValueError(f"impairment.{field} = {n}: must be at least 1")
 

@@ -1,6 +1,7 @@
 """Capture files as links: replay a capture as received frames, tee a link's traffic to a capture.
 
-This module opens files; the formats themselves are in :mod:`netfast.wire.pcap`.
+This module opens files; the formats themselves are in :mod:`netfast.wire.pcap` and
+:mod:`netfast.wire.pcapng`.
 
 - :func:`read_capture` / :func:`open_capture` read a classic pcap or pcapng file, transparently
   decompressing gzip (recognised by its magic bytes, whatever the file is called).
@@ -31,15 +32,9 @@ from types import TracebackType
 from typing import BinaryIO
 
 from netfast.link.base import Frame, Link, frame_too_big
-from netfast.wire.pcap import (
-    Linktype,
-    PcapError,
-    PcapNgReader,
-    PcapReader,
-    PcapRecord,
-    PcapWriter,
-    open_capture_stream,
-)
+from netfast.wire.capture import Linktype, PcapError, PcapRecord
+from netfast.wire.pcap import PcapReader, PcapWriter, open_capture_stream
+from netfast.wire.pcapng import PcapNgReader
 
 __all__ = [
     "CaptureFile",
@@ -92,7 +87,7 @@ class _GzipStream:
 
 
 class CaptureFile:
-    """An open capture file: iterate it for :class:`~netfast.wire.pcap.PcapRecord` values.
+    """An open capture file: iterate it for :class:`~netfast.wire.capture.PcapRecord` values.
 
     Made by :func:`open_capture`; use it as a context manager or call :meth:`close`.
 
@@ -102,7 +97,7 @@ class CaptureFile:
         The file.
     reader:
         The format reader (:class:`~netfast.wire.pcap.PcapReader` or
-        :class:`~netfast.wire.pcap.PcapNgReader`), for header fields such as ``linktype``.
+        :class:`~netfast.wire.pcapng.PcapNgReader`), for header fields such as ``linktype``.
     """
 
     def __init__(self, path: str | os.PathLike[str], *, tolerate_truncation: bool = False) -> None:
@@ -403,7 +398,7 @@ class PcapWriterLink:
     clock:
         Wall-clock time in integer nanoseconds since the epoch, for the record timestamps.  A
         time a classic pcap cannot hold (see :class:`~netfast.wire.pcap.PcapWriter`) makes
-        ``send`` / ``recv_batch`` raise :class:`~netfast.wire.pcap.PcapTimestampError` before
+        ``send`` / ``recv_batch`` raise :class:`~netfast.wire.capture.PcapTimestampError` before
         the frames are recorded or passed on; the capture so far stays in the temporary file
         until :meth:`close` or :meth:`abort`.
     nanosecond:

@@ -80,7 +80,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from netfast.link.base import ETHER_HEADER_LEN, VLAN_TAG_LEN, Frame, frame_too_big, send_each
+from netfast.link.base import (
+    ETHER_HEADER_LEN,
+    VLAN_TAG_LEN,
+    Frame,
+    GsoFrame,
+    frame_too_big,
+    send_each,
+)
 from netfast.link.offload import gso_segment, ipv4_l4
 from netfast.wire.checksum import (
     IPPROTO_TCP,
@@ -545,7 +552,7 @@ class TapLink:
         plain: list[Frame] = []
         sent = 0
         for frame in frames:
-            mss = getattr(frame, "gso_mss", 0)
+            mss = frame.gso_mss if isinstance(frame, GsoFrame) else 0
             if not mss or len(frame) <= self._mtu + ETHER_HEADER_LEN:
                 plain.append(frame)
                 continue

@@ -88,14 +88,8 @@ from netfast.wire import checksum
 from netfast.wire.ethernet import BROADCAST
 from netfast.wire.icmpv4 import DestUnreachableCode, Icmpv4Type, TimeExceededCode
 from netfast.wire.ipv4 import FIXED_HEADER, FLAG_DF, IpProtocol
-from netfast.wire.tcp import (
-    EMPTY_OPTIONS,
-    NOP,
-    TcpFlags,
-    TcpOptions,
-    TcpRepr,
-    TimestampsOption,
-)
+from netfast.wire.tcp import TcpFlags, TcpRepr
+from netfast.wire.tcp_options import EMPTY_OPTIONS, NOP, TcpOptions, TimestampsOption
 
 
 @dataclass(slots=True)

@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING
 
 from netfast.tcp.sack import DUP_THRESH
 from netfast.tcp.state import SYNCHRONIZED, TcpState
-from netfast.wire.tcp import TcpFlags, TcpOptions, TcpRepr
+from netfast.wire.tcp import TcpFlags, TcpRepr
+from netfast.wire.tcp_options import TcpOptions
 
 if TYPE_CHECKING:
     from netfast.tcp.conn import TcpConnection

@@ -35,7 +35,8 @@ from netfast.tcp.isn import IsnGenerator
 from netfast.tcp.negotiate import Negotiated, negotiated_from_syn, scale_for
 from netfast.tcp.syncookie import CookieOptions, SynCookies
 from netfast.wire.seq import SEQ_MASK
-from netfast.wire.tcp import TcpFlags, TcpOptions, TcpRepr
+from netfast.wire.tcp import TcpFlags, TcpRepr
+from netfast.wire.tcp_options import TcpOptions
 
 Key = tuple[int, int, int, int]
 

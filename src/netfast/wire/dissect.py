@@ -36,17 +36,15 @@ from netfast.wire.icmpv4 import (
     Icmpv4Type,
 )
 from netfast.wire.ipv4 import IpProtocol, Ipv4Packet, Ipv4Repr, ip_to_str
-from netfast.wire.tcp import (
+from netfast.wire.tcp import TcpFlags, TcpRepr, TcpSegment
+from netfast.wire.tcp_options import (
     FastOpenOption,
     MssOption,
     NopOption,
     SackOption,
     SackPermittedOption,
-    TcpFlags,
     TcpOption,
     TcpOptions,
-    TcpRepr,
-    TcpSegment,
     TimestampsOption,
     TtcpCookies,
     WindowScaleOption,
