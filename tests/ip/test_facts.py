@@ -1,0 +1,122 @@
+"""The shared protocol facts (netfast.ip.facts): each compiled helper against its Python twin
+over the inputs that matter, and the twins against independent definitions (RFC 1812 5.3.7's
+address blocks, a full checksum recomputation, scapy-free byte slicing)."""
+
+from __future__ import annotations
+
+import ipaddress
+import struct
+from typing import Any
+
+import numba
+import numpy as np
+from hypothesis import given
+from hypothesis import strategies as st
+
+from netfast.ip.facts import (
+    L4_ABSENT,
+    l4_fields,
+    martian_dst,
+    martian_dst_mask,
+    martian_src,
+    nb_ipv4_header_sum,
+    nb_l4_fields,
+    nb_martian_dst,
+    nb_martian_src,
+    nb_ttl_decrement_checksum,
+)
+from netfast.wire.checksum import internet_checksum, ones_sum, update_ttl
+
+addresses = st.one_of(
+    st.integers(0, 0xFFFFFFFF),
+    st.sampled_from([0, 0x00FFFFFF, 0x7F000001, 0xDFFFFFFF, 0xE0000000, 0xEFFFFFFF]),
+    st.sampled_from([0xF0000000, 0xFFFFFFFE, 0xFFFFFFFF, 0x01000000, 0x7EFFFFFF, 0x80000000]),
+)
+
+_NETS_SRC = [ipaddress.ip_network(n) for n in ("0.0.0.0/8", "127.0.0.0/8", "224.0.0.0/3")]
+_NETS_DST = [ipaddress.ip_network(n) for n in ("0.0.0.0/8", "127.0.0.0/8", "240.0.0.0/4")]
+
+
+@given(addresses)
+def test_martians_follow_rfc1812_blocks(addr: int) -> None:
+    a = ipaddress.ip_address(addr)
+    assert martian_src(addr) == any(a in n for n in _NETS_SRC)
+    assert martian_dst(addr) == (any(a in n for n in _NETS_DST) and addr != 0xFFFFFFFF)
+
+
+@numba.njit(cache=True)
+def _martians_compiled(addr: Any) -> tuple[bool, bool]:  # pragma: no cover - compiled
+    return nb_martian_src(addr), nb_martian_dst(addr)
+
+
+@given(addresses)
+def test_compiled_martians_equal_python(addr: int) -> None:
+    for typed in (np.uint32(addr), np.int64(addr)):
+        assert _martians_compiled(typed) == (martian_src(addr), martian_dst(addr))
+
+
+@given(st.lists(addresses, max_size=50))
+def test_martian_dst_mask(addrs: list[int]) -> None:
+    got = martian_dst_mask(np.array(addrs, np.uint32))
+    assert got.tolist() == [martian_dst(a) for a in addrs]
+
+
+@numba.njit(cache=True)
+def _header_sum(a: Any, off: int) -> Any:  # pragma: no cover - compiled
+    return nb_ipv4_header_sum(a, off)
+
+
+@given(st.binary(min_size=20, max_size=40), st.integers(0, 20))
+def test_header_sum_equals_ones_sum(data: bytes, off: int) -> None:
+    off = min(off, len(data) - 20)
+    arr = np.frombuffer(data, np.uint8)
+    assert int(_header_sum(arr, off)) == ones_sum(data[off : off + 20])
+
+
+@numba.njit(cache=True)
+def _ttl(csum: Any, ttl: Any, proto: Any) -> Any:  # pragma: no cover - compiled
+    return nb_ttl_decrement_checksum(csum, ttl, proto)
+
+
+@given(st.integers(0, 0xFFFF), st.integers(1, 255), st.integers(0, 255))
+def test_ttl_decrement_equals_update_ttl(csum: int, ttl: int, proto: int) -> None:
+    want = update_ttl(csum, ttl, proto, ttl - 1)
+    assert int(_ttl(np.uint32(csum), np.uint8(ttl), np.uint8(proto))) == want
+
+
+@given(st.binary(min_size=20, max_size=20), st.integers(2, 255))
+def test_ttl_decrement_matches_recomputation(header: bytes, ttl: int) -> None:
+    h = bytearray(header)
+    h[0] = 0x45  # a real header is never all zeros (RFC 1624's one exception)
+    h[8] = ttl
+    h[10:12] = b"\0\0"
+    struct.pack_into(">H", h, 10, internet_checksum(h))
+    new = int(_ttl(np.uint32(struct.unpack_from(">H", h, 10)[0]), np.uint8(ttl), np.uint8(h[9])))
+    h[8] = ttl - 1
+    h[10:12] = b"\0\0"
+    assert new == internet_checksum(h)
+
+
+@numba.njit(cache=True)
+def _l4(a: Any, off: int, l4: int, proto: int) -> Any:  # pragma: no cover - compiled
+    return nb_l4_fields(a, off, l4, proto)
+
+
+@given(st.binary(max_size=30), st.integers(0, 24), st.sampled_from([0, 1, 6, 17, 47, 255]))
+def test_l4_fields_compiled_equal_python(data: bytes, off: int, proto: int) -> None:
+    off = min(off, len(data))
+    want = l4_fields(data, off, proto)
+    # the compiled form may see bytes past the packet's end (link padding): they must not count
+    padded = np.frombuffer(data + b"\xa5" * 16, np.uint8)
+    got = tuple(int(x) for x in _l4(padded, off, len(data) - off, proto))
+    assert got == want
+
+
+def test_l4_fields_values() -> None:
+    tcp = struct.pack(">HHIIBB", 1234, 80, 0, 0, 0x50, 0x12) + b"\0" * 6
+    assert l4_fields(b"\0" * 20 + tcp, 20, 6) == (1234, 80, 0x12, -1, -1)
+    assert l4_fields(b"\0" * 20 + tcp[:13], 20, 6) == L4_ABSENT
+    assert l4_fields(b"\0" * 20 + tcp[:4], 20, 17) == (1234, 80, -1, -1, -1)
+    assert l4_fields(b"\0" * 20 + b"\x08\x00", 20, 1) == (-1, -1, -1, 8, 0)
+    assert l4_fields(b"\0" * 20 + b"\x08", 20, 1) == L4_ABSENT
+    assert l4_fields(b"\0" * 20 + tcp, 20, 47) == L4_ABSENT
