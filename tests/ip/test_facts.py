@@ -20,11 +20,11 @@ from netfast.ip.facts import (
     martian_dst_mask,
     martian_src,
     nb_ipv4_header_sum,
-    nb_l4_fields,
     nb_martian_dst,
     nb_martian_src,
     nb_ttl_decrement_checksum,
 )
+from netfast.ip.vector_kernels import PFIL_COLUMNS, pfil_kernel
 from netfast.wire.checksum import internet_checksum, ones_sum, update_ttl
 
 addresses = st.one_of(
@@ -97,19 +97,18 @@ def test_ttl_decrement_matches_recomputation(header: bytes, ttl: int) -> None:
     assert new == internet_checksum(h)
 
 
-@numba.njit(cache=True)
-def _l4(a: Any, off: int, l4: int, proto: int) -> Any:  # pragma: no cover - compiled
-    return nb_l4_fields(a, off, l4, proto)
-
-
-@given(st.binary(max_size=30), st.integers(0, 24), st.sampled_from([0, 1, 6, 17, 47, 255]))
-def test_l4_fields_compiled_equal_python(data: bytes, off: int, proto: int) -> None:
-    off = min(off, len(data))
-    want = l4_fields(data, off, proto)
-    # the compiled form may see bytes past the packet's end (link padding): they must not count
-    padded = np.frombuffer(data + b"\xa5" * 16, np.uint8)
-    got = tuple(int(x) for x in _l4(padded, off, len(data) - off, proto))
-    assert got == want
+@given(st.binary(max_size=40), st.sampled_from([0, 1, 6, 17, 47, 255]))
+def test_pfil_kernel_transport_fields_equal_l4_fields(payload: bytes, proto: int) -> None:
+    """The vector path's one compiled copy of the transport fields against the Python twin;
+    the frame's slot goes on past the packet (link padding 0xa5) and must not be read."""
+    packet = bytes([0x45]) + b"\0" * 8 + bytes([proto]) + b"\0" * 10 + payload
+    frame = b"\0" * 14 + packet + b"\xa5" * 32
+    data = np.frombuffer(frame, np.uint8).reshape(1, -1).copy()
+    out = np.empty((len(PFIL_COLUMNS), 1), np.int64)
+    pfil_kernel(data, np.zeros(1, np.intp), np.array([len(packet)], np.int64), out)
+    got = tuple(int(out[PFIL_COLUMNS.index(c), 0]) for c in PFIL_COLUMNS[5:])
+    assert PFIL_COLUMNS[5:] == ("sport", "dport", "tcp_flags", "icmp_type", "icmp_code")
+    assert got == l4_fields(packet, 20, proto)
 
 
 def test_l4_fields_values() -> None:

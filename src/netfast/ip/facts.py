@@ -12,9 +12,11 @@ Every fact here has two forms that compute the same function on every input:
 
 Where the two can be one function (the martian tests: plain integer comparisons), the compiled
 form is the Python function compiled; where the scalar form is faster written with ``struct``
-or :mod:`netfast.wire.checksum` (the header sum, the TTL update, the transport fields), the two
-are written apart.  ``tests/ip/test_facts.py`` checks each pair against each other over all
-the inputs that matter (hypothesis).
+or :mod:`netfast.wire.checksum` (the header sum, the TTL update), the two are written apart.
+The transport fields have their one compiled form inside the vector path's pfil kernel
+(``netfast.ip.vector_kernels.pfil_kernel``: an inlined helper measured 30% slower there), with
+:func:`l4_fields` as its twin.  ``tests/ip/test_facts.py`` checks each pair against each other
+over all the inputs that matter (hypothesis).
 
 The facts
 ---------
@@ -36,7 +38,7 @@ import numpy as np
 import numpy.typing as npt
 
 from netfast.wire.buffer import Buffer
-from netfast.wire.checksum import IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, words_fold, words_sum
+from netfast.wire.checksum import IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP
 
 __all__ = [
     "LIMITED_BROADCAST",
@@ -46,7 +48,6 @@ __all__ = [
     "martian_dst_mask",
     "martian_src",
     "nb_ipv4_header_sum",
-    "nb_l4_fields",
     "nb_martian_dst",
     "nb_martian_src",
     "nb_ttl_decrement_checksum",
@@ -105,7 +106,11 @@ def nb_ipv4_header_sum(a: Any, off: int) -> Any:  # pragma: no cover - compiled
     """Compiled: the folded one's complement sum of the 20-byte fixed IPv4 header at
     ``a[off:off + 20]`` (a uint8 array), checksum field included: 0xFFFF when it verifies.
     The Python twin is ``netfast.wire.checksum.ones_sum(buf[off:off + 20])``."""
-    return words_fold(words_sum(a, off, off + 20))
+    s = np.uint32(0)
+    for j in range(off, off + 20, 2):
+        s += (np.uint32(a[j]) << np.uint32(8)) | np.uint32(a[j + 1])
+    s = (s & np.uint32(0xFFFF)) + (s >> np.uint32(16))
+    return (s & np.uint32(0xFFFF)) + (s >> np.uint32(16))
 
 
 # --- TTL - 1 and the checksum (RFC 1812 5.3.1, RFC 1624) --------------------------------------
@@ -142,23 +147,3 @@ def l4_fields(packet: Buffer, off: int, proto: int) -> tuple[int, int, int, int,
     if proto == IPPROTO_ICMP and l4 >= 2:
         return -1, -1, -1, packet[off], packet[off + 1]
     return L4_ABSENT
-
-
-@numba.njit(nogil=True, cache=True, inline="always")
-def nb_l4_fields(a: Any, off: Any, l4: Any, proto: Any) -> Any:  # pragma: no cover - compiled
-    """Compiled :func:`l4_fields` of the transport header at ``a[off:]`` of ``l4`` bytes (the
-    IP total length less the header length; ``a`` may go on past it, e.g. link padding)."""
-    sport = np.int64(-1)
-    dport = np.int64(-1)
-    flags = np.int64(-1)
-    itype = np.int64(-1)
-    icode = np.int64(-1)
-    if (proto == IPPROTO_TCP and l4 >= 14) or (proto == IPPROTO_UDP and l4 >= 4):
-        sport = (np.int64(a[off]) << 8) | np.int64(a[off + 1])
-        dport = (np.int64(a[off + 2]) << 8) | np.int64(a[off + 3])
-        if proto == IPPROTO_TCP:
-            flags = np.int64(a[off + 13])
-    elif proto == IPPROTO_ICMP and l4 >= 2:
-        itype = np.int64(a[off])
-        icode = np.int64(a[off + 1])
-    return sport, dport, flags, itype, icode

@@ -26,12 +26,12 @@ from numba.extending import intrinsic
 
 from netfast.ip.facts import (
     nb_ipv4_header_sum,
-    nb_l4_fields,
     nb_martian_dst,
     nb_martian_src,
     nb_ttl_decrement_checksum,
 )
 from netfast.wire.batch import ETH_LEN, L4_OFF
+from netfast.wire.checksum import IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP
 
 __all__ = [
     "PFIL_COLUMNS",
@@ -253,19 +253,36 @@ def pfil_kernel(data: Any, rows: Any, total: Any, out: Any) -> None:  # pragma: 
         r = rows[j]
         if j + PREFETCH_AHEAD < rows.shape[0]:
             _prefetch_row(data, rows[j + PREFETCH_AHEAD])
-        out[0, j] = np.int64(_u32(data, r, 26))
-        out[1, j] = np.int64(_u32(data, r, 30))
+        out[0, j] = (
+            (np.int64(data[r, 26]) << 24)
+            | (np.int64(data[r, 27]) << 16)
+            | (np.int64(data[r, 28]) << 8)
+            | np.int64(data[r, 29])
+        )
+        out[1, j] = (
+            (np.int64(data[r, 30]) << 24)
+            | (np.int64(data[r, 31]) << 16)
+            | (np.int64(data[r, 32]) << 8)
+            | np.int64(data[r, 33])
+        )
         p = data[r, 23]
         out[2, j] = p
         out[3, j] = data[r, 22]
         t = np.int64(total[j])
         out[4, j] = t
-        sport, dport, flags, itype, icode = nb_l4_fields(data[r], L4_OFF, t - 20, p)
-        out[5, j] = sport
-        out[6, j] = dport
-        out[7, j] = flags
-        out[8, j] = itype
-        out[9, j] = icode
+        # The transport fields (netfast.ip.facts.l4_fields is the Python twin, tested against
+        # this kernel); spelled out because an inlined helper measured 30% slower here.
+        l4 = t - 20
+        for k in range(5, 10):
+            out[k, j] = -1
+        if (p == IPPROTO_TCP and l4 >= 14) or (p == IPPROTO_UDP and l4 >= 4):
+            out[5, j] = (np.int64(data[r, 34]) << 8) | data[r, 35]
+            out[6, j] = (np.int64(data[r, 36]) << 8) | data[r, 37]
+            if p == IPPROTO_TCP:
+                out[7, j] = data[r, 47]
+        elif p == IPPROTO_ICMP and l4 >= 2:
+            out[8, j] = data[r, 34]
+            out[9, j] = data[r, 35]
 
 
 PFIL_COLUMNS = (
