@@ -20,7 +20,8 @@ forwarding):
 4. Local or not (the paper's "Local or non-Local": one hash probe): a local unicast or broadcast
    destination is delivered -- an echo request to a unicast address is answered (RFC 792), an
    echo to a broadcast is ignored (RFC 1812 4.3.3.6 allows it), everything else is counted
-   ``ip.local.unhandled_proto`` until the host stack exists.  Multicast is not forwarded
+   ``ip.local.unhandled_proto`` (the router has no transports; the host stack,
+   :mod:`netfast.stack.host`, is a separate product).  Multicast is not forwarded
    (there is no multicast routing here), nor is a unicast packet that came in a link-layer
    broadcast or multicast frame (RFC 1812 5.3.4).
 5. TTL: a packet that must be forwarded with TTL <= 1 is dropped with time exceeded
@@ -431,7 +432,7 @@ class Router:
         """A packet for the router itself: answer echo requests (RFC 792, RFC 1122 3.2.2.6)."""
         counters = self.counters
         if header.frag & _FRAG_ANY:
-            # Reassembly belongs to the host stack, which does not exist yet.
+            # Reassembly is the host stack's (netfast.ip.reass); the router terminates nothing.
             counters[LOCAL_FRAGMENT] += 1
             return []
         if header.proto != IpProtocol.ICMP:

@@ -34,7 +34,7 @@ Stages, in the scalar path's order (RFC 1812 5.2.2 checks first):
    destination MAC (else punt);
 2. integrity: total length below the header, bad header checksum, martian source/destination --
    dropped and counted here, like the scalar path (``ip.in.bad_len``, ``ip.in.bad_checksum``,
-   ``ip.in.martian_src``, ``ip.in.martian_dst``);
+   ``ip.in.martian_src``, ``ip.in.martian_dst``), with the definitions of :mod:`netfast.ip.facts`;
 3. not forwardable here (punt): fragments, local or broadcast or multicast destinations, TTL <= 1
    (the scalar path sends time exceeded);
 4. FIB: ``RoutingTable.lookup_batch`` (no route: punt);
@@ -43,16 +43,19 @@ Stages, in the scalar path's order (RFC 1812 5.2.2 checks first):
 6. MTU: too big for the egress (punt: frag needed or fragmentation);
 7. ARP: the next hop's MAC, looked up once per distinct next hop of the batch (unresolved: punt,
    the scalar path holds the packet and asks);
-8. pfil: when the router's heads have hooks, every hook must offer ``evaluate_batch`` (an ipfw
-   :class:`~netfast.pfil.ipfw.Ruleset`), else the rows are punted; IN, FORWARD and OUT are run in
-   order, DROP is counted (``pfil.<head>.drop``), PUNT punts;
+8. pfil: when the router's heads have hooks, every hook must have a batch form
+   (``HookInfo.batch``, a :class:`~netfast.pfil.BatchHook`), else the rows are punted; IN, FORWARD
+   and OUT are run in order, DROP is counted (``pfil.<head>.drop``), PUNT punts;
 9. rewrite and group by egress: one compiled kernel copies each forwarded frame into its egress's
-   output batch and rewrites it there.
+   output batch and rewrites it there (TTL - 1 and the checksum by
+   :func:`netfast.ip.facts.nb_ttl_decrement_checksum`).
 
 Stages 1-8 run over chunks of :data:`CHUNK` rows so a chunk's columns stay in cache; stages 1-3
 are one compiled walk over the headers (prefetching a few frames ahead, the paper's point), 5-7
 another over the candidates; the FIB and the firewall are one call each per chunk.  ARP is looked
-up once per distinct next hop of the whole batch.
+up once per distinct next hop of the whole batch.  The compiled walks are in
+:mod:`netfast.ip.vector_kernels`; this module holds the caches and the orchestration, and its
+counter names are the scalar path's (:mod:`netfast.ip.router`).
 
 Batch semantics
 ---------------
