@@ -359,12 +359,12 @@ class Router:
             return out
         rib = self.table.rib
         nexthop = rib.values[int(rib.value_id[rid])]
-        egress = getattr(nexthop, "ifindex", None)
-        mtu = self._mtu.get(egress) if isinstance(egress, int) else None
+        mtu = self._mtu.get(nexthop.ifindex) if isinstance(nexthop, NextHop) else None
         if mtu is None:
             counters[FWD_BAD_NEXTHOP] += 1
             return out
-        assert isinstance(nexthop, NextHop) and isinstance(egress, int)
+        assert isinstance(nexthop, NextHop)
+        egress = nexthop.ifindex
 
         if pfil is not None:
             has_forward = pfil.has_hooks(Direction.FORWARD)
