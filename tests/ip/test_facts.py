@@ -15,6 +15,9 @@ from hypothesis import strategies as st
 
 from netfast.ip.facts import (
     L4_ABSENT,
+    LIMITED_BROADCAST,
+    MARTIAN_DST_TOP,
+    MARTIAN_SRC_TOP,
     l4_fields,
     martian_dst,
     martian_dst_mask,
@@ -42,6 +45,12 @@ def test_martians_follow_rfc1812_blocks(addr: int) -> None:
     a = ipaddress.ip_address(addr)
     assert martian_src(addr) == any(a in n for n in _NETS_SRC)
     assert martian_dst(addr) == (any(a in n for n in _NETS_DST) and addr != 0xFFFFFFFF)
+
+
+@given(addresses)
+def test_martian_tables_equal_functions(addr: int) -> None:
+    assert bool(MARTIAN_SRC_TOP[addr >> 24]) == martian_src(addr)
+    assert bool(MARTIAN_DST_TOP[addr >> 24] and addr != LIMITED_BROADCAST) == martian_dst(addr)
 
 
 @numba.njit(cache=True)

@@ -42,6 +42,8 @@ from netfast.wire.checksum import IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP
 
 __all__ = [
     "LIMITED_BROADCAST",
+    "MARTIAN_DST_TOP",
+    "MARTIAN_SRC_TOP",
     "L4_ABSENT",
     "l4_fields",
     "martian_dst",
@@ -78,6 +80,13 @@ def martian_dst(dst: int) -> bool:
     top = dst >> 24
     return top == 0 or top == 127 or (top >= 240 and dst != LIMITED_BROADCAST)
 
+
+#: :func:`martian_src` by the address's first octet, for per-packet Python code that cannot
+#: afford a call: ``MARTIAN_SRC_TOP[src >> 24]`` is ``martian_src(src)``.
+MARTIAN_SRC_TOP = bytes(martian_src(top << 24) for top in range(256))
+#: :func:`martian_dst` by first octet, less its one exception: ``martian_dst(dst)`` is
+#: ``MARTIAN_DST_TOP[dst >> 24] and dst != LIMITED_BROADCAST``.
+MARTIAN_DST_TOP = bytes(martian_dst(top << 24) for top in range(256))
 
 #: Compiled :func:`martian_src`, for kernels (an unsigned 32-bit address).
 nb_martian_src: Any = numba.njit(nogil=True, cache=True, inline="always")(martian_src)
