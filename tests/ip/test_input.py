@@ -9,13 +9,8 @@ from hypothesis import strategies as st
 from scapy.layers.inet import IP
 from scapy.utils import checksum as scapy_checksum
 
-from netfast.ip.input import (
-    INPUT_DROPS,
-    Ipv4Header,
-    ip_input_check,
-    martian_dst,
-    martian_src,
-)
+from netfast.ip.facts import martian_dst, martian_src
+from netfast.ip.input import INPUT_DROPS, Ipv4Header, ip_input_check
 from netfast.wire import checksum
 from netfast.wire.ipv4 import IpProtocol, Ipv4Repr, ip_from_str
 

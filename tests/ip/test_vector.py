@@ -3,10 +3,7 @@ test_vector_differential.py (whose topology and frame builders these tests reuse
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 from scapy.layers.inet import IP
 from scapy.layers.l2 import Ether
 from tests.ip.test_vector_differential import (
@@ -26,32 +23,10 @@ from tests.ip.test_vector_differential import (
 
 from netfast.ip import vector
 from netfast.ip.iface import NextHop
-from netfast.ip.vector import VectorForwarder, _gather, _ttl_checksum_update
+from netfast.ip.vector import VectorForwarder
 from netfast.route.rib import parse_prefix
-from netfast.wire.batch import FrameBatch, fast_path_mask, ipv4_header_sums
-from netfast.wire.checksum import update_ttl
+from netfast.wire.batch import FrameBatch
 from netfast.wire.ipv4 import ip_from_str
-
-
-@given(st.integers(0, 0xFFFF), st.integers(1, 255), st.integers(0, 255))
-def test_ttl_checksum_update_matches_rfc1624_scalar(csum: int, ttl: int, proto: int) -> None:
-    got = _ttl_checksum_update(np.array([csum]), np.array([ttl]), np.array([proto]))
-    assert int(got[0]) == update_ttl(csum, ttl, proto, ttl - 1)
-
-
-def test_gather_agrees_with_batch_helpers() -> None:
-    batch = FrameBatch.from_frames(zoo())
-    cols = _gather(batch)
-    length = batch.length.astype(np.int64)
-    mine = (
-        (cols.ethertype == 0x0800)
-        & (cols.ver_ihl == 0x45)
-        & (length >= 34)
-        & (cols.total_length.astype(np.int64) + 14 <= length)
-    )
-    assert (mine == fast_path_mask(batch)).all()
-    assert (cols.header_sum[mine] == ipv4_header_sums(batch)[mine]).all()
-    assert (cols.dst == batch.headers["dst"]).all()
 
 
 def test_forwarded_frames_are_valid_and_rewritten() -> None:

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from netfast.ip.facts import martian_dst_mask
 from netfast.ip.iface import IfAddr, Interface, NextHop
 from netfast.ip.router import Router
 from netfast.ip.vector import VectorForwarder
@@ -115,7 +116,7 @@ def destinations(rib: Rib, n: int, seed: int = 1) -> npt.NDArray[np.uint32]:
     local, martian and multicast ones are redrawn."""
     rng = np.random.default_rng(seed)
     nets, plens, _ = rib.live_arrays()
-    ok = (nets >> 24 != 0) & (nets >> 24 != 127) & (nets >> 24 < 224) & (nets >> 17 != 0x6309)
+    ok = ~martian_dst_mask(nets) & (nets >> 28 != 0xE) & (nets >> 17 != 0x6309)
     nets, plens = nets[ok], plens[ok]
     pick = rng.integers(0, len(nets), n)
     host_bits = (np.uint64(1) << (np.uint64(32) - plens[pick].astype(np.uint64))) - np.uint64(1)

@@ -1,5 +1,8 @@
 """The router's ARP cache (RFC 826; RFC 1812 section 3.3.2 for routers), sans-IO.
 
+The packet format -- parsing, its checks, and building requests and replies -- is
+:mod:`netfast.wire.arp`'s; this module is the cache and the protocol's behaviour.
+
 Contract
 --------
 One table per interface maps an IPv4 address to an entry, which is one of
@@ -32,17 +35,16 @@ held packet ends in ``arp.hold.released`` or ``arp.hold.timeout`` (or is still h
 
 from __future__ import annotations
 
-import struct
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from netfast.ip.iface import Interface
-from netfast.wire.ethernet import BROADCAST
+from netfast.wire.arp import ArpOperation, ArpPacket, ArpRepr
+from netfast.wire.errors import WireError
+from netfast.wire.ethernet import BROADCAST, EtherType
 
-ETHERTYPE_ARP = 0x0806
-_ARP = struct.Struct(">HHBBH6sI6sI")
-_ETH_ARP = b"\x08\x06"
+_ETH_ARP = EtherType.ARP.to_bytes(2, "big")
 _ZERO_MAC = bytes(6)
 
 IN_BAD = "arp.in.bad"
@@ -252,8 +254,8 @@ class ArpCache:
         """A broadcast who-has ``target`` from the interface's MAC and address (RFC 826)."""
         mac = self.interfaces[ifindex].mac
         spa = self._source_for(ifindex, target)
-        arp = _ARP.pack(1, 0x0800, 6, 4, 1, mac, spa, _ZERO_MAC, target)
-        return BROADCAST + mac + _ETH_ARP + arp
+        arp = ArpRepr(ArpOperation.REQUEST, mac, spa, _ZERO_MAC, target)
+        return BROADCAST + mac + _ETH_ARP + arp.to_bytes()
 
     # --- received ARP ------------------------------------------------------------------------
 
@@ -262,13 +264,12 @@ class ArpCache:
         "Packet Reception").  Never raises on any content of ``packet``."""
         table = self._table(ifindex)
         counters = self.counters
-        if len(packet) < 28:
+        try:
+            arp = ArpRepr.parse(ArpPacket.new_checked(packet))
+        except WireError:  # truncated, or not an Ethernet/IPv4 request or reply
             counters[IN_BAD] += 1
             return ArpInputResult(IN_BAD, [], [])
-        htype, ptype, hlen, plen, op, sha, spa, _tha, tpa = _ARP.unpack_from(packet)
-        if htype != 1 or ptype != 0x0800 or hlen != 6 or plen != 4 or op not in (1, 2):
-            counters[IN_BAD] += 1
-            return ArpInputResult(IN_BAD, [], [])
+        sha, spa, tpa = arp.sender_hw, arp.sender_ip, arp.target_ip
         iface = self.interfaces[ifindex]
         if sha[0] & 1 or sha == iface.mac or sha == _ZERO_MAC:
             counters[IN_BAD_SENDER] += 1
@@ -291,10 +292,10 @@ class ArpCache:
         if not for_us:
             counters[IN_NOT_FOR_US] += 1
             return ArpInputResult(IN_NOT_FOR_US, [], released)
-        if op == 2:
+        if arp.operation == ArpOperation.REPLY:
             counters[IN_REPLY] += 1
             return ArpInputResult(IN_REPLY, [], released)
-        reply = _ARP.pack(1, 0x0800, 6, 4, 2, iface.mac, tpa, sha, spa)
+        reply = ArpRepr(ArpOperation.REPLY, iface.mac, tpa, sha, spa).to_bytes()
         counters[IN_REQUEST] += 1
         counters[OUT_REPLY] += 1
         return ArpInputResult(IN_REQUEST, [(ifindex, sha + iface.mac + _ETH_ARP + reply)], released)

@@ -37,7 +37,7 @@ from __future__ import annotations
 import struct
 from collections import Counter
 
-from netfast.ip.input import martian_src
+from netfast.ip.facts import martian_src
 from netfast.ip.local import LocalAddrs
 from netfast.wire import checksum
 from netfast.wire.buffer import Buffer

@@ -27,6 +27,9 @@ counter                      the packet ...
                              255.255.255.255 (5.3.7)
 ===========================  ========================================================
 
+The martian tests are :func:`netfast.ip.facts.martian_src` and
+:func:`~netfast.ip.facts.martian_dst` (the definitions the vector path's kernels compile), read
+here from their per-octet tables.
 The checksum test uses the identity of :mod:`netfast.wire.checksum`: the one's complement sum of
 a header is 0xFFFF exactly when the header read as one big integer is a non-zero multiple of
 0xFFFF; an IPv4 header is never all zeros (its version nibble is 4), so one ``int.from_bytes`` and
@@ -37,12 +40,10 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from netfast.ip.facts import LIMITED_BROADCAST, MARTIAN_DST_TOP, MARTIAN_SRC_TOP
 from netfast.wire.buffer import Buffer
 from netfast.wire.errors import MalformedError
 from netfast.wire.ipv4 import FIXED_HEADER, iter_options
-
-# version/ihl, tos, total length, identification, flags/fragment offset, ttl, protocol,
-# checksum, source, destination
 
 IN_TOO_SHORT = "ip.in.too_short"
 IN_BAD_VERSION = "ip.in.bad_version"
@@ -62,8 +63,6 @@ INPUT_DROPS: tuple[str, ...] = (
     IN_MARTIAN_SRC,
     IN_MARTIAN_DST,
 )
-
-LIMITED_BROADCAST = 0xFFFFFFFF
 
 
 class Ipv4Header(NamedTuple):
@@ -85,21 +84,6 @@ class Ipv4Header(NamedTuple):
     def header_len(self) -> int:
         """Header length in bytes, options included."""
         return (self.ver_ihl & 0x0F) << 2
-
-
-def martian_src(src: int) -> bool:
-    """True for a source a router must not accept (RFC 1812 5.3.7): 0/8 ("this network"),
-    127/8 (loopback), 224/4 (multicast, never a source) and 240/4 (reserved and the limited
-    broadcast)."""
-    top = src >> 24
-    return top == 0 or top == 127 or top >= 224
-
-
-def martian_dst(dst: int) -> bool:
-    """True for a destination a router must not accept (RFC 1812 5.3.7): 0/8, 127/8, and 240/4
-    except the limited broadcast 255.255.255.255.  Multicast (224/4) is not martian."""
-    top = dst >> 24
-    return top == 0 or top == 127 or (top >= 240 and dst != LIMITED_BROADCAST)
 
 
 def options_ok(options: Buffer) -> bool:
@@ -144,12 +128,10 @@ def ip_input_check(buf: Buffer, offset: int = 0) -> Ipv4Header | str:
         return IN_BAD_LEN
     if int.from_bytes(buf[offset : offset + header_len], "big") % 0xFFFF:
         return IN_BAD_CHECKSUM
-    src = fields[8]
-    top = src >> 24
-    if top == 0 or top == 127 or top >= 224:
+    # martian_src / martian_dst by table (a call each would cost more than the whole test)
+    if MARTIAN_SRC_TOP[fields[8] >> 24]:
         return IN_MARTIAN_SRC
     dst = fields[9]
-    top = dst >> 24
-    if top == 0 or top == 127 or (top >= 240 and dst != LIMITED_BROADCAST):
+    if MARTIAN_DST_TOP[dst >> 24] and dst != LIMITED_BROADCAST:
         return IN_MARTIAN_DST
     return Ipv4Header._make(fields)

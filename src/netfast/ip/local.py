@@ -14,9 +14,8 @@ from collections.abc import Iterable
 import numpy as np
 import numpy.typing as npt
 
+from netfast.ip.facts import LIMITED_BROADCAST
 from netfast.ip.iface import Interface
-
-LIMITED_BROADCAST = 0xFFFFFFFF
 
 
 class LocalAddrs:

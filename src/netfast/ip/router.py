@@ -20,7 +20,8 @@ forwarding):
 4. Local or not (the paper's "Local or non-Local": one hash probe): a local unicast or broadcast
    destination is delivered -- an echo request to a unicast address is answered (RFC 792), an
    echo to a broadcast is ignored (RFC 1812 4.3.3.6 allows it), everything else is counted
-   ``ip.local.unhandled_proto`` until the host stack exists.  Multicast is not forwarded
+   ``ip.local.unhandled_proto`` (the router has no transports; the host stack,
+   :mod:`netfast.stack.host`, is a separate product).  Multicast is not forwarded
    (there is no multicast routing here), nor is a unicast packet that came in a link-layer
    broadcast or multicast frame (RFC 1812 5.3.4).
 5. TTL: a packet that must be forwarded with TTL <= 1 is dropped with time exceeded
@@ -66,12 +67,14 @@ from netfast.ip.arp import (
     ArpCache,
     Frames,
 )
+from netfast.ip.facts import l4_fields
 from netfast.ip.frag import ip_fragment
 from netfast.ip.icmp import DEFAULT_TTL, IcmpErrors, echo_reply_message
 from netfast.ip.iface import Interface, NextHop
 from netfast.ip.input import INPUT_DROPS, Ipv4Header, ip_input_check, options_ok
 from netfast.ip.local import LocalAddrs
 from netfast.pfil import Direction, PfilPacket, Verdict
+from netfast.pfil.heads import HookInfo
 from netfast.route.table import RoutingTable
 from netfast.wire import checksum
 from netfast.wire.icmpv4 import DestUnreachableCode, Icmpv4Type, TimeExceededCode
@@ -79,11 +82,14 @@ from netfast.wire.ipv4 import FLAG_DF, IpProtocol, Ipv4Repr
 
 
 class PfilRunner(Protocol):
-    """What the router needs of ``netfast.pfil.heads.PfilHeads``."""
+    """What the router and its vector path need of ``netfast.pfil.heads.PfilHeads``: the
+    scalar path runs a head; the vector path reads the hooks to run their batch forms."""
 
     def run(self, direction: Direction, pkt: PfilPacket) -> Verdict: ...
 
     def has_hooks(self, direction: Direction) -> bool: ...
+
+    def hooks(self, direction: Direction) -> Sequence[HookInfo]: ...
 
 
 # --- counter names ------------------------------------------------------------------------------
@@ -114,7 +120,7 @@ FRAG_CREATED = "ip.frag.created"  # informational: fragments built (forwarded or
 
 OUT_NO_ROUTE = "ip.out.no_route"
 OUT_MALFORMED = "ip.out.malformed"
-OUT_FRAG_NEEDED = "ip.out.frag_needed"
+OUT_TOO_BIG = "ip.out.too_big"  # the host stack's name for the same event
 OUT_SENT = "ip.out.sent"
 OUT_ARP_HELD = "ip.out.arp_held"
 OUT_ARP_OVERFLOW = "ip.out.arp_overflow"
@@ -122,14 +128,15 @@ ICMP_OUT_NO_ROUTE = "icmp.out.no_route"
 PFIL_REPLIES = "pfil.replies"
 
 _PFIL_NAMES = {Direction.IN: "in", Direction.FORWARD: "forward", Direction.OUT: "out"}
-_PFIL_DROP = {d: f"pfil.{n}.drop" for d, n in _PFIL_NAMES.items()}
+#: The drop counter of each pfil head (the vector path counts its drops with these too).
+PFIL_DROP = {d: f"pfil.{n}.drop" for d, n in _PFIL_NAMES.items()}
 _PFIL_CONSUMED = {d: f"pfil.{n}.consumed" for d, n in _PFIL_NAMES.items()}
 
 #: Exactly one of these counts each received IPv4 packet (sum == ``ip.in.received``).
 IP_OUTCOMES: tuple[str, ...] = (
     *INPUT_DROPS,
     IN_BAD_OPTIONS,
-    *(_PFIL_DROP[d] for d in Direction),
+    *(PFIL_DROP[d] for d in Direction),
     *(_PFIL_CONSUMED[d] for d in Direction),
     LOCAL_ECHO_REPLY,
     LOCAL_BROADCAST_ECHO,
@@ -161,7 +168,6 @@ FRAME_OUTCOMES: tuple[str, ...] = (
 
 _ETHERTYPE_IPV4 = b"\x08\x00"
 _TTL_PROTO_SUM = struct.Struct(">BBH")
-_PORTS = struct.Struct(">HH")
 _U16 = struct.Struct(">H")
 _U32 = struct.Struct(">I")
 _FRAG_MASK = 0x1FFF  # offset bits
@@ -353,12 +359,12 @@ class Router:
             return out
         rib = self.table.rib
         nexthop = rib.values[int(rib.value_id[rid])]
-        egress = getattr(nexthop, "ifindex", None)
-        mtu = self._mtu.get(egress) if isinstance(egress, int) else None
+        mtu = self._mtu.get(nexthop.ifindex) if isinstance(nexthop, NextHop) else None
         if mtu is None:
             counters[FWD_BAD_NEXTHOP] += 1
             return out
-        assert isinstance(nexthop, NextHop) and isinstance(egress, int)
+        assert isinstance(nexthop, NextHop)
+        egress = nexthop.ifindex
 
         if pfil is not None:
             has_forward = pfil.has_hooks(Direction.FORWARD)
@@ -426,7 +432,7 @@ class Router:
         """A packet for the router itself: answer echo requests (RFC 792, RFC 1122 3.2.2.6)."""
         counters = self.counters
         if header.frag & _FRAG_ANY:
-            # Reassembly belongs to the host stack, which does not exist yet.
+            # Reassembly is the host stack's (netfast.ip.reass); the router terminates nothing.
             counters[LOCAL_FRAGMENT] += 1
             return []
         if header.proto != IpProtocol.ICMP:
@@ -479,17 +485,9 @@ class Router:
         )
         if frag & _FRAG_MASK:
             return pkt
-        hl = header.header_len
-        l4 = len(packet) - hl
-        proto = header.proto
-        if proto == IpProtocol.TCP and l4 >= 14:
-            pkt.sport, pkt.dport = _PORTS.unpack_from(packet, hl)
-            pkt.tcp_flags = packet[hl + 13]
-        elif proto == IpProtocol.UDP and l4 >= 4:
-            pkt.sport, pkt.dport = _PORTS.unpack_from(packet, hl)
-        elif proto == IpProtocol.ICMP and l4 >= 2:
-            pkt.icmp_type = packet[hl]
-            pkt.icmp_code = packet[hl + 1]
+        pkt.sport, pkt.dport, pkt.tcp_flags, pkt.icmp_type, pkt.icmp_code = l4_fields(
+            packet, header.header_len, header.proto
+        )
         return pkt
 
     def _run_pfil(self, direction: Direction, pkt: PfilPacket, now: float, out: Frames) -> bool:
@@ -508,7 +506,7 @@ class Router:
         if verdict == Verdict.CONSUMED:
             self.counters[_PFIL_CONSUMED[direction]] += 1
         else:
-            self.counters[_PFIL_DROP[direction]] += 1
+            self.counters[PFIL_DROP[direction]] += 1
         return False
 
     # --- output of router-originated packets ---------------------------------------------------
@@ -555,7 +553,7 @@ class Router:
             return [(egress, head + packet)]
         if _U16.unpack_from(packet, 6)[0] & FLAG_DF:
             # Only router-originated packets get here (forwarded ones were checked before).
-            self.counters[OUT_FRAG_NEEDED] += 1
+            self.counters[OUT_TOO_BIG] += 1
             return []
         fragments = ip_fragment(packet, mtu)
         self.counters[FRAG_CREATED] += len(fragments)

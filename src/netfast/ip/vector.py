@@ -34,7 +34,7 @@ Stages, in the scalar path's order (RFC 1812 5.2.2 checks first):
    destination MAC (else punt);
 2. integrity: total length below the header, bad header checksum, martian source/destination --
    dropped and counted here, like the scalar path (``ip.in.bad_len``, ``ip.in.bad_checksum``,
-   ``ip.in.martian_src``, ``ip.in.martian_dst``);
+   ``ip.in.martian_src``, ``ip.in.martian_dst``), with the definitions of :mod:`netfast.ip.facts`;
 3. not forwardable here (punt): fragments, local or broadcast or multicast destinations, TTL <= 1
    (the scalar path sends time exceeded);
 4. FIB: ``RoutingTable.lookup_batch`` (no route: punt);
@@ -43,16 +43,19 @@ Stages, in the scalar path's order (RFC 1812 5.2.2 checks first):
 6. MTU: too big for the egress (punt: frag needed or fragmentation);
 7. ARP: the next hop's MAC, looked up once per distinct next hop of the batch (unresolved: punt,
    the scalar path holds the packet and asks);
-8. pfil: when the router's heads have hooks, every hook must offer ``evaluate_batch`` (an ipfw
-   :class:`~netfast.pfil.ipfw.Ruleset`), else the rows are punted; IN, FORWARD and OUT are run in
-   order, DROP is counted (``pfil.<head>.drop``), PUNT punts;
+8. pfil: when the router's heads have hooks, every hook must have a batch form
+   (``HookInfo.batch``, a :class:`~netfast.pfil.BatchHook`), else the rows are punted; IN, FORWARD
+   and OUT are run in order, DROP is counted (``pfil.<head>.drop``), PUNT punts;
 9. rewrite and group by egress: one compiled kernel copies each forwarded frame into its egress's
-   output batch and rewrites it there.
+   output batch and rewrites it there (TTL - 1 and the checksum by
+   :func:`netfast.ip.facts.nb_ttl_decrement_checksum`).
 
 Stages 1-8 run over chunks of :data:`CHUNK` rows so a chunk's columns stay in cache; stages 1-3
 are one compiled walk over the headers (prefetching a few frames ahead, the paper's point), 5-7
 another over the candidates; the FIB and the firewall are one call each per chunk.  ARP is looked
-up once per distinct next hop of the whole batch.
+up once per distinct next hop of the whole batch.  The compiled walks are in
+:mod:`netfast.ip.vector_kernels`; this module holds the caches and the orchestration, and its
+counter names are the scalar path's (:mod:`netfast.ip.router`).
 
 Batch semantics
 ---------------
@@ -70,48 +73,44 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import numba
 import numpy as np
 import numpy.typing as npt
-from llvmlite import ir
-from numba import types
-from numba.core import cgutils
-from numba.extending import intrinsic
 
 from netfast.ip.iface import Interface, NextHop
 from netfast.ip.input import IN_BAD_CHECKSUM, IN_BAD_LEN, IN_MARTIAN_DST, IN_MARTIAN_SRC
+from netfast.ip.router import ETH_FRAMES, FWD_FORWARDED, IN_RECEIVED, PFIL_DROP, Router
+from netfast.ip.vector_kernels import (
+    PFIL_COLUMNS,
+    ROW_DROPPED,
+    ROW_FORWARDED,
+    ROW_PUNT,
+    classify_kernel,
+    emit_kernel,
+    group_kernel,
+    mac_kernel,
+    nexthop_kernel,
+    pfil_kernel,
+)
 from netfast.pfil import BatchHook, Direction, Verdict
-from netfast.wire.batch import ETH_LEN, L4_OFF, FrameBatch
+from netfast.wire.batch import ETH_LEN, FrameBatch
 
 __all__ = ["VectorForwarder", "VectorResult", "FORWARDED_COUNTERS"]
 
-# Counter names of the scalar path (netfast.ip.router); kept literal here so the vector path does
-# not import the scalar one.  The differential test checks they agree.
-ETH_FRAMES = "eth.in.frames"
-IN_RECEIVED = "ip.in.received"
-FWD_FORWARDED = "ip.fwd.forwarded"
-#: What the scalar path counts for one frame it forwards.
+#: What the scalar path counts for one frame it forwards (its names: netfast.ip.router).
 FORWARDED_COUNTERS: tuple[str, ...] = (ETH_FRAMES, IN_RECEIVED, FWD_FORWARDED)
-_PFIL_DROP = {
-    Direction.IN: "pfil.in.drop",
-    Direction.FORWARD: "pfil.forward.drop",
-    Direction.OUT: "pfil.out.drop",
-}
-#: Integrity drops decided here, in the scalar path's check order.
+#: Integrity drops decided here, in the scalar path's check order (classify_kernel's counts).
 _INTEGRITY_DROPS = (IN_BAD_LEN, IN_BAD_CHECKSUM, IN_MARTIAN_SRC, IN_MARTIAN_DST)
 
-#: ``evaluate_batch`` verdicts (netfast.pfil.ipfw).
+#: :class:`~netfast.pfil.BatchHook` verdicts as the uint8 codes ``evaluate_batch`` returns.
 _V_PASS = int(Verdict.PASS)
 _V_DROP = int(Verdict.DROP)
 _V_PUNT = int(Verdict.PUNT)
 
-_IPPROTO_ICMP = 1
-_IPPROTO_TCP = 6
-_IPPROTO_UDP = 17
-_FRAG_ANY = 0x3FFF  # MF or a fragment offset
-_LIMITED_BROADCAST = 0xFFFFFFFF
-
-BatchEvaluator = Callable[..., npt.NDArray[np.uint8]]
+#: A bound :meth:`netfast.pfil.BatchHook.evaluate_batch`.
+BatchEvaluator = Callable[
+    [Mapping[str, npt.NDArray[np.integer]], Direction | int, npt.NDArray[np.integer] | int],
+    npt.NDArray[np.uint8],
+]
 
 
 @dataclass(slots=True)
@@ -128,436 +127,9 @@ class VectorResult:
         return sum(len(b) for b in self.out.values())
 
 
-@dataclass(slots=True)
-class _Columns:
-    """The fields every stage needs, one dense array each (one pass over the frames)."""
-
-    ethertype: npt.NDArray[np.uint16]
-    ver_ihl: npt.NDArray[np.uint8]
-    total_length: npt.NDArray[np.uint16]
-    frag: npt.NDArray[np.uint16]
-    ttl: npt.NDArray[np.uint8]
-    proto: npt.NDArray[np.uint8]
-    src: npt.NDArray[np.uint32]
-    dst: npt.NDArray[np.uint32]
-    header_sum: npt.NDArray[np.uint16]
-    mac_group: npt.NDArray[np.bool_]
-
-
-@numba.njit(nogil=True, cache=True)
-def _gather_kernel(
-    data: Any,
-    length: Any,
-    ethertype: Any,
-    ver_ihl: Any,
-    total_length: Any,
-    frag: Any,
-    ttl: Any,
-    proto: Any,
-    src: Any,
-    dst: Any,
-    header_sum: Any,
-    mac_group: Any,
-) -> None:  # pragma: no cover - compiled
-    """One in-order walk over the headers: the prefetch-friendly pass the stages then reuse."""
-    for i in range(data.shape[0]):
-        row = data[i]
-        mac_group[i] = (row[0] & 1) != 0
-        ethertype[i] = (np.uint16(row[12]) << 8) | row[13]
-        ver_ihl[i] = row[14]
-        total_length[i] = (np.uint16(row[16]) << 8) | row[17]
-        frag[i] = (np.uint16(row[20]) << 8) | row[21]
-        ttl[i] = row[22]
-        proto[i] = row[23]
-        src[i] = (
-            (np.uint32(row[26]) << 24)
-            | (np.uint32(row[27]) << 16)
-            | (np.uint32(row[28]) << 8)
-            | np.uint32(row[29])
-        )
-        dst[i] = (
-            (np.uint32(row[30]) << 24)
-            | (np.uint32(row[31]) << 16)
-            | (np.uint32(row[32]) << 8)
-            | np.uint32(row[33])
-        )
-        # The 20-byte header's one's complement sum (0xFFFF when it verifies); only rows of the
-        # right shape are looked at afterwards, so the sum is taken whatever IHL says.
-        s = np.uint32(0)
-        if length[i] >= 34:
-            for j in range(14, 34, 2):
-                s += (np.uint32(row[j]) << 8) | np.uint32(row[j + 1])
-            s = (s & 0xFFFF) + (s >> 16)
-            s = (s & 0xFFFF) + (s >> 16)
-        header_sum[i] = s
-
-
 #: Rows decided per pass of the stages: small enough that a chunk's columns stay in L2 next to
 #: the FIB's hot lines (a 64k-row batch in one pass ran at less than half the rate).
 CHUNK = 16384
-#: How many rows ahead the header-touching kernels prefetch.
-_PREFETCH_AHEAD = 16
-
-# Per-row state of a batch (forward's ``state`` array).
-_ROW_PUNT = 0
-_ROW_DROPPED = 1
-_ROW_FORWARDED = 2
-
-
-def _prefetch_row_typer(typingctx: Any, arr: Any, row: Any) -> Any:  # pragma: no cover - compiled
-    """Prefetch the first cache line of ``arr[row]`` (``llvm.prefetch``, read, keep): the paper's
-    cache prefetch, issued a few frames ahead of the one being looked at."""
-    if not (isinstance(arr, types.Array) and arr.ndim == 2 and isinstance(row, types.Integer)):
-        return None
-
-    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
-        ary = context.make_array(signature.args[0])(context, builder, args[0])
-        idx = context.cast(builder, args[1], signature.args[1], types.intp)
-        stride = builder.extract_value(ary.strides, 0)
-        base = builder.ptrtoint(ary.data, cgutils.intp_t)
-        ptr = builder.inttoptr(builder.add(base, builder.mul(idx, stride)), cgutils.voidptr_t)
-        i32 = ir.IntType(32)
-        fnty = ir.FunctionType(ir.VoidType(), [cgutils.voidptr_t, i32, i32, i32])
-        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0")
-        builder.call(fn, [ptr, i32(0), i32(3), i32(1)])
-        return context.get_dummy_value()
-
-    return types.void(arr, row), codegen
-
-
-_prefetch_row: Any = intrinsic(_prefetch_row_typer)
-
-
-@numba.njit(nogil=True, cache=True)
-def _classify_kernel(
-    data: Any,
-    length: Any,
-    lo: int,
-    hi: int,
-    local: Any,
-    state: Any,
-    counts: Any,
-    cand: Any,
-    cand_dst: Any,
-    cand_total: Any,
-) -> int:  # pragma: no cover - compiled
-    """Stages 1-3 for rows ``lo:hi`` in one walk over their headers: shape (else punt),
-    integrity and martians (dropped: ``state`` and ``counts`` in _INTEGRITY_DROPS order),
-    fragments, TTL, multicast and local/broadcast destinations (punt; ``local`` is sorted).
-    The rows left are written to ``cand`` (row, destination, total length); returns how many."""
-    k = 0
-    n_local = local.shape[0]
-    for i in range(lo, hi):
-        if i + _PREFETCH_AHEAD < hi:
-            _prefetch_row(data, i + _PREFETCH_AHEAD)
-        ln = np.int64(length[i])
-        if (
-            ln < L4_OFF
-            or (data[i, 0] & 1) != 0
-            or data[i, 12] != 0x08
-            or data[i, 13] != 0x00
-            or data[i, 14] != 0x45
-        ):
-            continue
-        total = (np.int64(data[i, 16]) << 8) | np.int64(data[i, 17])
-        if total + ETH_LEN > ln:
-            continue
-        if total < 20:
-            counts[0] += 1
-            state[i] = _ROW_DROPPED
-            continue
-        s = np.uint32(0)
-        for j in range(14, 34, 2):
-            s += (np.uint32(data[i, j]) << 8) | np.uint32(data[i, j + 1])
-        s = (s & 0xFFFF) + (s >> 16)
-        s = (s & 0xFFFF) + (s >> 16)
-        if s != 0xFFFF:
-            counts[1] += 1
-            state[i] = _ROW_DROPPED
-            continue
-        top = data[i, 26]
-        if top == 0 or top == 127 or top >= 224:
-            counts[2] += 1
-            state[i] = _ROW_DROPPED
-            continue
-        dst = (
-            (np.uint32(data[i, 30]) << 24)
-            | (np.uint32(data[i, 31]) << 16)
-            | (np.uint32(data[i, 32]) << 8)
-            | np.uint32(data[i, 33])
-        )
-        top = data[i, 30]
-        if top == 0 or top == 127 or (top >= 240 and dst != _LIMITED_BROADCAST):
-            counts[3] += 1
-            state[i] = _ROW_DROPPED
-            continue
-        if (data[i, 20] & 0x3F) != 0 or data[i, 21] != 0 or data[i, 22] <= 1 or (top >> 4) == 0xE:
-            continue
-        # local or broadcast: binary search of the sorted local addresses
-        a, b = 0, n_local
-        while a < b:
-            m = (a + b) >> 1
-            if local[m] < dst:
-                a = m + 1
-            else:
-                b = m
-        if a < n_local and local[a] == dst:
-            continue
-        cand[k] = i
-        cand_dst[k] = dst
-        cand_total[k] = total
-        k += 1
-    return k
-
-
-@numba.njit(nogil=True, cache=True)
-def _nexthop_kernel(
-    k: int,
-    cand: Any,
-    cand_dst: Any,
-    cand_total: Any,
-    rid: Any,
-    value_id: Any,
-    n_values: int,
-    nh_egress: Any,
-    nh_mtu: Any,
-    nh_has_gateway: Any,
-    nh_gateway: Any,
-    per_value: Any,
-    out_vid: Any,
-    out_egress: Any,
-    out_hop: Any,
-) -> tuple[int, int]:  # pragma: no cover - compiled
-    """Stages 4-6 after the FIB lookup, compacting ``cand``: route found, value a usable
-    NextHop, fits the egress MTU.  Marks in ``per_value`` (-2: not looked up yet -> -3) the
-    gateway values whose ARP entry is needed; ``out_hop`` is 0 for gateway routes, else the
-    destination.  Returns (rows kept, how many of them are on connected routes)."""
-    j = 0
-    direct = 0
-    for i in range(k):
-        r = rid[i]
-        if r < 0:
-            continue
-        v = value_id[r]
-        if v < 0 or v >= n_values:
-            continue
-        e = nh_egress[v]
-        if e < 0 or cand_total[i] > nh_mtu[v]:
-            continue
-        cand[j] = cand[i]
-        cand_total[j] = cand_total[i]
-        out_vid[j] = v
-        out_egress[j] = e
-        if nh_has_gateway[v]:
-            out_hop[j] = 0
-            if per_value[v] == -2:
-                per_value[v] = -3
-        else:
-            out_hop[j] = cand_dst[i]
-            direct += 1
-        j += 1
-    return j, direct
-
-
-@numba.njit(nogil=True, cache=True)
-def _mac_kernel(
-    k: int,
-    cand: Any,
-    cand_total: Any,
-    vid: Any,
-    egress: Any,
-    nh_has_gateway: Any,
-    per_value: Any,
-    direct_mac: Any,
-) -> int:  # pragma: no cover - compiled
-    """Stage 7, compacting: each row's MAC index (``per_value`` for gateway routes,
-    ``direct_mac`` in order for connected ones); rows without a resolved MAC are dropped from
-    the list (punted).  ``vid`` is overwritten with the MAC index."""
-    j = 0
-    d = 0
-    for i in range(k):
-        v = vid[i]
-        if nh_has_gateway[v]:
-            m = per_value[v]
-        else:
-            m = direct_mac[d]
-            d += 1
-        if m < 0:
-            continue
-        cand[j] = cand[i]
-        cand_total[j] = cand_total[i]
-        egress[j] = egress[i]
-        vid[j] = m
-        j += 1
-    return j
-
-
-@numba.njit(nogil=True, cache=True)
-def _pfil_kernel(data: Any, rows: Any, total: Any, out: Any) -> None:  # pragma: no cover
-    """The columns ipfw's ``evaluate_batch`` reads, into ``out`` (10, n) int64, in the order of
-    _PFIL_COLUMNS: src, dst, proto, ttl, length, then the transport fields, -1 where the scalar
-    path's PfilPacket leaves them unset (transport bytes not all there)."""
-    for j in range(rows.shape[0]):
-        r = rows[j]
-        if j + _PREFETCH_AHEAD < rows.shape[0]:
-            _prefetch_row(data, rows[j + _PREFETCH_AHEAD])
-        out[0, j] = (
-            (np.int64(data[r, 26]) << 24)
-            | (np.int64(data[r, 27]) << 16)
-            | (np.int64(data[r, 28]) << 8)
-            | np.int64(data[r, 29])
-        )
-        out[1, j] = (
-            (np.int64(data[r, 30]) << 24)
-            | (np.int64(data[r, 31]) << 16)
-            | (np.int64(data[r, 32]) << 8)
-            | np.int64(data[r, 33])
-        )
-        p = data[r, 23]
-        out[2, j] = p
-        out[3, j] = data[r, 22]
-        t = np.int64(total[j])
-        out[4, j] = t
-        l4 = t - 20
-        for k in range(5, 10):
-            out[k, j] = -1
-        if (p == _IPPROTO_TCP and l4 >= 14) or (p == _IPPROTO_UDP and l4 >= 4):
-            out[5, j] = (np.int64(data[r, 34]) << 8) | data[r, 35]
-            out[6, j] = (np.int64(data[r, 36]) << 8) | data[r, 37]
-            if p == _IPPROTO_TCP:
-                out[7, j] = data[r, 47]
-        elif p == _IPPROTO_ICMP and l4 >= 2:
-            out[8, j] = data[r, 34]
-            out[9, j] = data[r, 35]
-
-
-_PFIL_COLUMNS = (
-    "src", "dst", "proto", "ttl", "length", "sport", "dport", "tcp_flags", "icmp_type", "icmp_code"
-)  # fmt: skip
-
-
-def _gather(batch: FrameBatch) -> _Columns:
-    n = len(batch)
-    cols = _Columns(
-        np.empty(n, np.uint16),
-        np.empty(n, np.uint8),
-        np.empty(n, np.uint16),
-        np.empty(n, np.uint16),
-        np.empty(n, np.uint8),
-        np.empty(n, np.uint8),
-        np.empty(n, np.uint32),
-        np.empty(n, np.uint32),
-        np.empty(n, np.uint16),
-        np.empty(n, np.bool_),
-    )
-    if n:
-        _gather_kernel(
-            np.ascontiguousarray(batch.data),
-            batch.length,
-            cols.ethertype,
-            cols.ver_ihl,
-            cols.total_length,
-            cols.frag,
-            cols.ttl,
-            cols.proto,
-            cols.src,
-            cols.dst,
-            cols.header_sum,
-            cols.mac_group,
-        )
-    return cols
-
-
-@numba.njit(nogil=True, cache=True)
-def _emit_kernel(
-    data: Any,
-    rows: Any,
-    out_len: Any,
-    dst_mac: Any,
-    mac_index: Any,
-    src_mac: Any,
-    egress: Any,
-    out: Any,
-) -> None:  # pragma: no cover - compiled
-    """Copy each forwarded frame (Ethernet header + IP packet, link padding dropped) into its
-    output row and rewrite it there: MACs, TTL - 1, RFC 1624 checksum update."""
-    width = out.shape[1]
-    for j in range(rows.shape[0]):
-        if j + _PREFETCH_AHEAD < rows.shape[0]:
-            _prefetch_row(data, rows[j + _PREFETCH_AHEAD])
-        r = rows[j]
-        o = out[j]
-        n = out_len[j]
-        for k in range(n):
-            o[k] = data[r, k]
-        for k in range(n, width):
-            o[k] = 0
-        m = mac_index[j]
-        e = egress[j]
-        for k in range(6):
-            o[k] = dst_mac[m, k]
-            o[6 + k] = src_mac[e, k]
-        ttl = np.uint32(o[22])
-        word = (ttl << 8) | np.uint32(o[23])
-        new_word = word - np.uint32(0x100)
-        csum = (np.uint32(o[24]) << 8) | np.uint32(o[25])
-        # RFC 1624 eqn. 3: HC' = ~(~HC + ~m + m'), as netfast.wire.checksum.update16.
-        s = (~csum & np.uint32(0xFFFF)) + (~word & np.uint32(0xFFFF)) + new_word
-        while s > 0xFFFF:
-            s = (s & np.uint32(0xFFFF)) + (s >> np.uint32(16))
-        new = ~s & np.uint32(0xFFFF)
-        o[22] = ttl - 1
-        o[24] = new >> 8
-        o[25] = new & 0xFF
-
-
-@numba.njit(nogil=True, cache=True)
-def _l4_kernel(
-    data: Any, rows: Any, total_length: Any, proto: Any, out: Any
-) -> None:  # pragma: no cover - compiled
-    """sport, dport, tcp_flags, icmp_type, icmp_code of ``rows`` into ``out`` (5, n), -1 where
-    the scalar path's PfilPacket leaves them unset (transport bytes not all there)."""
-    for j in range(rows.shape[0]):
-        r = rows[j]
-        l4 = np.int64(total_length[j]) - 20
-        p = proto[j]
-        for k in range(5):
-            out[k, j] = -1
-        if (p == _IPPROTO_TCP and l4 >= 14) or (p == _IPPROTO_UDP and l4 >= 4):
-            out[0, j] = (np.int64(data[r, 34]) << 8) | data[r, 35]
-            out[1, j] = (np.int64(data[r, 36]) << 8) | data[r, 37]
-            if p == _IPPROTO_TCP:
-                out[2, j] = data[r, 47]
-        elif p == _IPPROTO_ICMP and l4 >= 2:
-            out[3, j] = data[r, 34]
-            out[4, j] = data[r, 35]
-
-
-@numba.njit(nogil=True, cache=True)
-def _group_kernel(keys: Any, n_keys: int, order: Any, starts: Any) -> None:  # pragma: no cover
-    """Counting sort of small non-negative ``keys``: ``order`` lists the positions key by key,
-    stable within a key; ``starts[k]:starts[k + 1]`` is key k's range."""
-    for i in range(keys.shape[0]):
-        starts[keys[i] + 1] += 1
-    for k in range(n_keys):
-        starts[k + 1] += starts[k]
-    fill = starts[:-1].copy()
-    for i in range(keys.shape[0]):
-        k = keys[i]
-        order[fill[k]] = i
-        fill[k] += 1
-
-
-def _ttl_checksum_update(
-    csum: npt.NDArray[np.integer], ttl: npt.NDArray[np.integer], proto: npt.NDArray[np.integer]
-) -> npt.NDArray[np.uint16]:
-    """Vectorized RFC 1624 update of the header checksum for TTL -> TTL - 1 (the numpy twin of
-    the emit kernel's arithmetic, for tests and callers rewriting columns)."""
-    word = (ttl.astype(np.uint32) << 8) | proto.astype(np.uint32)
-    s = (~csum.astype(np.uint32) & 0xFFFF) + (~word & 0xFFFF) + (word - 0x100)
-    s = (s & 0xFFFF) + (s >> 16)
-    s = (s & 0xFFFF) + (s >> 16)
-    return (~s & 0xFFFF).astype(np.uint16)
 
 
 @dataclass(slots=True)
@@ -573,22 +145,19 @@ class _NextHops:
 
 
 class VectorForwarder:
-    """The vector path of ``router`` (a :class:`netfast.ip.router.Router`): shares its routing
-    table, local addresses, pfil heads and ARP cache, and keeps only caches derived from them.
+    """The vector path of ``router``: shares its routing table, local addresses, pfil heads and
+    ARP cache, and keeps only caches derived from them.
 
     Parameters
     ----------
     router:
-        The scalar router; read through ``interfaces`` (ifindex -> Interface), ``table``,
-        ``local``, ``pfil`` and ``arp``.
+        The scalar router, read (never written) through ``interfaces``, ``table``, ``local``,
+        ``pfil`` and ``arp.lookup``; punted rows go to its :meth:`~Router.input`.
     """
 
-    def __init__(self, router: Any) -> None:
+    def __init__(self, router: Router) -> None:
         self.router = router
-        ifaces = router.interfaces
-        self.interfaces: dict[int, Interface] = dict(
-            ifaces if isinstance(ifaces, Mapping) else {i.index: i for i in ifaces}
-        )
+        self.interfaces: dict[int, Interface] = dict(router.interfaces)
         if not self.interfaces:
             raise ValueError("a router without interfaces")
         top = max(self.interfaces) + 1
@@ -666,9 +235,9 @@ class VectorForwarder:
     ) -> dict[str, npt.NDArray[np.int64]]:
         """The columns ``evaluate_batch`` reads, as the scalar path fills a PfilPacket: ports
         and flags only where the transport header's bytes are there (-1 elsewhere)."""
-        out = np.empty((len(_PFIL_COLUMNS), len(rows)), np.int64)
-        _pfil_kernel(data, rows, total, out)
-        return dict(zip(_PFIL_COLUMNS, out, strict=True))
+        out = np.empty((len(PFIL_COLUMNS), len(rows)), np.int64)
+        pfil_kernel(data, rows, total, out)
+        return dict(zip(PFIL_COLUMNS, out, strict=True))
 
     def _firewall(
         self,
@@ -708,7 +277,7 @@ class VectorForwarder:
                 if len(sel) == 0:
                     continue
                 sub = {k: v[sel] for k, v in pcols.items()}
-                ifx: Any = egress[sel] if d == Direction.OUT else ifindex
+                ifx: npt.NDArray[np.int32] | int = egress[sel] if d == Direction.OUT else ifindex
                 v = np.asarray(evaluate(sub, d, ifx), np.uint8)
                 verdict[sel] = v
                 head[sel[v == _V_DROP]] = int(d)
@@ -757,14 +326,14 @@ class VectorForwarder:
         for lo in range(0, n, CHUNK):
             hi = min(n, lo + CHUNK)
             # 1-3. shape, integrity and martians, then what only the scalar path forwards
-            k = _classify_kernel(
+            k = classify_kernel(
                 data, length, lo, hi, local, state, counts, cand, cand_dst, cand_total
             )
             if k == 0 or plan is None:
                 continue
             # 4. FIB; 5-6. next hop and MTU
             rid = table.lookup_batch(cand_dst[:k])
-            k, direct = _nexthop_kernel(
+            k, direct = nexthop_kernel(
                 k,
                 cand,
                 cand_dst,
@@ -785,7 +354,7 @@ class VectorForwarder:
                 continue
             # 7. ARP
             direct_mac = arp.resolve(vid[:k], egress[:k], hop[:k], direct)
-            k = _mac_kernel(
+            k = mac_kernel(
                 k, cand, cand_total, vid, egress, nh.has_gateway, arp.per_value, direct_mac
             )
             rows, eg, mac, total = cand[:k], egress[:k], vid[:k], cand_total[:k]
@@ -796,11 +365,11 @@ class VectorForwarder:
                 )
                 for d in Direction:
                     pfil_drops[d] += int(np.count_nonzero(head == int(d)))
-                state[rows[verdict == _V_DROP]] = _ROW_DROPPED
+                state[rows[verdict == _V_DROP]] = ROW_DROPPED
                 keep = verdict == _V_PASS
                 rows, eg, mac, total = rows[keep], eg[keep], mac[keep], total[keep]
             if len(rows):
-                state[rows] = _ROW_FORWARDED
+                state[rows] = ROW_FORWARDED
                 single = lo + CHUNK >= n  # the buffers are not reused after the last chunk
                 pieces.append(tuple(a if single else a.copy() for a in (rows, eg, mac, total)))
         for name, count in zip(_INTEGRITY_DROPS, counts.tolist(), strict=True):
@@ -808,7 +377,7 @@ class VectorForwarder:
                 drops[name] += count
         for d in Direction:
             if pfil_drops[d]:
-                drops[_PFIL_DROP[d]] += pfil_drops[d]
+                drops[PFIL_DROP[d]] += pfil_drops[d]
         # 9. rewrite into per-egress batches, input order kept within each egress
         if len(pieces) == 1:
             rows, eg, mac, total = pieces[0]
@@ -823,13 +392,13 @@ class VectorForwarder:
             )
         out, out_rows = self._emit(batch, data, rows, eg, mac, arp.mac_table(), total)
         forwarded = len(rows)
-        finished = int(np.count_nonzero(state == _ROW_DROPPED)) + forwarded
+        finished = int(np.count_nonzero(state == ROW_DROPPED)) + forwarded
         if finished:
             drops[ETH_FRAMES] += finished
             drops[IN_RECEIVED] += finished
         if forwarded:
             drops[FWD_FORWARDED] += forwarded
-        return VectorResult(out, np.flatnonzero(state == _ROW_PUNT), drops, out_rows)
+        return VectorResult(out, np.flatnonzero(state == ROW_PUNT), drops, out_rows)
 
     def _emit(
         self,
@@ -846,7 +415,7 @@ class VectorForwarder:
         n_if = len(self._mtu)
         order = np.empty(len(idx), np.int64)
         starts = np.zeros(n_if + 1, np.int64)
-        _group_kernel(egress, n_if, order, starts)
+        group_kernel(egress, n_if, order, starts)
         rows = idx[order]
         eg = egress[order]
         out_len = total[order] + ETH_LEN
@@ -854,7 +423,7 @@ class VectorForwarder:
         # input slots would move more memory than the forwarding itself.
         width = min(batch.slot, max(64, -(-int(out_len.max()) // 64) * 64))
         out_data = np.empty((len(rows), width), np.uint8)  # every byte written by the kernel
-        _emit_kernel(data, rows, out_len, mac_table, mac_index[order], self._src_mac, eg, out_data)
+        emit_kernel(data, rows, out_len, mac_table, mac_index[order], self._src_mac, eg, out_data)
         lengths = out_len.astype(np.uint32)
         stamps = batch.timestamp_ns[rows]
         out: dict[int, FrameBatch] = {}

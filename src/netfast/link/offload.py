@@ -37,6 +37,7 @@ import numba
 import numpy as np
 import numpy.typing as npt
 
+from netfast.ip.facts import nb_ipv4_header_sum, nb_martian_src
 from netfast.link.base import ETHER_HEADER_LEN, VLAN_TAG_LEN
 from netfast.wire.checksum import IPPROTO_TCP, words_fold, words_sum
 from netfast.wire.tcp import TcpFlags
@@ -192,12 +193,11 @@ def _gro_kernel(
             continue
         if _u16(buf, l3 + 6) & 0x3FFF:  # MF or an offset: a fragment
             continue
-        if words_fold(words_sum(buf, l3, l3 + 20)) != 0xFFFF:
+        if nb_ipv4_header_sum(buf, l3) != 0xFFFF:
             continue
         src = _u32(buf, l3 + 12)
         dst = _u32(buf, l3 + 16)
-        top = src >> 24
-        if top == 0 or top == 127 or top >= 224:
+        if nb_martian_src(src):  # (a martian destination is never one of ours)
             continue
         mine = False
         for a in addrs:

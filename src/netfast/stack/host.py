@@ -52,10 +52,11 @@ import numpy as np
 
 from netfast.ip.api import TransportProtocol
 from netfast.ip.arp import ARP_INPUT_OUTCOMES, HOLD_QUEUED, ArpCache
+from netfast.ip.facts import LIMITED_BROADCAST
 from netfast.ip.frag import ip_fragment
 from netfast.ip.icmp import IcmpErrors, echo_reply_message
 from netfast.ip.iface import Interface
-from netfast.ip.input import INPUT_DROPS, LIMITED_BROADCAST, Ipv4Header, ip_input_check, options_ok
+from netfast.ip.input import INPUT_DROPS, Ipv4Header, ip_input_check, options_ok
 from netfast.ip.local import LocalAddrs
 from netfast.ip.reass import REASS_OUTCOMES, Reassembler
 from netfast.link.base import GsoFrame
