@@ -46,6 +46,10 @@ class ArpOperation(IntEnum):
     REPLY = 2
 
 
+#: Operation codes by value (a dict look-up is cheaper than the enum's constructor per packet).
+_OPERATIONS = {int(op): op for op in ArpOperation}
+
+
 class ArpPacket:
     """Zero-copy view of an Ethernet/IPv4 ARP packet.
 
@@ -206,12 +210,11 @@ class ArpRepr:
             )
         if plen != PLEN_IPV4:
             raise MalformedError(_HEADER, "an IPv4 address is 4 bytes", field="plen", value=plen)
-        try:
-            operation = ArpOperation(op)
-        except ValueError:
+        operation = _OPERATIONS.get(op)
+        if operation is None:
             raise MalformedError(
                 _HEADER, "neither request (1) nor reply (2)", field="operation", value=op
-            ) from None
+            )
         return cls(operation, sha, spa, tha, tpa)
 
     def buffer_len(self) -> int:
@@ -244,6 +247,15 @@ class ArpRepr:
 
     def to_bytes(self, payload: Buffer = b"") -> bytes:
         """The 28-byte packet followed by ``payload`` (e.g. padding up to a minimum frame)."""
-        buf = bytearray(HEADER_LEN)
-        self.emit(ArpPacket(buf))
-        return bytes(buf) + bytes(payload)
+        packet = _PACKET.pack(
+            HTYPE_ETHERNET,
+            PTYPE_IPV4,
+            HLEN_ETHERNET,
+            PLEN_IPV4,
+            self.operation,
+            self.sender_hw,
+            self.sender_ip,
+            self.target_hw,
+            self.target_ip,
+        )
+        return packet + bytes(payload) if payload else packet
