@@ -265,7 +265,9 @@ class Stack:
         self.transports[proto] = handler
 
     def attach_tcp(self, layer: TcpLayer) -> TcpLayer:
-        """Make ``layer`` (built on this stack) the stack's TCP: protocol 6 and :attr:`tcp`."""
+        """Make ``layer`` the stack's TCP: protocol 6 and :attr:`tcp`.  Build it on
+        :attr:`output` (the stack itself also provides :class:`~netfast.ip.api.IpOutput`, one
+        call deeper)."""
         self.register_protocol(IpProtocol.TCP, layer)
         self.tcp = layer
         return layer
