@@ -217,7 +217,7 @@ class HostOutput:
         gso_mss:
             For a TCP segment larger than the MTU on an interface with TSO (:meth:`enable_tso`):
             the MSS the link cuts it at.  The frame goes out as a
-            :class:`~netfast.link.base.GsoFrame`, or cut here (:attr:`HostConfig.gso`).  The
+            :class:`~netfast.link.base.GsoFrame`, or cut here (:attr:`OutputConfig.gso`).  The
             TCP checksum field of such a segment may be left zero: every piece gets its own,
             and a segment that is not cut after all has it filled in here.
 
@@ -272,7 +272,7 @@ class HostOutput:
     def tso_for(self, dst: int) -> bool:
         """True when the TCP may hand down segments larger than the MTU toward ``dst``: the
         route leaves through an interface with TSO, or software GSO is on
-        (:attr:`HostConfig.gso`)."""
+        (:attr:`OutputConfig.gso`)."""
         route = self.route(dst)
         return route is not None and (self.config.gso or route[0].ifindex in self.tso)
 
