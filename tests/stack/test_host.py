@@ -13,11 +13,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 from scapy.all import ARP, ICMP, IP, UDP, Ether, IPOption, Raw, defragment, fragment
 
+from netfast.ip.host_input import IP_OUTCOMES
 from netfast.ip.iface import IfAddr, Interface
 from netfast.ip.input import Ipv4Header
 from netfast.ip.reass import Reassembler
 from netfast.link.memory import MemoryLink
-from netfast.stack.host import FRAME_OUTCOMES, IP_OUTCOMES, HostConfig, Stack
+from netfast.stack.host import FRAME_OUTCOMES, HostConfig, Stack
 from netfast.stack.hostrun import DiscardService, EchoService, run_host
 from netfast.stack.kqueue import EV_EOF, Watchable
 from netfast.wire.ipv4 import ip_from_str

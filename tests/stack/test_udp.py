@@ -5,6 +5,8 @@ readiness for the event queue.  scapy builds and checks the datagrams."""
 from __future__ import annotations
 
 import errno
+import random
+from collections import Counter
 
 import pytest
 from scapy.all import ICMP, IP, UDP, Ether, Raw
@@ -14,8 +16,10 @@ from tests.stack.test_host import make_stack as _make_stack
 from netfast.stack.host import HostConfig, Stack
 from netfast.stack.hostrun import DiscardService, EchoService
 from netfast.stack.kqueue import EV_EOF, EV_ERROR, READ, EventQueue
-from netfast.udp.layer import DATAGRAM_COST
+from netfast.udp import UDP_OUTCOMES, UdpLayer, UdpSocket
+from netfast.udp.layer import DATAGRAM_COST, EPHEMERAL_HIGH, EPHEMERAL_LOW
 from netfast.wire.ipv4 import ip_from_str
+from netfast.wire.udp import UdpDatagram, UdpRepr
 
 
 def make_stack(config: HostConfig | None = None) -> Stack:
@@ -234,3 +238,65 @@ def test_sendto_errors() -> None:
     assert exc.value.errno == errno.EMSGSIZE
     assert sock.sendto(bytes(3000), (PEER_IP, 1)) == 3000  # fragmented by IP
     assert len(stack.poll(1.0)) == 3
+
+
+class _FakeIp:
+    """An IP layer as far as UDP can tell (``netfast.ip.api.IpOutput``): no Stack behind it."""
+
+    def __init__(self, local: int) -> None:
+        self.counters: Counter[str] = Counter()
+        self.now = 0.0
+        self.local = local
+        self.sent: list[tuple[int, int, int, bytes, float, bool]] = []
+
+    def ip_output(
+        self,
+        src: int,
+        dst: int,
+        proto: int,
+        payload: bytes,
+        now: float,
+        *,
+        ttl: int | None = None,
+        df: bool = True,
+        tos: int = 0,
+        gso_mss: int = 0,
+    ) -> str | None:
+        self.sent.append((src, dst, proto, payload, now, df))
+        return None
+
+    def source_for(self, dst: int) -> int | None:
+        return self.local
+
+    def mtu_for(self, dst: int) -> int:
+        return 1500
+
+    def is_local(self, addr: int) -> bool:
+        return addr == self.local
+
+    def tso_for(self, dst: int) -> bool:
+        return False
+
+
+def test_udp_core_runs_on_any_ip_output() -> None:
+    a_addr, b_addr = ip_from_str("10.9.0.1"), ip_from_str("10.9.0.2")
+    a_ip, b_ip = _FakeIp(a_addr), _FakeIp(b_addr)
+    a_ip.now = 7.5
+    a = UdpLayer(a_ip, a_ip.counters, random.Random(1))
+    b = UdpLayer(b_ip, b_ip.counters, random.Random(2))
+    receiver = UdpSocket(b)
+    receiver.bind(("10.9.0.2", 53))
+    sender = UdpSocket(a)
+    assert sender.sendto(b"query", ("10.9.0.2", 53)) == 5
+    [(src, dst, proto, payload, now, df)] = a_ip.sent
+    assert (src, dst, proto, now, df) == (a_addr, b_addr, 17, 7.5, False)
+    hdr = UdpRepr.parse(UdpDatagram.new_checked(payload), src, dst)  # the checksum verifies
+    assert (hdr.dst_port, hdr.payload_len) == (53, 5)
+    assert EPHEMERAL_LOW <= hdr.src_port <= EPHEMERAL_HIGH
+    assert a_ip.counters["udp.out.datagrams"] == 1
+    assert b.input(src, dst, memoryview(payload)) == "udp.in.delivered"
+    assert receiver.recvfrom(100) == (b"query", ("10.9.0.1", hdr.src_port))
+    corrupt = payload[:-1] + bytes([payload[-1] ^ 1])
+    assert b.input(src, dst, corrupt) == "udp.in.bad_checksum"
+    assert b.input(src, dst, payload[:7]) == "udp.in.too_short"
+    assert sum(b_ip.counters[k] for k in UDP_OUTCOMES) == 3

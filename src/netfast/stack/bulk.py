@@ -1,6 +1,7 @@
-"""Bulk-transfer applications for a host stack: an HTTP/1.0 server of one fixed body, an HTTP GET
-client, a byte source and a byte sink.  Tests and ``netfast bench tcp`` use them against netfast
-peers and against Linux programs (curl, Python's http.server, plain sockets).
+"""Bulk-transfer applications over a host stack's TCP socket calls (they use nothing else of
+:class:`~netfast.stack.host.Stack` than ``tcp_socket``): an HTTP/1.0 server of one fixed body,
+an HTTP GET client, a byte source and a byte sink.  Tests and ``netfast bench tcp`` use them
+against netfast peers and against Linux programs (curl, Python's http.server, plain sockets).
 
 Every app is an :class:`~netfast.stack.hostrun.App`: ``step(now)`` does what the sockets allow
 without blocking (BSD calls raising ``BlockingIOError``), and ``done`` (a ``threading.Event``) is
@@ -12,7 +13,11 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from netfast.stack.host import Stack
+    from netfast.tcp.layer import TcpSocket
 
 _CHUNK = 1 << 18
 _HEADER_LIMIT = 16384
@@ -45,19 +50,20 @@ class _App:
 class _Client(_App):
     """An app that opens one connection to ``addr`` on its first step."""
 
-    def __init__(self, stack: Any, addr: tuple[str, int], opts: dict[str, Any]) -> None:
+    def __init__(self, stack: Stack, addr: tuple[str, int], opts: dict[str, Any]) -> None:
         super().__init__()
         self.stack = stack
         self.addr = addr
         self.opts = opts
-        self.sock: Any = None
+        self.sock: TcpSocket | None = None
 
-    def _connect(self, now: float) -> None:
+    def _connect(self, now: float) -> TcpSocket:
         self.started = now
-        self.sock = self.stack.tcp_socket()
+        self.sock = sock = self.stack.tcp_socket()
         if self.opts:
-            self.sock.setsockopt(**self.opts)
-        self.sock.connect(self.addr, now)
+            sock.setsockopt(**self.opts)
+        sock.connect(self.addr, now)
+        return sock
 
 
 class _Sender:
@@ -65,7 +71,7 @@ class _Sender:
 
     __slots__ = ("body", "offset", "sock")
 
-    def __init__(self, sock: Any, body: bytes) -> None:
+    def __init__(self, sock: TcpSocket, body: bytes) -> None:
         self.sock = sock
         self.body = memoryview(body)
         self.offset = 0
@@ -88,7 +94,7 @@ class HttpBodyServer(_App):
     """Serves ``body`` to every HTTP request on ``port`` (HTTP/1.0: the connection closes after
     the body).  ``served`` counts responses sent completely; ``limit`` stops after that many."""
 
-    def __init__(self, stack: Any, port: int, body: bytes, *, limit: int | None = None) -> None:
+    def __init__(self, stack: Stack, port: int, body: bytes, *, limit: int | None = None) -> None:
         super().__init__()
         self.listener = stack.tcp_socket()
         self.listener.bind(("", port))
@@ -97,7 +103,7 @@ class HttpBodyServer(_App):
         self.response = head + body
         self.limit = limit
         self.served = 0
-        self.conns: dict[Any, tuple[bytearray, _Sender | None]] = {}
+        self.conns: dict[TcpSocket, tuple[bytearray, _Sender | None]] = {}
 
     def step(self, now: float) -> None:
         while True:
@@ -147,7 +153,7 @@ class HttpGetClient(_Client):
     """Connects to ``addr``, sends a GET for ``path``, reads to the end of the stream, and checks
     the body against ``Content-Length``.  ``body_sha256`` and ``body_len`` are the results."""
 
-    def __init__(self, stack: Any, addr: tuple[str, int], path: str = "/", **opts: Any) -> None:
+    def __init__(self, stack: Stack, addr: tuple[str, int], path: str = "/", **opts: Any) -> None:
         super().__init__(stack, addr, opts)
         self.request = f"GET {path} HTTP/1.0\r\nHost: {addr[0]}\r\n\r\n".encode()
         self.sent = False
@@ -197,6 +203,7 @@ class HttpGetClient(_Client):
 
     def _end(self, now: float) -> None:
         self.body_sha256 = self.hash.hexdigest()
+        assert self.sock is not None  # the end of a transfer that connected
         self.sock.close()
         error = None
         if self.header is None:
@@ -209,12 +216,12 @@ class HttpGetClient(_Client):
 class SinkServer(_App):
     """Accepts one connection on ``port`` and reads it to the end: ``received``, ``sha256``."""
 
-    def __init__(self, stack: Any, port: int) -> None:
+    def __init__(self, stack: Stack, port: int) -> None:
         super().__init__()
         self.listener = stack.tcp_socket()
         self.listener.bind(("", port))
         self.listener.listen(8)
-        self.sock: Any = None
+        self.sock: TcpSocket | None = None
         self.hash = hashlib.sha256()
         self.received = 0
         self.sha256 = ""
@@ -251,7 +258,7 @@ class SinkServer(_App):
 class SourceClient(_Client):
     """Connects to ``addr``, sends ``body``, half-closes, and is done when the peer closes too."""
 
-    def __init__(self, stack: Any, addr: tuple[str, int], body: bytes, **opts: Any) -> None:
+    def __init__(self, stack: Stack, addr: tuple[str, int], body: bytes, **opts: Any) -> None:
         super().__init__(stack, addr, opts)
         self.body = body
         self.sender: _Sender | None = None
@@ -261,8 +268,7 @@ class SourceClient(_Client):
         if self.done.is_set():
             return
         if self.sock is None:
-            self._connect(now)
-            self.sender = _Sender(self.sock, self.body)
+            self.sender = _Sender(self._connect(now), self.body)
             return
         assert self.sender is not None
         try:

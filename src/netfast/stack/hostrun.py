@@ -14,8 +14,8 @@ on for at most 1 ms).  It stops when ``duration`` has passed, when ``stop`` is s
 :class:`EchoService` (RFC 862) and :class:`DiscardService` (RFC 863) are written against the BSD
 socket calls only (``bind``/``recvfrom``/``sendto`` for UDP; ``bind``/``listen``/``accept``/
 ``recv``/``send``/``close`` for TCP, raising ``BlockingIOError`` when they would block) and an
-:class:`~netfast.stack.kqueue.EventQueue`.  They serve UDP always and TCP when the stack offers
-``tcp_socket()``.
+:class:`~netfast.stack.kqueue.EventQueue`.  They serve UDP always and TCP when the stack has
+one (``tcp_socket()`` raises ``OSError`` on a stack built with ``tcp=False``).
 """
 
 from __future__ import annotations

@@ -67,7 +67,9 @@ def make_host(
 ) -> tuple[Stack, TcpLayer]:
     iface = Interface(0, name, mac, (IfAddr(addr, 24),), mtu)
     stack = Stack([iface], rng=random.Random(seed), strict=True, tcp=False, config=host_config)
-    layer = stack.attach_tcp(TcpLayer(stack, random.Random(seed + 1000), tcp_config, **tcp_kw))
+    layer = stack.attach_tcp(
+        TcpLayer(stack.output, random.Random(seed + 1000), tcp_config, **tcp_kw)
+    )
     return stack, layer
 
 
