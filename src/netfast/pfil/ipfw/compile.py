@@ -7,12 +7,11 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import numpy.typing as npt
 
-from netfast.pfil import Direction, PfilPacket
+from netfast.pfil import Direction
 from netfast.pfil.ipfw.rules import (
     ANY,
     Action,
     AddrSpec,
-    PortRanges,
     Rule,
 )
 from netfast.route.rib import prefix_mask
@@ -63,68 +62,12 @@ class _AddrMatch:
         self.me = me
         self.me_array = np.array(sorted(me), np.uint32)
 
-    def match(self, addr: int) -> bool:
-        kind = self.kind
-        if kind == _ADDR_LIST:
-            hit = False
-            for mask, value in self.nets:
-                if addr & mask == value:
-                    hit = True
-                    break
-            else:
-                for lo, hi in self.ranges:
-                    if lo <= addr <= hi:
-                        hit = True
-                        break
-        elif kind == _ADDR_ANY:
-            hit = True
-        elif kind == _ADDR_ME:
-            hit = addr in self.me
-        else:
-            assert self.table is not None
-            hit = self.table.lookup(addr) >= 0
-        return hit != self.negate
-
     def vmatch_raw(self, addrs: npt.NDArray[np.integer]) -> npt.NDArray[np.bool_]:
         """The ``me`` / ``table`` test over a batch, before negation (the kernel negates)."""
         if self.kind == _ADDR_ME:
             return np.isin(addrs, self.me_array)
         assert self.table is not None
         return self.table.lookup_batch(np.asarray(addrs).astype(np.uint32)) >= 0
-
-    def vmatch(self, addrs: npt.NDArray[np.uint32]) -> npt.NDArray[np.bool_]:
-        kind = self.kind
-        if kind == _ADDR_LIST:
-            hit = np.zeros(len(addrs), np.bool_)
-            for mask, value in self.nets:
-                if mask == 0xFFFFFFFF:
-                    hit |= addrs == value
-                else:
-                    hit |= (addrs & np.uint32(mask)) == value
-            for lo, hi in self.ranges:
-                hit |= (addrs >= lo) & (addrs <= hi)
-        elif kind == _ADDR_ANY:
-            hit = np.ones(len(addrs), np.bool_)
-        elif kind == _ADDR_ME:
-            hit = np.isin(addrs, self.me_array)
-        else:
-            assert self.table is not None
-            hit = self.table.lookup_batch(addrs) >= 0
-        return ~hit if self.negate else hit
-
-
-def _port_match(port: int, ranges: PortRanges) -> bool:
-    return any(lo <= port <= hi for lo, hi in ranges)
-
-
-def _vport_match(ports: npt.NDArray[np.int64], ranges: PortRanges) -> npt.NDArray[np.bool_]:
-    hit = np.zeros(len(ports), np.bool_)
-    for lo, hi in ranges:
-        if lo == hi:
-            hit |= ports == lo
-        else:
-            hit |= (ports >= lo) & (ports <= hi)
-    return hit
 
 
 class _Compiled:
@@ -191,90 +134,6 @@ class _Compiled:
         self.frag = rule.frag
         # Matches the vector form hands to the scalar path (reset is refined per packet).
         self.punts = rule.log or rule.keep_state or self.action == _A_UNREACH
-
-    def match(self, pkt: PfilPacket) -> bool:
-        if self.proto >= 0 and pkt.proto != self.proto:
-            return False
-        if self.src is not None and not self.src.match(pkt.src):
-            return False
-        if self.dst is not None and not self.dst.match(pkt.dst):
-            return False
-        if self.sport is not None and (pkt.sport < 0 or not _port_match(pkt.sport, self.sport)):
-            return False
-        if self.dport is not None and (pkt.dport < 0 or not _port_match(pkt.dport, self.dport)):
-            return False
-        direction = pkt.direction
-        if self.direction >= 0 and direction != self.direction:
-            return False
-        if self.recv is not None and (direction == Direction.OUT or pkt.ifindex != self.recv):
-            return False
-        if self.xmit is not None and (direction != Direction.OUT or pkt.ifindex != self.xmit):
-            return False
-        if self.via is not None and pkt.ifindex != self.via:
-            return False
-        if self.flags_set or self.flags_clear or self.flags_any:
-            flags = pkt.tcp_flags
-            if flags < 0 or flags & self.flags_set != self.flags_set or flags & self.flags_clear:
-                return False
-            if self.flags_any and not flags & self.flags_any:
-                return False
-        if self.icmptypes is not None and pkt.icmp_type not in self.icmptypes:
-            return False
-        if self.ttl_lo >= 0 and not self.ttl_lo <= pkt.ttl <= self.ttl_hi:
-            return False
-        return not self.frag or pkt.fragment
-
-    def vmatch(
-        self,
-        cols: Mapping[str, npt.NDArray[np.integer]],
-        direction: int,
-        ifindex: npt.NDArray[np.integer],
-        cand: npt.NDArray[np.bool_],
-    ) -> npt.NDArray[np.bool_]:
-        """The candidates (``cand``, not modified) this rule matches."""
-        m = cand.copy()
-        if self.direction >= 0 and direction != self.direction:
-            m[:] = False
-            return m
-        if self.recv is not None:
-            if direction == Direction.OUT:
-                m[:] = False
-                return m
-            m &= ifindex == self.recv
-        if self.xmit is not None:
-            if direction != Direction.OUT:
-                m[:] = False
-                return m
-            m &= ifindex == self.xmit
-        if self.via is not None:
-            m &= ifindex == self.via
-        if self.proto >= 0:
-            m &= cols["proto"] == self.proto
-        if self.src is not None:
-            m &= self.src.vmatch(cols["src"])  # type: ignore[arg-type]
-        if self.dst is not None:
-            m &= self.dst.vmatch(cols["dst"])  # type: ignore[arg-type]
-        if self.sport is not None:
-            m &= _vport_match(cols["sport"], self.sport)  # type: ignore[arg-type]
-        if self.dport is not None:
-            m &= _vport_match(cols["dport"], self.dport)  # type: ignore[arg-type]
-        if self.flags_set or self.flags_clear or self.flags_any:
-            flags = cols["tcp_flags"]
-            m &= flags >= 0
-            # set and clear tested apart: a flag in both (``setup`` with ``tcpflags !syn``)
-            # matches nothing, as in the scalar form
-            m &= (flags & self.flags_set) == self.flags_set
-            m &= (flags & self.flags_clear) == 0
-            if self.flags_any:
-                m &= (flags & self.flags_any) != 0
-        if self.icmptypes is not None:
-            m &= np.isin(cols["icmp_type"], self.icmp_array)
-        if self.ttl_lo >= 0:
-            ttl = cols["ttl"]
-            m &= (ttl >= self.ttl_lo) & (ttl <= self.ttl_hi)
-        if self.frag:
-            m &= cols["fragment"] != 0
-        return m
 
 
 # -- the vector form: a rule table and a kernel ---------------------------------------------------

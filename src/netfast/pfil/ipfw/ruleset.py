@@ -31,7 +31,7 @@ from netfast.pfil.ipfw.dynamic import (
     _vkey_hash,
 )
 from netfast.pfil.ipfw.kernel import (
-    _evaluate_kernel,
+    BatchKernel,
     _evaluate_rules_kernel,
 )
 from netfast.pfil.ipfw.reply import (
@@ -42,7 +42,6 @@ from netfast.pfil.ipfw.rules import (
     _PROTO_BY_NUMBER,
     _UNDECIDED,
     DEFAULT_RULE,
-    KERNEL_MAX_RULES,
     MAX_RULE,
     VERDICT_DROP,
     VERDICT_PASS,
@@ -148,16 +147,6 @@ class Ruleset:
         self._rule_states = [0] * len(self.rules)
         self._state_hashes: npt.NDArray[np.uint64] = np.zeros(0, np.uint64)
         self._hashes_stale = False
-        #: evaluate_batch walks the rules per packet in a kernel when at most this many rules
-        #: can match the batch, else builds numpy masks rule by rule (faster for long rulesets;
-        #: measured with netfast bench forward).  Both give the same verdicts and counters.
-        self.kernel_max_rules = KERNEL_MAX_RULES
-        #: The kernel walks rule by rule over the undecided packets (True, the fast form) or
-        #: packet by packet over the rules (False: the reference the tests compare it with).
-        self.rule_major = True
-        #: The scalar path walks rules through code generated per direction and protocol
-        #: (True) or tests every rule in turn (False: the reference).
-        self.scalar_dispatch = True
         self._compile()
 
     # -- configuration --
@@ -170,7 +159,6 @@ class Ruleset:
                 target = next(j for j, n in enumerate(numbers) if n >= rule.arg)
             compiled.append(_Compiled(i, rule, target, self.tables, self.me, self.interfaces))
         self._compiled = compiled
-        self._has_skipto = any(c.action == _A_SKIPTO for c in compiled)
         self._has_keep_state = any(r.keep_state for r in self.rules)
         self._table = _RuleTable(compiled)
         # per direction: protocol -> walkers, built on first use (_walkers_for)
@@ -266,13 +254,10 @@ class Ruleset:
                     return self._from_state(pkt, state, now)
                 self._remove_state(key)
         compiled = self._compiled
-        if self.scalar_dispatch:
-            walkers = self._walkers[pkt.direction].get(pkt.proto)
-            if walkers is None:
-                walkers = self._walkers_for(pkt.direction, pkt.proto)
-            first, after = walkers
-        else:
-            first = after = self._reference_walk
+        walkers = self._walkers[pkt.direction].get(pkt.proto)
+        if walkers is None:
+            walkers = self._walkers_for(pkt.direction, pkt.proto)
+        first, after = walkers
         i = first(pkt, 0)
         while True:
             c = compiled[i]
@@ -301,15 +286,6 @@ class Ruleset:
             walkers = table[key] = _build_walkers(self._compiled, int(direction), key)
         table[proto] = walkers
         return walkers
-
-    def _reference_walk(self, pkt: PfilPacket, start: int) -> int:
-        """The first rule at or after ``start`` matching ``pkt``, every rule tested in turn
-        (what the generated walkers must agree with)."""
-        compiled = self._compiled
-        i = start
-        while not compiled[i].match(pkt):
-            i += 1
-        return i
 
     def _act(self, pkt: PfilPacket, c: _Compiled) -> Verdict:
         action = c.action
@@ -429,6 +405,20 @@ class Ruleset:
         optionally, ``fragment`` (nonzero for fragments; absent means none is).  ``ifindex`` is
         one interface index per packet, or one for all.
         """
+        return self.run_batch_kernel(cols, direction, ifindex, _evaluate_rules_kernel)
+
+    def run_batch_kernel(
+        self,
+        cols: Mapping[str, npt.NDArray[np.integer]],
+        direction: Direction | int,
+        ifindex: npt.NDArray[np.integer] | int,
+        kernel: BatchKernel,
+    ) -> npt.NDArray[np.uint8]:
+        """The set-up of :meth:`evaluate_batch` (columns as contiguous int64, the state check,
+        the live rules, the ``me``/``table`` columns) around one run of ``kernel``, which gets
+        the argument list of :func:`~netfast.pfil.ipfw.kernel._evaluate_rules_kernel` (the
+        tests pass their packet-major reference kernel through here).
+        """
         n = len(cols["src"])
         verdict = np.full(n, _UNDECIDED, np.uint8)
         if n == 0:
@@ -447,13 +437,10 @@ class Ruleset:
         t = self._table
         direction = int(direction)
         table, orig = t.live(direction, np.bincount(np.clip(work["proto"], 0, 256), minlength=257))
-        if len(orig) > self.kernel_max_rules:
-            return self._evaluate_masks(cols, direction, ifindex, verdict, in_state)
         by_state = verdict[in_state]  # the kernel answers PUNT for these; put them back after
         ext = np.empty((len(t.ext), n), np.uint8)
         for j, (match, column) in enumerate(t.ext):
             ext[j] = match.vmatch_raw(cols[column])
-        kernel = _evaluate_rules_kernel if self.rule_major else _evaluate_kernel
         kernel(
             table,
             orig,
@@ -563,98 +550,11 @@ class Ruleset:
             self.stats["ipfw.state.hit"] += hits
         return handled
 
-    def _evaluate_masks(
-        self,
-        cols: Mapping[str, npt.NDArray[np.integer]],
-        direction: int,
-        ifindex: npt.NDArray[np.integer] | int,
-        verdict: npt.NDArray[np.uint8],
-        in_state: npt.NDArray[np.bool_],
-    ) -> npt.NDArray[np.uint8]:
-        """Rule-major form for long rulesets: every rule a boolean mask over the packets still
-        undecided (numpy's per-element cost beats the kernel's per-rule walk there)."""
-        n = len(verdict)
-        length = np.asarray(cols["length"])
-        work = {k: np.asarray(cols[k]) for k in _COLUMNS if k in cols}
-        work["fragment"] = (
-            np.asarray(cols["fragment"]) if "fragment" in cols else np.zeros(n, np.bool_)
-        )
-        work["ifindex"] = np.broadcast_to(np.asarray(ifindex), (n,))
-        idx = np.arange(n)
-        alive = ~in_state  # decided or punted by the state check already
-        nalive = int(alive.sum())
-        pos = np.zeros(n, np.int32) if self._has_skipto else None
-        deferred: list[tuple[int, npt.NDArray[np.intp]]] = []  # count/skipto: counted at the end
-        direction = int(direction)
-        for c in self._compiled:
-            if nalive == 0:
-                break
-            if 4 * nalive < len(idx) and len(idx) > 1024:
-                # Few left: shrink the working set so later rules touch fewer packets.
-                idx, work, alive, pos = _compact(idx, work, alive, pos)
-            cand = alive if pos is None else alive & (pos <= c.index)
-            m = c.vmatch(work, direction, work["ifindex"], cand)
-            hit = np.flatnonzero(m)
-            if len(hit) == 0:
-                continue
-            g = idx[hit]
-            action = c.action
-            if c.punts or action == _A_RESET:
-                if action == _A_RESET and not c.punts:
-                    tcp = work["proto"][hit] == IpProtocol.TCP
-                    verdict[g[tcp]] = VERDICT_PUNT
-                    dropped = g[~tcp]
-                    verdict[dropped] = VERDICT_DROP
-                    self._count(c.index, dropped, length)
-                else:
-                    verdict[g] = VERDICT_PUNT
-                alive[hit] = False
-                nalive -= len(hit)
-            elif action == _A_COUNT:
-                deferred.append((c.index, g))
-            elif action == _A_SKIPTO:
-                deferred.append((c.index, g))
-                assert pos is not None
-                pos[hit] = c.target
-            else:
-                verdict[g] = VERDICT_PASS if action == _A_ALLOW else VERDICT_DROP
-                self._count(c.index, g, length)
-                alive[hit] = False
-                nalive -= len(hit)
-        for i, g in deferred:
-            self._count(i, g[verdict[g] != VERDICT_PUNT], length)
-        return verdict
-
-    def _count(self, i: int, rows: npt.NDArray[np.intp], length: npt.NDArray[np.integer]) -> None:
-        if len(rows):
-            self.packets[i] += len(rows)
-            self.bytes[i] += int(length[rows].sum())
-
     def _hashes(self) -> npt.NDArray[np.uint64]:
         if self._hashes_stale:
             self._state_hashes = np.array(sorted(_key_hash(k) for k in self.states), np.uint64)
             self._hashes_stale = False
         return self._state_hashes
-
-
-def _compact(
-    idx: npt.NDArray[np.intp],
-    work: dict[str, npt.NDArray[np.integer]],
-    alive: npt.NDArray[np.bool_],
-    pos: npt.NDArray[np.int32] | None,
-) -> tuple[
-    npt.NDArray[np.intp],
-    dict[str, npt.NDArray[np.integer]],
-    npt.NDArray[np.bool_],
-    npt.NDArray[np.int32] | None,
-]:
-    keep = np.flatnonzero(alive)
-    return (
-        idx[keep],
-        {k: v[keep] for k, v in work.items()},
-        np.ones(len(keep), np.bool_),
-        None if pos is None else pos[keep],
-    )
 
 
 def _rib_entries(rib: Rib) -> list[tuple[int, int, object]]:
