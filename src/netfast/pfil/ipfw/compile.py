@@ -1,4 +1,12 @@
-"""TODO compile"""
+"""Rules compiled for matching: integers and sets instead of rule values.
+
+:class:`_Compiled` holds one rule's conditions (``None`` / ``-1``: no condition), the input of
+the generated scalar walkers (:mod:`netfast.pfil.ipfw.walker`); :class:`_RuleTable` lays all of
+them out as integer arrays for the batch kernel (:mod:`netfast.pfil.ipfw.kernel`), with
+:meth:`_RuleTable.live` leaving out the rules no packet of a batch can match.  ``me`` and
+``table(NAME)`` addresses (the ``ip_fw_table.c`` part) are tested per batch by
+:meth:`_AddrMatch.vmatch_raw` and read by the kernel as columns.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,10 @@
-"""TODO dynamic"""
+"""Dynamic state (``ip_fw_dynamic.c``): flow keys, their hashes and the state lifetimes.
+
+:func:`_state_key` gives both directions of a flow the same key (ports only for TCP and UDP);
+:func:`_key_hash` and its batch twin :func:`_vkey_hash` give the same 64-bit hash of a key, so
+the batch path can test a whole batch against the table's hashes before looking rows up one by
+one.  :class:`StateTimeouts` holds the lifetimes (see :mod:`netfast.pfil.ipfw`).
+"""
 
 from __future__ import annotations
 

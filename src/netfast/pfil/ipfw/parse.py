@@ -1,4 +1,41 @@
-"""TODO parse"""
+"""The rule-file parser (what userland ``ipfw`` does before the kernel sees a rule).
+
+:func:`parse_rules` turns rule text into a :class:`~netfast.pfil.ipfw.ruleset.Ruleset`,
+:func:`parse_rule` one line into a :class:`~netfast.pfil.ipfw.rules.Rule`, :func:`read_rules`
+reads a file (bounded, decoded, named in errors) and :func:`load_rules` does both.  Any malformed
+input raises :class:`FirewallError` naming file, rule, line and column, what was expected and
+what was found (shown escaped and bounded); nothing else escapes for bad input.
+
+Language (one rule per line, ``#`` starts a comment)::
+
+    [NUM] ACTION [log] PROTO from SRC [PORTS] to DST [PORTS] [OPTIONS...]
+    table NAME add PREFIX [VALUE]
+
+- ACTION: ``allow`` (``accept``, ``pass``, ``permit``), ``deny`` (``drop``), ``reset`` (a TCP
+  RST back; plain deny for anything else), ``unreach CODE`` (``net``, ``host``, ``proto``,
+  ``port``, ``net-prohib``, ``host-prohib``, ``filter-prohib`` or 0..15: an ICMP destination
+  unreachable back), ``count`` (count and go on), ``skipto NUM`` (go on at the first rule
+  numbered NUM or above; NUM must be above the rule's own number).
+- PROTO: ``ip`` / ``all`` (any), ``tcp``, ``udp``, ``icmp`` or a protocol number.
+- SRC / DST: ``any``, ``me`` (the addresses given as ``me``), ``A.B.C.D``, ``A.B.C.D/len``,
+  ``A.B.C.D:mask`` (any mask, contiguous or not), ``A.B.C.D-E.F.G.H``, ``{ item, ... }``,
+  ``table(NAME)`` (longest-prefix match in a named table), each optionally preceded by ``not``.
+- PORTS (tcp and udp only): ``80``, ``1024-65535``, ``80,443,8000-8080`` or service names
+  (:data:`SERVICES`).
+- OPTIONS: ``in``, ``out``, ``via IF``, ``recv IF``, ``xmit IF``, ``tcpflags LIST`` (``syn``,
+  ``!ack``, ... tcp only), ``setup`` (SYN without ACK), ``established`` (ACK or RST),
+  ``icmptypes LIST`` (icmp only), ``ttl N`` / ``ttl N-M``, ``keep-state [limit N]``, ``frag``.
+
+Lines end at ``"\n"`` only (a trailing ``"\r"`` is dropped; form feeds, NEL and other Unicode
+separators stay inside their line, so line numbers are those of an editor).  Every number --
+rule numbers, ports, codes, octets, lengths -- is ASCII digits (:mod:`netfast.textnum`); an
+address octet with a leading zero (``010``) is refused, being octal to ``inet_aton``.
+
+Rules without a number get the previous number + 100.  Numbers must increase strictly (so a
+number names one rule and its counters) and lie in 1..65534; 65535 is the default rule, ``deny ip
+from any to any`` unless ``default_allow`` (a file may restate it as its last line, which is how
+:meth:`Ruleset.text` output reads back).
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,10 @@
-"""TODO reply"""
+"""Replies of ``reset`` and ``unreach`` rules, as whole IPv4 packets.
+
+:func:`tcp_reset_for` builds the RST of RFC 793 "Reset Generation"; :func:`icmp_unreach_for`
+the destination unreachable of RFC 792, not sent where RFC 1812 4.3.2.7 forbids an ICMP error
+(about an ICMP error, a non-first fragment, a multicast or broadcast address).  Each returns
+None when no reply is due; neither raises for any packet.
+"""
 
 from __future__ import annotations
 

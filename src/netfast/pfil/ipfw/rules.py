@@ -1,4 +1,10 @@
-"""TODO rules"""
+"""Rule values: what a parsed rule is, independent of how it is matched.
+
+:class:`Rule` (with :class:`Action`, :class:`AddrSpec`, :class:`AddrItem`) is a frozen value;
+``str(rule)`` prints it in the normalized form the parser reads back to an equal rule.  Also the
+names the language shares between parser, printer and log (protocols, TCP flags, ICMP types and
+unreachable codes, :data:`SERVICES`) and the batch verdict codes.
+"""
 
 from __future__ import annotations
 

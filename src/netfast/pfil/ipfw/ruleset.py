@@ -1,4 +1,27 @@
-"""TODO ruleset"""
+"""The ruleset: the pfil hook, its scalar and batch evaluation, state table and counters.
+
+:class:`Ruleset` is the ``ip_fw_pfil.c`` end: it is called per packet (``__call__`` /
+:meth:`Ruleset.evaluate`, the implied state check first, then the generated walkers) and per
+batch (:meth:`Ruleset.evaluate_batch`, a :class:`netfast.pfil.BatchHook`).  Semantics are in
+:mod:`netfast.pfil.ipfw`.
+
+Vector form
+-----------
+:meth:`Ruleset.evaluate_batch` runs the ruleset compiled into a table of integers (one row per
+rule: action, protocol, direction and interface, flag masks, TTL range, and offsets into flat
+arrays of address masks/ranges, port ranges and ICMP types) through the rule-major numba kernel
+(:mod:`netfast.pfil.ipfw.kernel`).  ``me`` and ``table(NAME)`` addresses are evaluated for the
+whole batch first (numpy set membership, the table's ``lookup_batch``) and read by the kernel as
+columns.  Rules no packet of the call can match (protocol absent, wrong direction) are left out
+of the walk first.  Before the walk, as in the scalar path, the packets whose state-key hash is
+in the state table are looked up in it one by one: a live state decides its packet as the scalar
+path does (refresh, the creating rule's counters and verdict, ``ipfw.state.hit``).  The batch
+form decides PASS and DROP itself and answers PUNT (3) for anything that needs the scalar path:
+packets of an expired state or of a state whose rule logs or sends a reply, and matches of
+``keep-state``, ``log``, ``unreach`` and ``reset`` (of TCP) rules.  Counters are updated only
+for packets it decides, exactly as the scalar path would have; the scalar path counts the
+punted ones when it handles them.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,15 @@
-"""TODO walker"""
+"""The scalar matcher: the rule walk generated as Python code (the ``ip_fw2.c`` loop's job).
+
+Per direction and protocol, the rules that can match are compiled on first use into one
+generated Python function of ``if`` tests (only the conditions each rule has, in rule order,
+constants inlined), which returns the first matching rule at or after a start index; count and
+skipto continue from there (:meth:`netfast.pfil.ipfw.ruleset.Ruleset.evaluate`).
+
+A walker returns the index of the first rule at or after ``start`` matching a packet; it is the
+only scalar matcher in the product (by measurement the fastest: ``tests/pfil/oracles.py`` gives
+the figures, and keeps the reference that tests every rule in turn, which the differential
+tests compare it with).
+"""
 
 from __future__ import annotations
 
