@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scapy.all import ICMP, IP, TCP, UDP, Raw  # type: ignore[import-untyped]
 from scapy.layers.inet import IPerror, UDPerror  # type: ignore[import-untyped]
+from tests.pfil.oracles import evaluate_masks, packet_major_kernel, use_reference_walk
 
 from netfast.pfil import Direction, PfilPacket, Verdict
 from netfast.pfil.ipfw import (
@@ -845,22 +846,19 @@ def long_rulesets(draw: st.DrawFn) -> str:
 def test_rule_kernel_equals_masks_and_scalar(
     text: str, pkts: list[PfilPacket], direction: Direction, default_allow: bool
 ) -> None:
-    """Both vector forms (the per-packet rule kernel and the per-rule numpy masks) on the same
-    random ruleset: the same verdicts and counters, and those of the scalar path."""
+    """The product's rule-major kernel against the oracles (the per-packet kernel and the
+    per-rule numpy masks) on the same random ruleset: the same verdicts and counters, and those
+    of the scalar path."""
     options = {"me": [_HOSTS[1]], "interfaces": {"a": 1, "b": 2}, "default_allow": default_allow}
     ifindex = np.array([p.ifindex for p in pkts], np.int64)
     for p in pkts:
         p.direction = direction
     kernel = parse_rules(text, **options)  # type: ignore[arg-type]
-    kernel.kernel_max_rules = 1 << 20
     walk = parse_rules(text, **options)  # type: ignore[arg-type]
-    walk.kernel_max_rules = 1 << 20
-    walk.rule_major = False  # the per-packet kernel, the reference of the rule-major one
     masks = parse_rules(text, **options)  # type: ignore[arg-type]
-    masks.kernel_max_rules = 0
     out_k = kernel.evaluate_batch(columns(pkts), direction, ifindex)
-    out_w = walk.evaluate_batch(columns(pkts), direction, ifindex)
-    out_m = masks.evaluate_batch(columns(pkts), direction, ifindex)
+    out_w = walk.run_batch_kernel(columns(pkts), direction, ifindex, packet_major_kernel)
+    out_m = evaluate_masks(masks, columns(pkts), direction, ifindex)
     assert out_k.tolist() == out_w.tolist() == out_m.tolist()
     assert kernel.packets.tolist() == walk.packets.tolist() == masks.packets.tolist()
     assert kernel.bytes.tolist() == walk.bytes.tolist() == masks.bytes.tolist()
@@ -894,8 +892,7 @@ def test_generated_scalar_walk_equals_reference(
     included."""
     options = {"me": [_HOSTS[1]], "interfaces": interfaces, "default_allow": default_allow}
     fast = parse_rules(text, **options)  # type: ignore[arg-type]
-    ref = parse_rules(text, **options)  # type: ignore[arg-type]
-    ref.scalar_dispatch = False
+    ref = use_reference_walk(parse_rules(text, **options))  # type: ignore[arg-type]
     for t, (pkt, direction, other) in enumerate(cases):
         pkt.direction = direction
         if other == 0:
@@ -942,11 +939,17 @@ def _state_view(rs: Ruleset) -> dict[object, tuple[int, float, tuple[int, int], 
     return {k: (s.rule, s.expire, s.origin, s.replied, s.tcp) for k, s in rs.states.items()}
 
 
-def _batch_then_punts(rs: Ruleset, pkts: list[PfilPacket], now: float) -> list[int]:
-    """What the router does with a batch: the vector form, then its punts through the scalar
-    path in packet order."""
+def _batch_then_punts(
+    rs: Ruleset, pkts: list[PfilPacket], now: float, masks: bool = False
+) -> list[int]:
+    """What the router does with a batch: the vector form (or, with ``masks``, the numpy-mask
+    oracle), then its punts through the scalar path in packet order."""
     rs.now = now
-    out = rs.evaluate_batch(columns(pkts), IN, np.array([p.ifindex for p in pkts], np.int64))
+    ifindex = np.array([p.ifindex for p in pkts], np.int64)
+    if masks:
+        out = evaluate_masks(rs, columns(pkts), IN, ifindex)
+    else:
+        out = rs.evaluate_batch(columns(pkts), IN, ifindex)
     assert set(out.tolist()) <= {0, 1, 3}
     got = out.tolist()
     for i, v in enumerate(got):
@@ -1104,8 +1107,6 @@ def test_vectorized_states_equal_scalar_over_batches(
     timeouts = StateTimeouts(tcp_established=40, tcp_opening=10, other=5)
     vec = parse_rules(text, max_states=max_states, timeouts=timeouts)
     ref = parse_rules(text, max_states=max_states, timeouts=timeouts)
-    if masks:
-        vec.kernel_max_rules = 0
     now = 0.0
     for pkts, step in batches:
         now += step
@@ -1126,7 +1127,7 @@ def test_vectorized_states_equal_scalar_over_batches(
                 created.add(key)
         if not kept:
             continue
-        assert _batch_then_punts(vec, kept, now) == expected, text
+        assert _batch_then_punts(vec, kept, now, masks) == expected, text
     assert vec.packets.tolist() == ref.packets.tolist()
     assert vec.bytes.tolist() == ref.bytes.tolist()
     assert vec.stats == ref.stats

@@ -1,0 +1,588 @@
+"""The ruleset: the pfil hook, its scalar and batch evaluation, state table and counters.
+
+:class:`Ruleset` is the ``ip_fw_pfil.c`` end: it is called per packet (``__call__`` /
+:meth:`Ruleset.evaluate`, the implied state check first, then the generated walkers) and per
+batch (:meth:`Ruleset.evaluate_batch`, a :class:`netfast.pfil.BatchHook`).  Semantics are in
+:mod:`netfast.pfil.ipfw`.
+
+Vector form
+-----------
+:meth:`Ruleset.evaluate_batch` runs the ruleset compiled into a table of integers (one row per
+rule: action, protocol, direction and interface, flag masks, TTL range, and offsets into flat
+arrays of address masks/ranges, port ranges and ICMP types) through the rule-major numba kernel
+(:mod:`netfast.pfil.ipfw.kernel`).  ``me`` and ``table(NAME)`` addresses are evaluated for the
+whole batch first (numpy set membership, the table's ``lookup_batch``) and read by the kernel as
+columns.  Rules no packet of the call can match (protocol absent, wrong direction) are left out
+of the walk first.  Before the walk, as in the scalar path, the packets whose state-key hash is
+in the state table are looked up in it one by one: a live state decides its packet as the scalar
+path does (refresh, the creating rule's counters and verdict, ``ipfw.state.hit``).  The batch
+form decides PASS and DROP itself and answers PUNT (3) for anything that needs the scalar path:
+packets of an expired state or of a state whose rule logs or sends a reply, and matches of
+``keep-state``, ``log``, ``unreach`` and ``reset`` (of TCP) rules.  Counters are updated only
+for packets it decides, exactly as the scalar path would have; the scalar path counts the
+punted ones when it handles them.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import Counter, deque
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from netfast.pfil import Direction, PfilPacket, Verdict
+from netfast.pfil.ipfw.compile import (
+    _A_ALLOW,
+    _A_COUNT,
+    _A_DENY,
+    _A_RESET,
+    _A_SKIPTO,
+    _A_UNREACH,
+    _Compiled,
+    _RuleTable,
+)
+from netfast.pfil.ipfw.dynamic import (
+    StateKey,
+    StateTimeouts,
+    _flow_ports,
+    _key_hash,
+    _State,
+    _state_key,
+    _vkey_hash,
+)
+from netfast.pfil.ipfw.kernel import (
+    BatchKernel,
+    _evaluate_rules_kernel,
+)
+from netfast.pfil.ipfw.reply import (
+    icmp_unreach_for,
+    tcp_reset_for,
+)
+from netfast.pfil.ipfw.rules import (
+    _PROTO_BY_NUMBER,
+    _UNDECIDED,
+    DEFAULT_RULE,
+    MAX_RULE,
+    VERDICT_DROP,
+    VERDICT_PASS,
+    VERDICT_PUNT,
+    Action,
+    Rule,
+)
+from netfast.pfil.ipfw.walker import (
+    Walker,
+    _build_walkers,
+)
+from netfast.route.rib import Rib, format_prefix
+from netfast.route.table import RoutingTable
+from netfast.wire.ipv4 import IpProtocol, ip_to_str
+
+# -- the ruleset ---------------------------------------------------------------------------------
+
+_COLUMNS = ("src", "dst", "proto", "sport", "dport", "tcp_flags", "icmp_type", "ttl", "length")
+
+
+@dataclass(frozen=True, slots=True)
+class RuleCounter:
+    number: int
+    packets: int
+    bytes: int
+    rule: Rule
+
+
+class Ruleset:
+    """Rules compiled for evaluation, with counters and dynamic state.
+
+    Parameters
+    ----------
+    rules:
+        Rules in increasing number order (the default rule is added).
+    tables:
+        Named tables (a :class:`~netfast.route.rib.Rib` each; values are shown, not matched).
+    default_allow:
+        The default rule 65535 allows instead of denying.
+    me:
+        The addresses ``me`` stands for (the router's own).
+    interfaces:
+        Interface name -> ifindex, for ``via``/``recv``/``xmit``.
+    max_states, timeouts:
+        Bound and lifetimes of the dynamic state table.
+    reply_source:
+        Source address of ICMP unreachables (default: the offending packet's destination).
+    log_size:
+        Lines of ``log`` kept.
+    """
+
+    def __init__(
+        self,
+        rules: Sequence[Rule] = (),
+        *,
+        tables: Mapping[str, Rib] | None = None,
+        default_allow: bool = False,
+        me: Iterable[int] = (),
+        interfaces: Mapping[str, int] | None = None,
+        max_states: int = 4096,
+        timeouts: StateTimeouts | None = None,
+        reply_source: int | None = None,
+        log_size: int = 1000,
+    ) -> None:
+        last = 0
+        for rule in rules:
+            if not last < rule.number <= MAX_RULE:
+                raise ValueError(f"rule {rule.number} after {last}: numbers must increase")
+            if rule.action is Action.SKIPTO and rule.arg <= rule.number:
+                raise ValueError(f"rule {rule.number} skips backwards to {rule.arg}")
+            for spec in (rule.src, rule.dst):
+                if spec.kind == "table" and spec.table not in (tables or {}):
+                    raise ValueError(f"rule {rule.number} uses unknown table {spec.table!r}")
+            last = rule.number
+        if max_states < 0:
+            raise ValueError(f"max_states must be >= 0, got {max_states}")
+        self.default_allow = default_allow
+        self.rules: list[Rule] = [
+            *rules,
+            Rule(DEFAULT_RULE, Action.ALLOW if default_allow else Action.DENY),
+        ]
+        self.ribs: dict[str, Rib] = dict(tables or {})
+        self.tables: dict[str, RoutingTable] = {
+            name: RoutingTable(rib, "dxr") for name, rib in self.ribs.items()
+        }
+        self.me: frozenset[int] = frozenset(me)
+        self.interfaces: dict[str, int] = dict(interfaces or {})
+        self.max_states = max_states
+        self.timeouts = timeouts if timeouts is not None else StateTimeouts()
+        self.reply_source = reply_source
+        #: The current time in seconds, set by the caller (see the module docstring).
+        self.now = 0.0
+        self.packets: npt.NDArray[np.int64] = np.zeros(len(self.rules), np.int64)
+        self.bytes: npt.NDArray[np.int64] = np.zeros(len(self.rules), np.int64)
+        self.stats: Counter[str] = Counter()
+        self.log: deque[str] = deque(maxlen=log_size)
+        self.states: dict[StateKey, _State] = {}
+        # Expiry order: (expiry time when pushed, sequence, key).  A state's expiry only moves
+        # later (a hit refreshes it), so an entry found refreshed when popped is pushed again;
+        # reclaiming touches only what has expired, never the whole table.
+        self._expiry: list[tuple[float, int, StateKey]] = []
+        self._expiry_seq = 0
+        self._rule_states = [0] * len(self.rules)
+        self._state_hashes: npt.NDArray[np.uint64] = np.zeros(0, np.uint64)
+        self._hashes_stale = False
+        self._compile()
+
+    # -- configuration --
+    def _compile(self) -> None:
+        numbers = [r.number for r in self.rules]
+        compiled = []
+        for i, rule in enumerate(self.rules):
+            target = 0
+            if rule.action is Action.SKIPTO:
+                target = next(j for j, n in enumerate(numbers) if n >= rule.arg)
+            compiled.append(_Compiled(i, rule, target, self.tables, self.me, self.interfaces))
+        self._compiled = compiled
+        self._has_keep_state = any(r.keep_state for r in self.rules)
+        self._table = _RuleTable(compiled)
+        # per direction: protocol -> walkers, built on first use (_walkers_for)
+        self._walkers: list[dict[int, tuple[Walker, Walker]]] = [{} for _ in Direction]
+        self._protos = frozenset(c.proto for c in compiled if c.proto >= 0)
+
+    def set_me(self, addrs: Iterable[int]) -> None:
+        """Change the addresses ``me`` stands for (recompiles; counters and states stay)."""
+        self.me = frozenset(addrs)
+        self._compile()
+
+    def set_interfaces(self, interfaces: Mapping[str, int]) -> None:
+        """Change the interface name -> ifindex map (recompiles; counters and states stay)."""
+        self.interfaces = dict(interfaces)
+        self._compile()
+
+    def add_table(self, name: str, rib: Rib) -> None:
+        """Add or replace a named table (e.g. ``load_table(path).rib``)."""
+        self.ribs[name] = rib
+        self.tables[name] = RoutingTable(rib, "dxr")
+        self._compile()
+
+    # -- counters --
+    @property
+    def counters(self) -> list[RuleCounter]:
+        """Packets and bytes per rule, the default rule last."""
+        return [
+            RuleCounter(r.number, int(p), int(b), r)
+            for r, p, b in zip(self.rules, self.packets, self.bytes, strict=True)
+        ]
+
+    def counter(self, number: int) -> tuple[int, int]:
+        """``(packets, bytes)`` of rule ``number``."""
+        for i, rule in enumerate(self.rules):
+            if rule.number == number:
+                return int(self.packets[i]), int(self.bytes[i])
+        raise KeyError(f"no rule {number}")
+
+    def reset_counters(self) -> None:
+        self.packets[:] = 0
+        self.bytes[:] = 0
+        self.stats.clear()
+
+    def counter_snapshot(self) -> object:
+        """The rule counters and state statistics as they are now (see
+        :class:`netfast.pfil.BatchHook`)."""
+        return self.packets.copy(), self.bytes.copy(), self.stats.copy()
+
+    def counter_restore(self, snapshot: object) -> None:
+        """Put back what :meth:`counter_snapshot` returned."""
+        assert isinstance(snapshot, tuple)
+        packets, nbytes, stats = snapshot
+        self.packets[...] = packets
+        self.bytes[...] = nbytes
+        self.stats.clear()
+        self.stats.update(stats)
+
+    # -- text --
+    def text(self) -> str:
+        """The ruleset as a normalized rule file (tables first, the default rule last); parsing
+        it gives the same rules and tables."""
+        lines = []
+        for name, rib in self.ribs.items():
+            for net, plen, value in _rib_entries(rib):
+                suffix = "" if value is None else f" {value}"
+                lines.append(f"table {name} add {format_prefix(net, plen)}{suffix}")
+        lines += [str(r) for r in self.rules]
+        return "\n".join(lines) + "\n"
+
+    def show(self) -> str:
+        """Rules with their counters, one per line, as ``ipfw show`` prints them."""
+        return "".join(
+            f"{c.number:05d} {c.packets:>10} {c.bytes:>12} {str(c.rule)[6:]}\n"
+            for c in self.counters
+        )
+
+    # -- scalar evaluation --
+    def __call__(self, pkt: PfilPacket) -> Verdict:
+        """The pfil hook (a :class:`netfast.pfil.BatchHook`): :meth:`evaluate` at ``self.now``."""
+        return self.evaluate(pkt, self.now)
+
+    hook = __call__
+
+    def evaluate(self, pkt: PfilPacket, now: float | None = None) -> Verdict:
+        """First matching rule's verdict for one packet; counts it; may set ``pkt.replies``."""
+        if now is None:
+            now = self.now
+        if self.states:
+            key = _state_key(pkt.proto, pkt.src, pkt.sport, pkt.dst, pkt.dport)
+            state = self.states.get(key)
+            if state is not None:
+                if state.expire > now:
+                    return self._from_state(pkt, state, now)
+                self._remove_state(key)
+        compiled = self._compiled
+        walkers = self._walkers[pkt.direction].get(pkt.proto)
+        if walkers is None:
+            walkers = self._walkers_for(pkt.direction, pkt.proto)
+        first, after = walkers
+        i = first(pkt, 0)
+        while True:
+            c = compiled[i]
+            self.packets[i] += 1
+            self.bytes[i] += pkt.length
+            if c.rule.log:
+                self._log(c.rule, pkt)
+            action = c.action
+            if action == _A_COUNT:
+                i = after(pkt, i + 1)
+                continue
+            if action == _A_SKIPTO:
+                i = after(pkt, c.target)
+                continue
+            if c.rule.keep_state and not self._create_state(pkt, c, now):
+                return Verdict.DROP
+            return self._act(pkt, c)
+
+    def _walkers_for(self, direction: int, proto: int) -> tuple[Walker, Walker]:
+        """The generated walkers of packets of ``proto`` at ``direction`` (every protocol no
+        rule names shares one pair)."""
+        table = self._walkers[direction]
+        key = proto if proto in self._protos else -1
+        walkers = table.get(key)
+        if walkers is None:
+            walkers = table[key] = _build_walkers(self._compiled, int(direction), key)
+        table[proto] = walkers
+        return walkers
+
+    def _act(self, pkt: PfilPacket, c: _Compiled) -> Verdict:
+        action = c.action
+        if action == _A_ALLOW:
+            return Verdict.PASS
+        if action == _A_RESET:
+            reply = tcp_reset_for(pkt)
+            if reply is not None:
+                self._reply(pkt, reply, "ipfw.reset.sent")
+        elif action == _A_UNREACH:
+            source = self.reply_source if self.reply_source is not None else pkt.dst
+            reply = icmp_unreach_for(pkt, c.rule.arg, source)
+            if reply is not None:
+                self._reply(pkt, reply, "ipfw.unreach.sent")
+        return Verdict.DROP
+
+    def _reply(self, pkt: PfilPacket, reply: bytes, counter: str) -> None:
+        if pkt.replies is None:
+            pkt.replies = []
+        pkt.replies.append(reply)
+        self.stats[counter] += 1
+
+    def _log(self, rule: Rule, pkt: PfilPacket) -> None:
+        proto = _PROTO_BY_NUMBER.get(pkt.proto, str(pkt.proto)).upper()
+        if pkt.sport >= 0:
+            ends = f"{ip_to_str(pkt.src)}:{pkt.sport} {ip_to_str(pkt.dst)}:{pkt.dport}"
+        else:
+            ends = f"{ip_to_str(pkt.src)} {ip_to_str(pkt.dst)}"
+        direction = pkt.direction.name.lower()
+        self.log.append(
+            f"{self.now:.6f} ipfw: {rule.number} {rule.action.value} {proto} {ends} "
+            f"{direction} via {pkt.ifindex}"
+        )
+        self.stats["ipfw.logged"] += 1
+
+    # -- dynamic state --
+    def _timeout(self, state: _State) -> float:
+        if not state.tcp:
+            return self.timeouts.other
+        return self.timeouts.tcp_established if state.replied else self.timeouts.tcp_opening
+
+    def _from_state(self, pkt: PfilPacket, state: _State, now: float) -> Verdict:
+        if (pkt.src, _flow_ports(pkt.proto, pkt.sport, pkt.dport)[0]) != state.origin:
+            state.replied = True
+        state.expire = now + self._timeout(state)
+        i = state.rule
+        self.packets[i] += 1
+        self.bytes[i] += pkt.length
+        self.stats["ipfw.state.hit"] += 1
+        c = self._compiled[i]
+        if c.rule.log:
+            self._log(c.rule, pkt)
+        return self._act(pkt, c)
+
+    def _create_state(self, pkt: PfilPacket, c: _Compiled, now: float) -> bool:
+        """Record a state for ``pkt``; False (counted) when the table or the rule is full."""
+        if len(self.states) >= self.max_states:
+            self._expire(now)
+            if len(self.states) >= self.max_states:
+                self.stats["ipfw.state.full"] += 1
+                return False
+        if c.rule.limit and self._rule_states[c.index] >= c.rule.limit:
+            self._expire(now)
+            if self._rule_states[c.index] >= c.rule.limit:
+                self.stats["ipfw.state.limit"] += 1
+                return False
+        key = _state_key(pkt.proto, pkt.src, pkt.sport, pkt.dst, pkt.dport)
+        origin = (pkt.src, _flow_ports(pkt.proto, pkt.sport, pkt.dport)[0])
+        state = _State(c.index, 0.0, origin, pkt.proto == IpProtocol.TCP)
+        state.expire = now + self._timeout(state)
+        self.states[key] = state
+        self._expiry_seq += 1
+        heapq.heappush(self._expiry, (state.expire, self._expiry_seq, key))
+        self._rule_states[c.index] += 1
+        self._hashes_stale = True
+        self.stats["ipfw.state.created"] += 1
+        return True
+
+    def _remove_state(self, key: StateKey) -> None:
+        state = self.states.pop(key)
+        self._rule_states[state.rule] -= 1
+        self._hashes_stale = True
+        self.stats["ipfw.state.expired"] += 1
+
+    def _expire(self, now: float) -> int:
+        """Remove every expired state, the longest expired first; returns how many."""
+        heap = self._expiry
+        removed = 0
+        while heap and heap[0][0] <= now:
+            _, _, key = heapq.heappop(heap)
+            state = self.states.get(key)
+            if state is None:
+                continue  # removed already; a stale heap entry
+            if state.expire > now:  # refreshed since it was pushed
+                self._expiry_seq += 1
+                heapq.heappush(heap, (state.expire, self._expiry_seq, key))
+                continue
+            self._remove_state(key)
+            removed += 1
+        return removed
+
+    def expire_states(self, now: float | None = None) -> int:
+        """Reclaim expired states now (the router may call this from its poll)."""
+        return self._expire(self.now if now is None else now)
+
+    # -- vector evaluation --
+    def evaluate_batch(
+        self,
+        cols: Mapping[str, npt.NDArray[np.integer]],
+        direction: Direction | int,
+        ifindex: npt.NDArray[np.integer] | int,
+    ) -> npt.NDArray[np.uint8]:
+        """Verdicts of a whole batch: 0 PASS, 1 DROP, 3 PUNT (see the module docstring).
+
+        ``cols`` holds equal-length integer arrays ``src``, ``dst``, ``proto``, ``sport``,
+        ``dport``, ``tcp_flags``, ``icmp_type``, ``ttl``, ``length`` (``-1`` where absent) and,
+        optionally, ``fragment`` (nonzero for fragments; absent means none is).  ``ifindex`` is
+        one interface index per packet, or one for all.
+        """
+        return self.run_batch_kernel(cols, direction, ifindex, _evaluate_rules_kernel)
+
+    def run_batch_kernel(
+        self,
+        cols: Mapping[str, npt.NDArray[np.integer]],
+        direction: Direction | int,
+        ifindex: npt.NDArray[np.integer] | int,
+        kernel: BatchKernel,
+    ) -> npt.NDArray[np.uint8]:
+        """The set-up of :meth:`evaluate_batch` (columns as contiguous int64, the state check,
+        the live rules, the ``me``/``table`` columns) around one run of ``kernel``, which gets
+        the argument list of :func:`~netfast.pfil.ipfw.kernel._evaluate_rules_kernel` (the
+        tests pass their packet-major reference kernel through here).
+        """
+        n = len(cols["src"])
+        verdict = np.full(n, _UNDECIDED, np.uint8)
+        if n == 0:
+            return verdict
+        work = {
+            k: np.ascontiguousarray(cols[k], np.int64) if k in cols else np.full(n, -1, np.int64)
+            for k in _COLUMNS
+        }
+        frag = cols.get("fragment")
+        fragment = np.zeros(n, np.uint8) if frag is None else (np.asarray(frag) != 0).view(np.uint8)
+        ifx = np.ascontiguousarray(np.broadcast_to(np.asarray(ifindex), (n,)), np.int64)
+        if self.states:
+            in_state = self._from_states_batch(work, verdict)
+        else:
+            in_state = np.zeros(n, np.bool_)
+        t = self._table
+        direction = int(direction)
+        table, orig = t.live(direction, np.bincount(np.clip(work["proto"], 0, 256), minlength=257))
+        by_state = verdict[in_state]  # the kernel answers PUNT for these; put them back after
+        ext = np.empty((len(t.ext), n), np.uint8)
+        for j, (match, column) in enumerate(t.ext):
+            ext[j] = match.vmatch_raw(cols[column])
+        kernel(
+            table,
+            orig,
+            t.addrs,
+            t.ports,
+            t.icmp,
+            ext,
+            direction,
+            work["src"],
+            work["dst"],
+            work["proto"],
+            work["sport"],
+            work["dport"],
+            work["tcp_flags"],
+            work["icmp_type"],
+            work["ttl"],
+            work["length"],
+            fragment,
+            ifx,
+            in_state.view(np.uint8),
+            verdict,
+            self.packets,
+            self.bytes,
+        )
+        verdict[in_state] = by_state
+        return verdict
+
+    def _from_states_batch(
+        self, work: Mapping[str, npt.NDArray[np.int64]], verdict: npt.NDArray[np.uint8]
+    ) -> npt.NDArray[np.bool_]:
+        """The dynamic-state check of :meth:`evaluate` for a batch, before its rule walk: the
+        rows whose state-key hash is in the table are probed one by one (a minority in real
+        traffic); a live state decides its row as :meth:`_from_state` does -- refresh, counters,
+        the creating rule's verdict -- or punts it when that rule logs or sends a reply.  A row
+        of an expired state is punted (the scalar path removes the state and walks the rules,
+        in packet order); a row whose key is not in the table (a hash collision) goes on to the
+        rules.  Returns the rows decided or punted here (their ``verdict`` set).
+
+        Besides ``packets`` and ``bytes`` this changes ``stats`` and the states' expiry: a caller
+        that rolls counters back to re-run a batch must roll ``stats`` back too (the refresh
+        gives the same states when re-run at the same ``now``)."""
+        handled = np.isin(_vkey_hash(work), self._hashes())
+        rows = np.flatnonzero(handled)
+        if len(rows) == 0:
+            return handled
+        now = self.now
+        states = self.states
+        compiled = self._compiled
+        timeouts = self.timeouts
+        packets, nbytes = self.packets, self.bytes
+        per_rule: dict[int, list[int]] = {}  # rule -> [packets, bytes] decided here
+        for r, proto, src, sport, dst, dport, length in zip(
+            rows.tolist(),
+            work["proto"][rows].tolist(),
+            work["src"][rows].tolist(),
+            work["sport"][rows].tolist(),
+            work["dst"][rows].tolist(),
+            work["dport"][rows].tolist(),
+            work["length"][rows].tolist(),
+            strict=True,
+        ):
+            fsport, fdport = _flow_ports(proto, sport, dport)
+            a, b = (src << 16) | fsport, (dst << 16) | fdport
+            key = (
+                (proto, a >> 16, a & 0xFFFF, b >> 16, b & 0xFFFF)
+                if a <= b
+                else (proto, b >> 16, b & 0xFFFF, a >> 16, a & 0xFFFF)
+            )
+            state = states.get(key)
+            if state is None:
+                handled[r] = False
+                continue
+            if state.expire <= now:
+                # The scalar path removes it and walks the rules; punted, that happens in packet
+                # order with the states the batch's earlier punted packets create.
+                verdict[r] = VERDICT_PUNT
+                continue
+            c = compiled[state.rule]
+            action = c.action
+            if c.rule.log or not (
+                action in (_A_ALLOW, _A_DENY) or (action == _A_RESET and proto != 6)
+            ):
+                verdict[r] = VERDICT_PUNT  # logging and replies are the scalar path's
+                continue
+            if (src, fsport) != state.origin:
+                state.replied = True
+            if not state.tcp:
+                state.expire = now + timeouts.other
+            elif state.replied:
+                state.expire = now + timeouts.tcp_established
+            else:
+                state.expire = now + timeouts.tcp_opening
+            i = state.rule
+            counted = per_rule.get(i)
+            if counted is None:
+                per_rule[i] = [1, length]
+            else:
+                counted[0] += 1
+                counted[1] += length
+            verdict[r] = VERDICT_PASS if action == _A_ALLOW else VERDICT_DROP
+        hits = 0
+        for i, (count, size) in per_rule.items():
+            packets[i] += count
+            nbytes[i] += size
+            hits += count
+        if hits:
+            self.stats["ipfw.state.hit"] += hits
+        return handled
+
+    def _hashes(self) -> npt.NDArray[np.uint64]:
+        if self._hashes_stale:
+            self._state_hashes = np.array(sorted(_key_hash(k) for k in self.states), np.uint64)
+            self._hashes_stale = False
+        return self._state_hashes
+
+
+def _rib_entries(rib: Rib) -> list[tuple[int, int, object]]:
+    out = []
+    for rid in range(rib.route_count):
+        if rib.alive[rid]:
+            out.append((int(rib.net[rid]), int(rib.plen[rid]), rib.value_of(rid)))
+    return out
