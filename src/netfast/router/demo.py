@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from netfast.ip.iface import NextHop
 from netfast.router.build import BuiltRouter, build_router
 from netfast.router.config import load_config
 from netfast.router.engine import Engine, ForwardStats
@@ -95,9 +96,12 @@ def generate_trace(built: BuiltRouter, n: int = 50_000, seed: int = 1) -> Trace:
     nets, plens, rids = rib.live_arrays()
     # Destinations: announced prefixes reached through an upstream (not the connected nets).
     hops = [rib.values[int(v)] for v in rib.value_id[rids]]
-    up = np.fromiter((getattr(h, "gateway", None) is not None for h in hops), np.bool_, len(rids))
+    up = np.fromiter(
+        (isinstance(h, NextHop) and h.gateway is not None for h in hops), np.bool_, len(rids)
+    )
+    ifaces = built.config.interfaces
     via_small_mtu = np.fromiter(
-        (built.config.interfaces[getattr(h, "ifindex", 0)].interface.mtu < 1500 for h in hops),
+        (ifaces[h.ifindex if isinstance(h, NextHop) else 0].interface.mtu < 1500 for h in hops),
         np.bool_,
         len(rids),
     )

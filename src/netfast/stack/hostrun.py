@@ -27,7 +27,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
-from netfast.link.base import Link
+from netfast.link.base import Link, WaitableLink
 from netfast.stack.host import Stack
 from netfast.stack.kqueue import READ, WRITE, EventQueue, KEvent
 
@@ -233,7 +233,7 @@ def run_host(
             )
     if duration is not None and duration < 0:
         raise ValueError("duration must be >= 0")
-    fds = [f() for f in (getattr(link, "fileno", None) for link in links.values()) if f]
+    fds = [link.fileno() for link in links.values() if isinstance(link, WaitableLink)]
     start = time.monotonic()
     end = float("inf") if duration is None else start + duration
     received = 0
