@@ -14,37 +14,18 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from tests.route.oracle import pytricia_lookup, pytricia_of, read_table, sample_addresses
+from tests.route.strategies import prefixes, probes
 
 from netfast.route.fib import Fib
-from netfast.route.rib import NO_ROUTE, Rib, format_prefix, prefix_mask
+from netfast.route.rib import NO_ROUTE, Rib, format_prefix
 from netfast.route.table import algorithms
 
 ALGORITHMS = sorted(algorithms())
 REAL_TABLES = ["ipv4-dfz-20260619.txt.gz", "ipv4-dfz-20160202-caida-pfx2as.txt.gz"]
 
-_ANCHORS = [0x00000000, 0x0A000000, 0x0A010200, 0x80000000, 0xC0A80100, 0xFFFFFFFF]
-
-
-@st.composite
-def prefixes(draw: st.DrawFn) -> tuple[int, int]:
-    """Prefixes that nest and collide: near a few anchors, /0 and /32 included."""
-    anchor = draw(st.sampled_from(_ANCHORS) | st.integers(0, 2**32 - 1))
-    noise = draw(st.integers(0, 2**32 - 1)) >> draw(st.integers(0, 32))
-    plen = draw(st.sampled_from([0, 8, 16, 24, 31, 32]) | st.integers(0, 32))
-    return (anchor ^ noise) & prefix_mask(plen), plen
-
 
 # (delete?, prefix to add, which live route to delete)
 operations = st.lists(st.tuples(st.booleans(), prefixes(), st.integers(0, 10**6)), max_size=40)
-
-
-def probes(touched: set[tuple[int, int]], extra: list[int]) -> list[int]:
-    """Addresses at and just outside the edges of every prefix, plus ``extra``."""
-    out = [0, 2**32 - 1, *extra]
-    for net, plen in touched:
-        last = net | (~prefix_mask(plen) & 0xFFFFFFFF)
-        out += [net, last, (net - 1) % 2**32, (last + 1) % 2**32]
-    return out
 
 
 def agree(fib: Fib, rib: Rib, addrs: list[int]) -> None:

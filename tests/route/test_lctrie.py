@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from tests.route.oracle import pytricia_lookup, pytricia_of, read_table, sample_addresses
+from tests.route.strategies import prefixes, probes
 
 from netfast.route.lctrie import (
     _BRANCH_SHIFT,
@@ -24,31 +25,11 @@ from netfast.route.lctrie import (
 )
 from netfast.route.rib import NO_ROUTE, Rib, format_prefix, prefix_mask
 
-_ANCHORS = [0x00000000, 0x0A000000, 0x0A010200, 0x80000000, 0xC0A80100, 0xFFFFFFFF]
-
-
-@st.composite
-def prefixes(draw: st.DrawFn) -> tuple[int, int]:
-    anchor = draw(st.sampled_from(_ANCHORS) | st.integers(0, 2**32 - 1))
-    noise = draw(st.integers(0, 2**32 - 1)) >> draw(st.integers(0, 32))
-    plen = draw(st.sampled_from([0, 8, 16, 24, 31, 32]) | st.integers(0, 32))
-    return (anchor ^ noise) & prefix_mask(plen), plen
-
-
 # (delete?, prefix to add, which live route to delete, look up afterwards?)
 operations = st.lists(
     st.tuples(st.booleans(), prefixes(), st.integers(0, 10**6), st.booleans()), max_size=50
 )
 shapes = st.tuples(st.sampled_from([0.25, 0.5, 0.75, 1.0]), st.sampled_from([0, 1, 3, 8, 16]))
-
-
-def probes(touched: set[tuple[int, int]], extra: list[int]) -> list[int]:
-    """Addresses at and just outside the edges of every prefix, plus ``extra``."""
-    out = [0, 2**32 - 1, *extra]
-    for net, plen in touched:
-        last = net | (~prefix_mask(plen) & 0xFFFFFFFF)
-        out += [net, last, (net - 1) % 2**32, (last + 1) % 2**32]
-    return out
 
 
 def check_vectors(fib: LcTrieFib, rib: Rib) -> None:
