@@ -24,18 +24,8 @@ from scapy.all import (
 from scapy.utils import checksum as scapy_checksum
 
 from netfast.wire.errors import ChecksumError, MalformedError, TruncatedError, WireError
-from netfast.wire.ipv4 import (
-    HEADER_LEN,
-    IpProtocol,
-    Ipv4Option,
-    Ipv4OptionType,
-    Ipv4Packet,
-    Ipv4Repr,
-    encode_options,
-    ip_from_str,
-    ip_to_str,
-    iter_options,
-)
+from netfast.wire.ipv4 import HEADER_LEN, IpProtocol, Ipv4Packet, Ipv4Repr, ip_from_str, ip_to_str
+from netfast.wire.ipv4_options import Ipv4Option, Ipv4OptionType, encode_options, iter_options
 
 
 def ipv4_packets(path: Path) -> list[bytes]:

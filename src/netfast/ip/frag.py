@@ -27,7 +27,8 @@ import struct
 
 from netfast.wire import checksum
 from netfast.wire.buffer import Buffer
-from netfast.wire.ipv4 import FIXED_HEADER, FLAG_DF, FLAG_MF, iter_options
+from netfast.wire.ipv4 import FIXED_HEADER, FLAG_DF, FLAG_MF
+from netfast.wire.ipv4_options import iter_options
 
 _U16 = struct.Struct(">H")
 _OFFSET_MASK = 0x1FFF

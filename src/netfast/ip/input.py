@@ -43,7 +43,8 @@ from typing import NamedTuple
 from netfast.ip.facts import LIMITED_BROADCAST, MARTIAN_DST_TOP, MARTIAN_SRC_TOP
 from netfast.wire.buffer import Buffer
 from netfast.wire.errors import MalformedError
-from netfast.wire.ipv4 import FIXED_HEADER, iter_options
+from netfast.wire.ipv4 import FIXED_HEADER
+from netfast.wire.ipv4_options import iter_options
 
 IN_TOO_SHORT = "ip.in.too_short"
 IN_BAD_VERSION = "ip.in.bad_version"
@@ -87,7 +88,7 @@ class Ipv4Header(NamedTuple):
 
 
 def options_ok(options: Buffer) -> bool:
-    """True when the IP options walk cleanly (:func:`netfast.wire.ipv4.iter_options`); a
+    """True when the IP options walk cleanly (:func:`netfast.wire.ipv4_options.iter_options`); a
     malformed list is dropped by router and host alike (RFC 1812 5.2.2 leaves its reply open)."""
     try:
         for _ in iter_options(options):

@@ -13,7 +13,7 @@ packets that ICMP errors quote.
 :class:`Ipv4Repr` is the validated value of a header; :meth:`Ipv4Repr.parse` performs the sanity
 checks (version 4, ``ihl >= 5``, ``total_length >= ihl * 4``, the reserved flag clear, options
 well-formed, and optionally the header checksum).  Options are kept as raw bytes -- a router copies
-them, it does not rebuild them -- and :func:`iter_options` walks them.
+them, it does not rebuild them -- and :func:`netfast.wire.ipv4_options.iter_options` walks them.
 
 Addresses are 32-bit integers in host order; :func:`ip_to_str` and :func:`ip_from_str` convert.
 """
@@ -23,21 +23,19 @@ from __future__ import annotations
 import ipaddress
 import socket
 import struct
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import NamedTuple
 
 from netfast.wire import checksum
 from netfast.wire.buffer import Buffer, as_bytes_view
 from netfast.wire.errors import ChecksumError, MalformedError, TruncatedError
+from netfast.wire.ipv4_options import MAX_OPTIONS_LEN, iter_options
 
 #: Length of a header without options.
 HEADER_LEN = 20
 #: Longest header (``ihl`` = 15).
 MAX_HEADER_LEN = 60
 #: Longest options field.
-MAX_OPTIONS_LEN = MAX_HEADER_LEN - HEADER_LEN
 VERSION = 4
 
 FLAG_RESERVED = 0x8000
@@ -68,31 +66,6 @@ class IpProtocol(IntEnum):
     SCTP = 132
 
 
-class Ipv4OptionType(IntEnum):
-    """IPv4 option types (the whole type octet: copied flag, class, number)."""
-
-    EOL = 0
-    NOP = 1
-    RECORD_ROUTE = 7
-    TIMESTAMP = 68
-    LSRR = 131
-    SSRR = 137
-    ROUTER_ALERT = 148
-
-
-# Smallest legal length of the known TLV options: RR/LSRR/SSRR carry a pointer (RFC 791), the
-# timestamp a pointer and an overflow/flags octet, the router alert exactly 2 value octets
-# (RFC 2113).
-_MIN_OPTION_LEN: dict[int, int] = {
-    Ipv4OptionType.RECORD_ROUTE: 3,
-    Ipv4OptionType.LSRR: 3,
-    Ipv4OptionType.SSRR: 3,
-    Ipv4OptionType.TIMESTAMP: 4,
-    Ipv4OptionType.ROUTER_ALERT: 4,
-}
-_EXACT_OPTION_LEN: dict[int, int] = {Ipv4OptionType.ROUTER_ALERT: 4}
-
-
 def ip_to_str(address: int) -> str:
     """Dotted-quad form of a 32-bit address.
 
@@ -115,97 +88,6 @@ def ip_from_str(text: str) -> int:
         When ``text`` is not four decimal octets (leading zeros are refused as ambiguous).
     """
     return int(ipaddress.IPv4Address(text))
-
-
-# --- options ------------------------------------------------------------------------------------
-
-
-class Ipv4Option(NamedTuple):
-    """One option: its type octet, its length (1 for EOL and NOP) and its value octets."""
-
-    type: int
-    length: int
-    data: bytes
-
-    @property
-    def copied(self) -> bool:
-        """True when fragmentation copies this option into every fragment."""
-        return bool(self.type & 0x80)
-
-    def to_bytes(self) -> bytes:
-        """The option as it appears on the wire."""
-        if self.type in (Ipv4OptionType.EOL, Ipv4OptionType.NOP):
-            return bytes((self.type,))
-        return bytes((self.type, self.length)) + self.data
-
-
-def iter_options(raw: Buffer) -> Iterator[Ipv4Option]:
-    """Walk the options field of a header.
-
-    EOL ends the list (what follows it is padding and is not walked); NOP is a single octet;
-    every other option is type, length (counting type and length) and value.
-
-    Raises
-    ------
-    MalformedError
-        When an option's length is below 2, below the minimum of a known option, or runs past the
-        end of ``raw`` (``field="options"``).
-    """
-    data = bytes(raw)
-    end = len(data)
-    pos = 0
-    while pos < end:
-        kind = data[pos]
-        if kind == Ipv4OptionType.EOL:
-            yield Ipv4Option(kind, 1, b"")
-            return
-        if kind == Ipv4OptionType.NOP:
-            yield Ipv4Option(kind, 1, b"")
-            pos += 1
-            continue
-        if pos + 1 >= end:
-            raise MalformedError(
-                _HEADER, f"option {kind} at offset {pos} has no length octet", field="options"
-            )
-        length = data[pos + 1]
-        minimum = _MIN_OPTION_LEN.get(kind, 2)
-        if length < minimum:
-            raise MalformedError(
-                _HEADER,
-                f"option {kind} at offset {pos} has length {length}, below the minimum {minimum}",
-                field="options",
-            )
-        exact = _EXACT_OPTION_LEN.get(kind)
-        if exact is not None and length != exact:
-            raise MalformedError(
-                _HEADER,
-                f"option {kind} at offset {pos} has length {length}, must be {exact}",
-                field="options",
-            )
-        if pos + length > end:
-            raise MalformedError(
-                _HEADER,
-                f"option {kind} at offset {pos} has length {length}, "
-                f"past the end of {end} option bytes",
-                field="options",
-            )
-        yield Ipv4Option(kind, length, data[pos + 2 : pos + length])
-        pos += length
-
-
-def encode_options(options: Iterable[Ipv4Option]) -> bytes:
-    """The options field for ``options``, padded with zero (EOL) octets to a 4-byte multiple.
-
-    Raises
-    ------
-    ValueError
-        When the result exceeds the 40 bytes a header can hold.
-    """
-    raw = b"".join(option.to_bytes() for option in options)
-    raw += bytes(-len(raw) % 4)
-    if len(raw) > MAX_OPTIONS_LEN:
-        raise ValueError(f"options take {len(raw)} bytes, more than {MAX_OPTIONS_LEN}")
-    return raw
 
 
 # --- view ---------------------------------------------------------------------------------------
