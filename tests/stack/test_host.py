@@ -294,10 +294,10 @@ def test_ip_output_routes_and_limits() -> None:
     assert stack.is_local(host) and not stack.is_local(peer)
     learn_peer(stack)
     learn_peer(stack, ip=GW_IP, mac="02:00:00:00:aa:fe")
-    assert stack.ip_output(host, far, 253, b"x" * 100, 1.0) is None
-    assert stack.ip_output(0, peer, 253, b"y" * 100, 1.0, ttl=3, tos=0x28) is None
-    assert stack.ip_output(host, far, 253, b"z" * 1000, 1.0, df=True) == "ip.out.too_big"
-    assert stack.ip_output(host, far, 253, b"z" * 1000, 1.0, df=False) is None
+    assert stack.output.ip_output(host, far, 253, b"x" * 100, 1.0) is None
+    assert stack.output.ip_output(0, peer, 253, b"y" * 100, 1.0, ttl=3, tos=0x28) is None
+    assert stack.output.ip_output(host, far, 253, b"z" * 1000, 1.0, df=True) == "ip.out.too_big"
+    assert stack.output.ip_output(host, far, 253, b"z" * 1000, 1.0, df=False) is None
     out = [Ether(f) for _, f in stack.poll(1.0)]
     assert out[0].dst == "02:00:00:00:aa:fe" and out[0][IP].dst == FAR_IP  # via the gateway
     assert out[1].dst == PEER_MAC and out[1][IP].ttl == 3 and out[1][IP].tos == 0x28
@@ -307,13 +307,13 @@ def test_ip_output_routes_and_limits() -> None:
     (whole,) = defragment([f[IP] for f in frags])
     assert bytes(whole[IP].payload) == b"z" * 1000
     nogw = make_stack()
-    assert nogw.ip_output(0, far, 253, b"", 0.0) == "ip.out.no_route"
+    assert nogw.output.ip_output(0, far, 253, b"", 0.0) == "ip.out.no_route"
     assert nogw.counters["ip.out.no_route"] == 1 and nogw.source_for(far) is None
 
 
 def test_unresolved_neighbour_gives_up() -> None:
     stack = make_stack()
-    assert stack.ip_output(0, ip_from_str("198.18.7.50"), 253, b"q", 0.0) is None
+    assert stack.output.ip_output(0, ip_from_str("198.18.7.50"), 253, b"q", 0.0) is None
     (req,) = stack.poll(0.0)
     assert Ether(req[1])[ARP].pdst == "198.18.7.50"
     t = 0.0

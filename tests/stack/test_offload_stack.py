@@ -235,13 +235,13 @@ def test_a_large_segment_that_fits_the_link_gets_its_checksum() -> None:
     # gso_mss on a segment the link can carry whole: nothing cuts it, so the stack fills in
     # the TCP checksum the TCP left out.
     pair = HostPair(seed=3, mtu=9000)
-    pair.a.ip_output(ADDR_A, ADDR_B, 17, b"\0" * 8, pair.now)  # resolve b's address first
+    pair.a.output.ip_output(ADDR_A, ADDR_B, 17, b"\0" * 8, pair.now)  # resolve b's address first
     assert pair.run(lambda: pair.a.arp.lookup(0, ADDR_B, pair.now) is not None, max_time=5).ok
     pair.a.poll(pair.now)
     seg = TcpRepr(40000, 80, 1, 1, TcpFlags.ACK, 1000, payload=b"z" * 3000)
     data = seg.to_bytes(ADDR_A, ADDR_B, checksum=False)
     assert data[16:18] == b"\0\0"
-    pair.a.ip_output(ADDR_A, ADDR_B, 6, data, pair.now, gso_mss=1448)
+    pair.a.output.ip_output(ADDR_A, ADDR_B, 6, data, pair.now, gso_mss=1448)
     frames = [f for _, f in pair.a.poll(pair.now)]
     assert len(frames) == 1, frames
     pkt = Ether(frames[0])

@@ -88,7 +88,7 @@ def kernel_peer(
         iface = Interface(0, tap.name, NETFAST_MAC, (IfAddr(ip_from_str(NETFAST_IP), 24),), mtu)
         stack = Stack([iface], rng=random.Random(seed), tcp_config=tcp_config, tcp=not tcp_kw)
         if tcp_kw:  # TCP layer settings of the test's own (SYN cache limits ...)
-            stack.attach_tcp(TcpLayer(stack, random.Random(seed + 1), tcp_config, **tcp_kw))
+            stack.attach_tcp(TcpLayer(stack.output, random.Random(seed + 1), tcp_config, **tcp_kw))
         if offloads:
             stack.enable_tso(0)
         link: Any = tap

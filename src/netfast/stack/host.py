@@ -18,8 +18,9 @@ Composition: the layers are their own modules, and the stack wires them to its i
 2. Output: :class:`~netfast.ip.host_output.HostOutput` (route, header, ARP, fragmentation,
    TSO/GSO, ICMP errors) is the :class:`~netfast.ip.api.IpOutput` the transports are given --
    :class:`~netfast.udp.UdpLayer` always, :class:`~netfast.tcp.layer.TcpLayer` unless built
-   with ``tcp=False``; transports never see the stack.  :meth:`Stack.ip_output` and the address
-   queries are the same calls for callers outside.
+   with ``tcp=False``; transports never see the stack.  Callers outside send through
+   ``stack.output``; the stack's address queries (``source_for``, ``mtu_for`` ...) are the
+   output's.
 3. A received batch (:meth:`Stack.input_batch`) goes through the compiled receive offload
    (:func:`netfast.link.offload.gro_scan`) when :attr:`HostConfig.rx_coalesce` is on.
 
@@ -301,25 +302,6 @@ class Stack:
         """The link of ``ifindex`` cuts large TCP segments itself (TSO): the TCP may hand it
         segments of up to 64 KiB."""
         self.output.enable_tso(ifindex)
-
-    def ip_output(
-        self,
-        src: int,
-        dst: int,
-        proto: int,
-        payload: bytes,
-        now: float,
-        *,
-        ttl: int | None = None,
-        df: bool = True,
-        tos: int = 0,
-        gso_mss: int = 0,
-    ) -> str | None:
-        """Send one IP datagram (:meth:`netfast.ip.host_output.HostOutput.ip_output`, which the
-        transports call directly)."""
-        return self.output.ip_output(
-            src, dst, proto, payload, now, ttl=ttl, df=df, tos=tos, gso_mss=gso_mss
-        )
 
     # --- entry points -----------------------------------------------------------------------------
 

@@ -405,7 +405,7 @@ class TcpLayer:
         if mss and len(seg.payload) > mss:
             # Segmentation offload checksums every piece it cuts (in software, or the TAP's
             # partial sum): a sum over the whole would be thrown away.  A stack that does not
-            # cut it after all fills it in (Stack.ip_output, gso_mss).
+            # cut it after all fills it in (HostOutput.ip_output, gso_mss).
             self.counters["tcp.out.tso"] += 1
             data = seg.to_bytes(src, dst, checksum=False)
             reason = self.ip.ip_output(src, dst, IPPROTO_TCP, data, now, gso_mss=mss)

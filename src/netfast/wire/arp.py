@@ -231,19 +231,7 @@ class ArpRepr:
         """
         if len(packet.buffer) < HEADER_LEN:
             raise ValueError(f"buffer of {len(packet.buffer)} bytes is shorter than {HEADER_LEN}")
-        _PACKET.pack_into(
-            packet.buffer,
-            0,
-            HTYPE_ETHERNET,
-            PTYPE_IPV4,
-            HLEN_ETHERNET,
-            PLEN_IPV4,
-            self.operation,
-            self.sender_hw,
-            self.sender_ip,
-            self.target_hw,
-            self.target_ip,
-        )
+        packet.buffer[:HEADER_LEN] = self.to_bytes()
 
     def to_bytes(self, payload: Buffer = b"") -> bytes:
         """The 28-byte packet followed by ``payload`` (e.g. padding up to a minimum frame)."""
