@@ -2,10 +2,10 @@
 
 The product has one scalar matcher (the walkers generated per direction and protocol,
 :mod:`netfast.pfil.ipfw.walker`) and one vector matcher (the rule-major numba kernel,
-:func:`netfast.pfil.ipfw.kernel._evaluate_rules_kernel`), chosen by measurement (16k-packet
-batches and 2,000 scalar packets, 0/10/100 rules, ns/packet: rule-major 18/24/163, packet-major
-17/51/335, numpy masks 14/42/290; walkers 890/990/3080, every rule tested in turn
-1100/2780/17230).  What is here is obviously-correct or independently written:
+:func:`netfast.pfil.ipfw.kernel._evaluate_rules_kernel`), the fastest of each kind at 100 rules
+in a one-off timing of all five when the package was split (2026-12-03; not a project command,
+so no figures are kept here -- ``netfast bench forward`` measures the product's kernel in the
+vector path).  What is here is obviously-correct or independently written:
 
 - :func:`rule_match` / :func:`use_reference_walk`: every compiled rule tested in turn against a
   packet's fields, the scalar reference of the generated walkers;
