@@ -17,6 +17,7 @@ import pytest
 from rich.console import Console
 
 from netfast.bench import http as hb
+from netfast.bench.http import figure18_tap, loopback, retrieval
 from netfast.bench.netns import tap_environment
 from netfast.cli import CliError, main
 from netfast.cli.bench_http import parse_counts, parse_sections
@@ -176,7 +177,9 @@ def test_select_counts_past_fd_setsize_are_skipped_rows(tmp_path: Path) -> None:
 
 def test_missing_wrk_gives_skipped_rows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     real = shutil.which
-    monkeypatch.setattr(hb.shutil, "which", lambda n, *a, **k: None if n == "wrk" else real(n))
+    monkeypatch.setattr(
+        loopback.shutil, "which", lambda n, *a, **k: None if n == "wrk" else real(n)
+    )
     rows = hb.measure_wrk(["keepalive", "large"], tmp_path, tmp_path, seconds=1, workers=[1])
     assert {(r["section"], r["server"]) for r in rows} == {
         ("keepalive", "netfast"), ("keepalive", "nginx"), ("keepalive", "http.server"),
@@ -340,7 +343,7 @@ def test_retrieval_queue_checks_follow_active_scan_follows_registered() -> None:
 
 
 def test_retrieval_failure_is_error_rows(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(hb, "QUEUE_SETUP_TIMEOUT", -1.0)
+    monkeypatch.setattr(retrieval, "QUEUE_SETUP_TIMEOUT", -1.0)
     rows = hb.measure_retrieval([0, 10], rounds=2)
     assert [(r["idle"], r["poller"]) for r in rows] == [
         (k, m) for k in (0, 10) for m in ("eventqueue", "scan", "stackpoll")
@@ -351,7 +354,9 @@ def test_retrieval_failure_is_error_rows(monkeypatch: pytest.MonkeyPatch) -> Non
 def test_figure18_tap_without_a_tap_gives_skipped_rows(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(hb, "tap_environment", lambda: "needs root (network namespace, TAP)")
+    monkeypatch.setattr(
+        figure18_tap, "tap_environment", lambda: "needs root (network namespace, TAP)"
+    )
     rows = hb.measure_figure18_tap(tmp_path, tmp_path, counts=[100, 0, 9000], limit=2000)
     assert [r["idle"] for r in rows] == [0, 100, 9000]
     assert all(r["line"] == "netfast-kqueue" and r["section"] == "figure18" for r in rows)

@@ -71,7 +71,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def parse_sections(only: str | None) -> list[str]:
     """The sections named by ``--only`` (all when None), in the benchmark's order."""
-    from netfast.bench.http import SECTIONS
+    from netfast.bench.http.common import SECTIONS
 
     if only is None:
         return list(SECTIONS)
@@ -95,49 +95,80 @@ def parse_counts(flag: str, text: str, lo: int, hi: int) -> list[int]:
 
 
 def cmd_http(args: argparse.Namespace) -> int:
-    from netfast.bench import http as hb
+    from netfast.bench.http.common import (
+        FIG18_COUNTS,
+        FIG18_PROBES,
+        FIG18_QUEUE_COUNTS,
+        FIG18_QUEUE_QUICK_COUNTS,
+        FIG18_QUEUE_QUICK_ROUNDS,
+        FIG18_QUEUE_ROUNDS,
+        FIG18_QUICK_COUNTS,
+        FIG18_TAP_LIMIT,
+        LARGE_BYTES,
+        QUICK_LARGE_BYTES,
+        QUICK_TAP_LARGE_BYTES,
+        SELECT_LIMIT,
+        TAP_LARGE_BYTES,
+        TARGETS,
+        WORKERS,
+    )
+    from netfast.bench.http.figure18 import measure_figure18
+    from netfast.bench.http.figure18_tap import measure_figure18_tap
+    from netfast.bench.http.loopback import measure_wrk
+    from netfast.bench.http.report import environment, plot_figure18, targets
+    from netfast.bench.http.retrieval import measure_retrieval
+    from netfast.bench.http.servers import make_root
+    from netfast.bench.http.tables import (
+        figure18_answer,
+        figure18_table,
+        retrieval_table,
+        tap_table,
+        targets_table,
+        wrk_table,
+    )
+    from netfast.bench.http.tap import measure_tap
 
     sections = parse_sections(args.only)
     seconds = args.seconds if args.seconds is not None else (2 if args.quick else 5)
     if seconds < 1:
         raise CliError(f"--seconds must be at least 1, got {seconds}")
-    workers = parse_counts("--workers", args.workers, 1, 64) if args.workers else list(hb.WORKERS)
+    workers = parse_counts("--workers", args.workers, 1, 64) if args.workers else list(WORKERS)
     if args.idle:
         counts = parse_counts("--idle", args.idle, 0, 100_000)
     else:
-        counts = list(hb.FIG18_QUICK_COUNTS if args.quick else hb.FIG18_COUNTS)
-    probes = args.probes if args.probes is not None else (100 if args.quick else hb.FIG18_PROBES)
+        counts = list(FIG18_QUICK_COUNTS if args.quick else FIG18_COUNTS)
+    probes = args.probes if args.probes is not None else (100 if args.quick else FIG18_PROBES)
     if probes < 1:
         raise CliError(f"--probes must be at least 1, got {probes}")
     if args.queue_idle:
         queue_counts = parse_counts("--queue-idle", args.queue_idle, 0, 40_000)
     else:
-        queue_counts = list(hb.FIG18_QUEUE_QUICK_COUNTS if args.quick else hb.FIG18_QUEUE_COUNTS)
+        queue_counts = list(FIG18_QUEUE_QUICK_COUNTS if args.quick else FIG18_QUEUE_COUNTS)
     queue_rounds = args.queue_rounds
     if queue_rounds is None:
-        queue_rounds = hb.FIG18_QUEUE_QUICK_ROUNDS if args.quick else hb.FIG18_QUEUE_ROUNDS
+        queue_rounds = FIG18_QUEUE_QUICK_ROUNDS if args.quick else FIG18_QUEUE_ROUNDS
     if queue_rounds < 1:
         raise CliError(f"--queue-rounds must be at least 1, got {queue_rounds}")
     plot = args.plot
     if plot is None and args.json is not None:
         plot = args.json.with_name("figure18.png")
-    large = hb.QUICK_LARGE_BYTES if args.quick else hb.LARGE_BYTES
+    large = QUICK_LARGE_BYTES if args.quick else LARGE_BYTES
     console = Console(width=max(Console().width, 170))
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="netfast-bench-http-") as tmp_name:
         tmp = Path(tmp_name)
         root = tmp / "root"
-        tap_large = hb.QUICK_TAP_LARGE_BYTES if args.quick else hb.TAP_LARGE_BYTES
+        tap_large = QUICK_TAP_LARGE_BYTES if args.quick else TAP_LARGE_BYTES
         sizes = ([large] if "large" in sections else []) + (
             [tap_large] if "tap" in sections else []
         )
         with console.status("writing the files") as status:
-            files = hb.make_root(root, sizes)
+            files = make_root(root, sizes)
 
             def progress(msg: str) -> None:
                 status.update(f"measuring {msg}")
 
-            rows += hb.measure_wrk(
+            rows += measure_wrk(
                 sections,
                 root,
                 tmp,
@@ -147,51 +178,49 @@ def cmd_http(args: argparse.Namespace) -> int:
                 progress=progress,
             )
             if "tap" in sections:
-                rows += hb.measure_tap(
+                rows += measure_tap(
                     root, tmp, seconds=seconds, large_bytes=tap_large, progress=progress
                 )
             if "figure18" in sections:
-                rows += hb.measure_figure18(
+                rows += measure_figure18(root, tmp, counts=counts, probes=probes, progress=progress)
+                rows += measure_figure18_tap(
                     root, tmp, counts=counts, probes=probes, progress=progress
                 )
-                rows += hb.measure_figure18_tap(
-                    root, tmp, counts=counts, probes=probes, progress=progress
-                )
-                rows += hb.measure_retrieval(queue_counts, rounds=queue_rounds, progress=progress)
+                rows += measure_retrieval(queue_counts, rounds=queue_rounds, progress=progress)
     for section in ("keepalive", "close", "large"):
         if section in sections:
-            console.print(hb.wrk_table(rows, section))
-    tgts = hb.targets(rows)
+            console.print(wrk_table(rows, section))
+    tgts = targets(rows)
     if tgts:
-        console.print(hb.targets_table(tgts))
+        console.print(targets_table(tgts))
     if "tap" in sections:
-        console.print(hb.tap_table(rows))
+        console.print(tap_table(rows))
     plot_note = None
     if "figure18" in sections:
-        console.print(hb.figure18_table(rows))
-        console.print(hb.retrieval_table(rows))
-        for line in hb.figure18_answer(rows):
+        console.print(figure18_table(rows))
+        console.print(retrieval_table(rows))
+        for line in figure18_answer(rows):
             console.print(f"  {line}")
         if plot is not None:
-            plot_note = hb.plot_figure18(rows, plot)
+            plot_note = plot_figure18(rows, plot)
             console.print(f"plot: {plot_note}" if plot_note else f"wrote {plot}")
     _write_json(
         args.json,
         {
             "meta": {
                 "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-                **hb.environment(),
+                **environment(),
                 "sections": sections,
                 "seconds": seconds,
                 "workers": workers,
                 "files": files,
                 "idle_counts": counts,
                 "probes": probes,
-                "select_limit": hb.SELECT_LIMIT,
-                "tap_idle_limit": hb.FIG18_TAP_LIMIT,
+                "select_limit": SELECT_LIMIT,
+                "tap_idle_limit": FIG18_TAP_LIMIT,
                 "queue_idle_counts": queue_counts,
                 "queue_rounds": queue_rounds,
-                "targets": hb.TARGETS,
+                "targets": TARGETS,
                 "plot": None if plot is None or plot_note else str(plot),
             },
             "rows": rows,
