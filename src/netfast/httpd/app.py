@@ -31,16 +31,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TextIO
 
-from netfast.httpd.files import (
-    FileInfo,
-    Response,
-    StatCache,
-    error_response,
-    file_info,
-    http_date,
-    plan_response,
-    serialize_head,
-)
+from netfast.httpd.files.dates import http_date
+from netfast.httpd.files.meta import FileInfo, StatCache, file_info
+from netfast.httpd.files.plan import plan_response
+from netfast.httpd.files.response import Response, error_response, serialize_head
 from netfast.httpd.proto import Request
 
 #: Server header value.

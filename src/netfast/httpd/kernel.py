@@ -48,6 +48,7 @@ import sys
 import threading
 import time
 from dataclasses import replace
+from typing import TypeAlias
 
 from netfast.httpd.app import HttpdConfig
 from netfast.httpd.loop import LINGER, PIPELINE, PIPELINE_BYTES, SWEEP, Conn, ServerCore
@@ -65,7 +66,11 @@ _SELECTORS: dict[str, type[selectors.BaseSelector]] = {
 }
 
 
-class KernelServer(ServerCore):
+#: A connection of this backend: a kernel socket, keyed by its descriptor.
+_Conn: TypeAlias = Conn[socket.socket, int]
+
+
+class KernelServer(ServerCore[socket.socket, int]):
     """One worker's event loop over a listening socket (see the module docstring).
 
     Parameters
@@ -188,7 +193,7 @@ class KernelServer(ServerCore):
             os.write(self._wake_w, b"\0")
 
     # --- reading ----------------------------------------------------------------------------
-    def _readable(self, conn: Conn, now: float) -> None:
+    def _readable(self, conn: _Conn, now: float) -> None:
         try:
             data = conn.sock.recv(_RECV)
         except (BlockingIOError, InterruptedError):
@@ -226,13 +231,13 @@ class KernelServer(ServerCore):
         self._process(conn, now)
 
     # --- writing ----------------------------------------------------------------------------
-    def _send_now(self, conn: Conn, data: bytes) -> int:
+    def _send_now(self, conn: _Conn, data: bytes) -> int:
         return int(conn.sock.send(data))
 
-    def _wants_flush(self, conn: Conn) -> bool:
+    def _wants_flush(self, conn: _Conn) -> bool:
         return conn.mask != _READ
 
-    def _flush(self, conn: Conn) -> None:
+    def _flush(self, conn: _Conn) -> None:
         """Write queued replies until done, the socket is full, or this turn's budget is spent;
         then set what the loop waits for on this connection."""
         budget = self.cfg.chunk
@@ -292,7 +297,7 @@ class KernelServer(ServerCore):
             want |= _READ
         self._set_mask(conn, want)
 
-    def _set_mask(self, conn: Conn, mask: int) -> None:
+    def _set_mask(self, conn: _Conn, mask: int) -> None:
         # A mask of 0 (waiting for a look-up only) is "not registered" for selectors.
         if mask == conn.mask:
             return
@@ -304,7 +309,7 @@ class KernelServer(ServerCore):
             self._sel.modify(conn.sock, mask, conn)
         conn.mask = mask
 
-    def _shutdown(self, conn: Conn) -> None:
+    def _shutdown(self, conn: _Conn) -> None:
         """All sent and the connection is to close: shut our side, drain the peer's briefly."""
         try:
             conn.sock.shutdown(socket.SHUT_WR)
@@ -315,7 +320,7 @@ class KernelServer(ServerCore):
         conn.deadline = self._mono + LINGER
         self._set_mask(conn, _READ)
 
-    def _drop(self, conn: Conn, *, abort: bool = False) -> None:
+    def _drop(self, conn: _Conn, *, abort: bool = False) -> None:
         if self.conns.pop(conn.key, None) is None:
             return
         if conn.mask:

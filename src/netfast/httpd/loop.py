@@ -18,9 +18,10 @@ from __future__ import annotations
 import collections
 import functools
 import os
+from collections.abc import Hashable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from netfast.httpd.app import HttpApp, HttpdConfig, Lookup, Reply
 from netfast.httpd.proto import HttpError, RequestParser
@@ -34,13 +35,19 @@ LINGER = 2.0
 #: Seconds between timeout sweeps (and access log flushes).
 SWEEP = 0.25
 
+#: A backend's socket type: ``socket.socket`` (kernel) or the netfast ``TcpSocket``.
+S = TypeVar("S")
+#: A backend's key of a connection in ``ServerCore.conns``: the descriptor (kernel) or the
+#: ``TcpSocket`` itself (netfast).
+K = TypeVar("K", bound=Hashable)
+
 
 @dataclass(eq=False, slots=True)
-class Conn:
+class Conn(Generic[S, K]):
     """One client connection, as both backends keep it."""
 
-    sock: Any  # socket.socket (kernel) or netfast TcpSocket
-    key: Any  # the backend's key of it in ``conns``
+    sock: S  # socket.socket (kernel) or netfast TcpSocket
+    key: K  # the backend's key of it in ``conns``
     peer: str
     parser: RequestParser
     deadline: float  # monotonic: when the header, idle or linger timeout falls due
@@ -58,20 +65,21 @@ class Conn:
     last_write: float = 0.0  # monotonic time of the last bytes sent
 
 
-class ServerCore:
-    """The shared connection logic (see the module docstring)."""
+class ServerCore(Generic[S, K]):
+    """The shared connection logic (see the module docstring), over a backend's socket type
+    ``S`` and connection key type ``K``."""
 
     def __init__(self, cfg: HttpdConfig, counters: Any) -> None:
         cfg.validate()
         self.cfg = cfg
         self.app = HttpApp(cfg)
         self.counters = counters
-        self.conns: dict[Any, Conn] = {}
+        self.conns: dict[K, Conn[S, K]] = {}
         self._pool = ThreadPoolExecutor(cfg.stat_threads, thread_name_prefix="httpd-stat")
-        self._done: collections.deque[tuple[Conn, Future[Lookup]]] = collections.deque()
+        self._done: collections.deque[tuple[Conn[S, K], Future[Lookup]]] = collections.deque()
         self._mono = 0.0
 
-    def new_conn(self, sock: Any, key: Any, peer: str, *, gate: bool) -> Conn:
+    def new_conn(self, sock: S, key: K, peer: str, *, gate: bool) -> Conn[S, K]:
         cfg = self.cfg
         parser = RequestParser(
             max_line=cfg.max_line, max_header_bytes=cfg.max_header_bytes,
@@ -84,19 +92,19 @@ class ServerCore:
         return conn
 
     # --- what a backend supplies ------------------------------------------------------------
-    def _send_now(self, conn: Conn, data: bytes) -> int:
+    def _send_now(self, conn: Conn[S, K], data: bytes) -> int:
         """Write ``data``; the bytes taken (raise BlockingIOError when none, OSError on error)."""
         raise NotImplementedError
 
-    def _flush(self, conn: Conn) -> None:
+    def _flush(self, conn: Conn[S, K]) -> None:
         """Write what is queued, then register what the connection waits for."""
         raise NotImplementedError
 
-    def _drop(self, conn: Conn, *, abort: bool = False) -> None:
+    def _drop(self, conn: Conn[S, K], *, abort: bool = False) -> None:
         """Forget and close ``conn`` (with an RST when ``abort``), releasing its replies."""
         raise NotImplementedError
 
-    def _wants_flush(self, conn: Conn) -> bool:
+    def _wants_flush(self, conn: Conn[S, K]) -> bool:
         """Whether the registration of an idle, open ``conn`` differs from plain READ."""
         raise NotImplementedError
 
@@ -107,10 +115,10 @@ class ServerCore:
         """Called after :meth:`_finish_lookups` answered connections."""
 
     # --- the shared logic -------------------------------------------------------------------
-    def _is_open(self, conn: Conn) -> bool:
+    def _is_open(self, conn: Conn[S, K]) -> bool:
         return self.conns.get(conn.key) is conn
 
-    def _process(self, conn: Conn, wall: float) -> None:
+    def _process(self, conn: Conn[S, K], wall: float) -> None:
         """Turn buffered requests into replies, in order, and write them; stops at a request
         that waits for a look-up, and keeps at most :data:`PIPELINE` replies queued."""
         parser = conn.parser
@@ -178,7 +186,7 @@ class ServerCore:
             if not progressed or not idle or conn.closing or not parser.buffered:
                 return
 
-    def _lookup_done(self, conn: Conn, fut: Future[Lookup]) -> None:
+    def _lookup_done(self, conn: Conn[S, K], fut: Future[Lookup]) -> None:
         # On a pool thread: hand the result to the loop.
         self._done.append((conn, fut))
         self._wake()

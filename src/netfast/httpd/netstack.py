@@ -35,15 +35,18 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from typing import Protocol
+from typing import Protocol, TypeAlias
 
 from netfast.httpd.app import HttpdConfig
 from netfast.httpd.loop import LINGER, PIPELINE, PIPELINE_BYTES, SWEEP, Conn, ServerCore
 from netfast.httpd.proto import request_complete
 from netfast.stack.kqueue import READ, WRITE, EventQueue
-from netfast.tcp.layer import TcpSocket
+from netfast.tcp.socket import TcpSocket
 
 _RECV = 65536
+
+#: A connection of this backend: a netfast TcpSocket, which is also its key.
+_Conn: TypeAlias = Conn[TcpSocket, TcpSocket]
 
 
 class TcpStack(Protocol):
@@ -52,7 +55,7 @@ class TcpStack(Protocol):
     def tcp_socket(self) -> TcpSocket: ...
 
 
-class NetfastHttpd(ServerCore):
+class NetfastHttpd(ServerCore[TcpSocket, TcpSocket]):
     """The HTTP server as an app of a netfast host stack (see the module docstring).
 
     Parameters
@@ -95,7 +98,7 @@ class NetfastHttpd(ServerCore):
         if self._done:
             self._finish_lookups(wall)
         for ev in self.queue.events():
-            conn: Conn | None = ev.udata  # type: ignore[assignment]
+            conn: _Conn | None = ev.udata  # type: ignore[assignment]
             if conn is None:
                 self._accept(wall)
             elif self._is_open(conn):
@@ -138,7 +141,7 @@ class NetfastHttpd(ServerCore):
             self.counters["conn.accepted"] += 1
             self._readable(conn, wall)
 
-    def _readable(self, conn: Conn, wall: float) -> None:
+    def _readable(self, conn: _Conn, wall: float) -> None:
         while True:
             try:
                 data = conn.sock.recv(_RECV)
@@ -167,10 +170,10 @@ class NetfastHttpd(ServerCore):
                 return
 
     # --- writing ----------------------------------------------------------------------------
-    def _send_now(self, conn: Conn, data: bytes) -> int:
+    def _send_now(self, conn: _Conn, data: bytes) -> int:
         return int(conn.sock.send(data))
 
-    def _wants_flush(self, conn: Conn) -> bool:
+    def _wants_flush(self, conn: _Conn) -> bool:
         return conn.writing or not conn.reading
 
     def _file_view(self, fd: int) -> memoryview:
@@ -181,7 +184,7 @@ class NetfastHttpd(ServerCore):
             self._maps[fd] = m
         return memoryview(m)
 
-    def _flush(self, conn: Conn) -> None:
+    def _flush(self, conn: _Conn) -> None:
         budget = self.cfg.chunk
         sock = conn.sock
         try:
@@ -250,7 +253,7 @@ class NetfastHttpd(ServerCore):
         if m is not None:
             m.close()
 
-    def _set_read(self, conn: Conn, on: bool) -> None:
+    def _set_read(self, conn: _Conn, on: bool) -> None:
         if on != conn.reading:
             conn.reading = on
             if on:
@@ -258,7 +261,7 @@ class NetfastHttpd(ServerCore):
             else:
                 self.queue.unregister(conn.sock, READ)
 
-    def _set_write(self, conn: Conn, on: bool) -> None:
+    def _set_write(self, conn: _Conn, on: bool) -> None:
         if on != conn.writing:
             conn.writing = on
             if on:
@@ -266,7 +269,7 @@ class NetfastHttpd(ServerCore):
             else:
                 self.queue.unregister(conn.sock, WRITE)
 
-    def _finish(self, conn: Conn) -> None:
+    def _finish(self, conn: _Conn) -> None:
         """Everything answered and the connection is to end: send our FIN, then drain."""
         with contextlib.suppress(OSError):
             conn.sock.shutdown()
@@ -275,7 +278,7 @@ class NetfastHttpd(ServerCore):
         self._set_write(conn, False)
         self._set_read(conn, True)
 
-    def _drop(self, conn: Conn, *, abort: bool = False) -> None:
+    def _drop(self, conn: _Conn, *, abort: bool = False) -> None:
         if self.conns.pop(conn.key, None) is None:
             return
         self.queue.unregister_all(conn.sock)
