@@ -25,16 +25,15 @@ from tests.conftest import have_netns
 from tests.netns import NETFAST_MAC, Sandbox, echo_frame, iface_mac, run, unique_name
 
 from netfast.link.base import GsoFrame
-from netfast.link.tap import (
+from netfast.link.tap import TapLink, gso_segment
+from netfast.link.vnet import (
     VIRTIO_NET_HDR_F_DATA_VALID,
     VIRTIO_NET_HDR_F_NEEDS_CSUM,
     VIRTIO_NET_HDR_GSO_ECN,
     VIRTIO_NET_HDR_GSO_NONE,
     VIRTIO_NET_HDR_GSO_TCPV4,
-    TapLink,
     VnetHeader,
     complete_csum,
-    gso_segment,
     partial_csum_header,
     prepare_partial_csum,
 )
