@@ -12,6 +12,7 @@ import pytest
 from tests.conftest import have_netns
 
 from netfast.bench import tcp as tb
+from netfast.bench import tcp_report as tr
 from netfast.bench.tcp_reass import run_reass_bench
 from netfast.cli import CliError, main
 from netfast.cli.bench_tcp import parse_sections
@@ -46,13 +47,13 @@ def test_payload_is_deterministic_and_seeded() -> None:
 
 def test_reass_section_and_answer() -> None:
     rows = run_reass_bench(200, rounds=1)
-    ans = tb.answers(rows, [])
+    ans = tr.answers(rows, [])
     adv = {r["impl"]: r for r in rows if r["pattern"] == "adversarial"}
     expected = adv["netfast"]["segments_per_s"] / adv["linked_list"]["segments_per_s"]
     assert ans["reass_adversarial_ratio"] == pytest.approx(expected)
     assert ans["reass_peak_bytes"]["linked_list"] == adv["linked_list"]["peak_bytes_held"]
     assert isinstance(ans["reass_target_met"], bool)
-    assert any("reassembly under attack" in line for line in tb.answer_lines(ans))
+    assert any("reassembly under attack" in line for line in tr.answer_lines(ans))
 
 
 def _row(**kw: object) -> dict[str, object]:
@@ -79,11 +80,11 @@ def test_answers_and_ratios_pair_rows_by_path_and_direction() -> None:
              mbit_s=1200.0),
         {"impl": "pytcp", "path": "memory", "direction": "pytcp_to_pytcp", "skipped": "no"},
     ]  # fmt: skip
-    assert tb.vs_pytcp(rows[0], rows) == pytest.approx(25.0)
-    assert tb.vs_pytcp(rows[2], rows) == pytest.approx(10.0)
-    assert tb.vs_pytcp(rows[6], rows) is None  # PyTCP skipped on that path
-    assert tb.vs_pytcp(rows[3], rows) is None  # only netfast rows carry the ratio
-    ans = tb.answers(None, rows)
+    assert tr.vs_pytcp(rows[0], rows) == pytest.approx(25.0)
+    assert tr.vs_pytcp(rows[2], rows) == pytest.approx(10.0)
+    assert tr.vs_pytcp(rows[6], rows) is None  # PyTCP skipped on that path
+    assert tr.vs_pytcp(rows[3], rows) is None  # only netfast rows carry the ratio
+    ans = tr.answers(None, rows)
     # Only transfers measured with offloads "none" as well get a ratio.
     assert ans["offload_ratio"] == {
         "tap/netfast_to_linux": {"tap": pytest.approx(3.0)},
@@ -98,14 +99,14 @@ def test_answers_and_ratios_pair_rows_by_path_and_direction() -> None:
     }
     # The TAP target must hold both ways: the weaker direction's best decides.
     assert ans["tap_best_mbit"] == 50.0 and ans["tap_target_met"] is False
-    lines = tb.answer_lines(ans)
+    lines = tr.answer_lines(ans)
     assert sum(line.startswith("tap, ") for line in lines) == 3
     assert sum(line.startswith("offloads ") for line in lines) == 2
     assert "reass_adversarial_ratio" not in ans
     # A transfer whose bytes did not check out counts for nothing.
     bad = [dict(rows[6], sha256_ok=False)]
-    assert "memory_best_mbit" not in tb.answers(None, bad)
-    table = tb.transfer_table(rows)
+    assert "memory_best_mbit" not in tr.answers(None, bad)
+    table = tr.transfer_table(rows)
     assert table.row_count == len(rows)
 
 
@@ -154,7 +155,7 @@ def test_tap_skips_without_root(monkeypatch: pytest.MonkeyPatch) -> None:
     row = tb.measure_tap(1000, "netfast_to_linux")
     assert row["path"] == "linux-tap" and "root" in row["skipped"]
     # The table shows it as a row of its own.
-    assert tb.transfer_table([row]).row_count == 1
+    assert tr.transfer_table([row]).row_count == 1
 
 
 def test_tap_rejects_bad_direction() -> None:

@@ -62,6 +62,7 @@ def cmd_tcp(args: argparse.Namespace) -> int:
     from netfast.bench.pytcp_anchor import pytcp_version
     from netfast.bench.tcp_cc import cc_table, run_cc_bench
     from netfast.bench.tcp_reass import reass_table, run_reass_bench
+    from netfast.bench.tcp_report import answer_lines, answers, transfer_table
 
     sections = parse_sections(args.only)
     nbytes, pytcp_bytes, segments, rounds = QUICK if args.quick else DEFAULTS
@@ -99,11 +100,11 @@ def cmd_tcp(args: argparse.Namespace) -> int:
     if reass_rows is not None:
         console.print(reass_table(reass_rows))
     if rows:
-        console.print(tb.transfer_table(rows))
+        console.print(transfer_table(rows))
     if cc_rows is not None:
         console.print(cc_table(cc_rows))
-    ans = tb.answers(reass_rows, rows)
-    lines = tb.answer_lines(ans)
+    ans = answers(reass_rows, rows)
+    lines = answer_lines(ans)
     if lines:
         console.print("[bold]Answers[/]")
         for line in lines:
