@@ -32,7 +32,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from netfast.route.loaders import Update, iter_updates, load_table
+from netfast.route.loaders import iter_updates, load_table
+from netfast.route.loaders.base import Update
 from netfast.route.rib import Rib, format_prefix
 from netfast.route.table import RoutingTable, algorithms
 

@@ -81,7 +81,7 @@ def cmd_forward(args: argparse.Namespace) -> int:
 
 def _build(args: argparse.Namespace) -> BuiltRouter:
     from netfast.pfil.ipfw import FirewallError
-    from netfast.route.loaders import RouteFileError
+    from netfast.route.loaders.base import RouteFileError
 
     try:
         return build_router(load_config(args.config), vector=not args.scalar_only)

@@ -27,7 +27,8 @@ from netfast.cli import CliError
 from netfast.link.pcap import open_capture
 from netfast.pfil import Direction, PfilPacket, Verdict
 from netfast.pfil.ipfw import FirewallError, Ruleset, parse_rules, read_rules
-from netfast.route.loaders import RouteFileError, load_table
+from netfast.route.loaders import load_table
+from netfast.route.loaders.base import RouteFileError
 from netfast.wire.capture import PcapError
 from netfast.wire.dissect import LINKTYPE_ETHERNET, dissect
 from netfast.wire.ethernet import EthernetFrame

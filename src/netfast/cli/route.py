@@ -31,13 +31,8 @@ from rich.table import Table
 
 from netfast.cli import CliError
 from netfast.route.annotate import LINE_ADDRESS, Annotator, line_text
-from netfast.route.loaders import (
-    LoadResult,
-    RouteFileError,
-    default_table_path,
-    load_table,
-    shown,
-)
+from netfast.route.loaders import default_table_path, load_table
+from netfast.route.loaders.base import LoadResult, RouteFileError, shown
 from netfast.route.table import DEFAULT_ALGORITHM, RoutingTable, algorithm, algorithms
 
 T = TypeVar("T")
