@@ -12,13 +12,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from netfast.route.rib import NO_ROUTE, Rib, prefix_mask
-from netfast.route.stride import (
-    POISON,
-    StrideFib,
-    StrideSortedFib,
-    _batch_bitmap,
-    _batch_linear,
-)
+from netfast.route.stride import POISON, StrideFib, StrideSortedFib
+from netfast.route.stride.kernels import _batch_bitmap, _batch_linear
 
 VARIANTS = [StrideFib, StrideSortedFib]
 Variant = type[StrideFib] | type[StrideSortedFib]

@@ -30,7 +30,7 @@ def algorithms() -> dict[str, type[Fib]]:
     from netfast.route.dxr import Dxr
     from netfast.route.lctrie import LcTrieFib
     from netfast.route.radix import RadixFib
-    from netfast.route.stride import StrideFib, StrideSortedFib
+    from netfast.route.stride.variants import StrideFib, StrideSortedFib
 
     classes: tuple[type[Fib], ...] = (Dxr, StrideFib, StrideSortedFib, LcTrieFib, RadixFib)
     return {cls.name: cls for cls in classes}
