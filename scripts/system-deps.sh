@@ -19,6 +19,7 @@ ethtool  ethtool
 make     make
 wrk      wrk
 nginx    nginx-light
+trafgen  netsniff-ng
 "
 
 missing_pkgs=()
