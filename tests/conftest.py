@@ -57,7 +57,14 @@ def have_netns() -> str | None:
 # A green run that skipped the live paths must say so: the last lines of every run name each
 # group of tests that skipped, how many and why.  Groups by test file; anything else is "other".
 SKIP_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("live router", ("tests/router/test_live_router.py", "tests/router/test_bench_live.py")),
+    (
+        "live router",
+        (
+            "tests/router/test_live_router.py",
+            "tests/router/test_bench_live.py",
+            "tests/bench/test_live_netns.py",
+        ),
+    ),
     (
         "TAP and AF_PACKET links",
         (
