@@ -66,6 +66,11 @@ def test_cli_writes_json(tmp_path: Path) -> None:
         assert doc["best"][mode]["delivered"] > 0
     assert doc["best"]["netfast"]["netfast"]["frames_in"] > 0
     assert doc["netfast_over_kernel"] > 0
+    # The RFC 2544 search ran for both modes (quick: at most 3 paced trials each).
+    assert set(doc["throughput"]) == {"kernel", "netfast"}
+    for mode in ("kernel", "netfast"):
+        assert doc["throughput"][mode]["bound"] is not None
+        assert len(doc["throughput"][mode]["trials"]) <= 3
     assert _our_namespaces() == []
 
 
