@@ -27,9 +27,10 @@ The generator (:mod:`.generators`, :mod:`.trafgen`)
 -------------------------------------------------
 netsniff-ng's ``trafgen`` in A, one process on CPU 0, sending 60-byte UDP frames (64 bytes on
 the wire with the FCS) to 198.18.1.2 port 9 from 16 source ports, flat out (its TX_RING path)
-or paced (``--rate``); bounded by a frame count and by time (SIGINT, then SIGKILL).  Without
-trafgen, one Python process sending on a UDP socket; the report names the generator.  Offered
-rate: what the generator sent over its own sending time.
+or paced (through a token-bucket qdisc on ``a0``: trafgen's own ``--rate`` sends each second's
+frames in one burst); bounded by a frame count and by time (SIGINT, then SIGKILL).  Without
+trafgen, one Python process sending on a UDP socket (paced by sleeping); the report names the
+generator.  Offered rate: what the generator sent over its own sending time.
 
 What is measured (:mod:`.measure`)
 ----------------------------------
