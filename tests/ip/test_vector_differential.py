@@ -361,8 +361,9 @@ def test_real_captures(shared_data: Path) -> None:
 def test_real_captures_keep_state_decided_in_the_batch(shared_data: Path) -> None:
     """Stateful traffic (real TCP and UDP flows, both directions arriving on one port) is
     decided by the vector path exactly as by the scalar one: the flows' first packets create
-    their states in the batch and the rest of each flow follows them.  (Frames too big for if2's MTU are left out: the scalar
-    path would fragment them, and a flow with a punted packet is punted from there on.)"""
+    their states in the batch and the rest of each flow follows them.  (Frames too big for
+    if2's MTU are left out: the scalar path would fragment them, and a flow with a punted
+    packet is punted from there on.)"""
     frames = capture_frames(sorted((shared_data / "pcap").glob("*.pcap")))
     frames = [f for f in frames if len(f) <= 14 + IF2_MTU]
     assert_same(frames, STATEFUL)

@@ -107,8 +107,8 @@ def classify_kernel(
     """Stages 1-3 for rows ``lo:hi`` in one walk over their headers: shape (not IPv4 over
     unicast Ethernet, or IP options: punt), integrity and martians (dropped: ``state``, and
     ``counts`` in the order bad length, bad checksum, martian source, martian destination,
-    too short, bad version, bad header length -- the scalar path's checks), fragments, TTL, multicast and
-    local/broadcast destinations (punt; ``local`` is sorted).
+    too short, bad version, bad header length -- the scalar path's checks), fragments, TTL,
+    multicast and local/broadcast destinations (punt; ``local`` is sorted).
     The rows left are written to ``cand`` (row, destination, total length); returns how many."""
     k = 0
     n_local = local.shape[0]
