@@ -153,8 +153,13 @@ class FrameBatch:
         return self.data[i, : self.length[i]].tobytes()
 
     def frames(self) -> Iterator[bytes]:
-        for i in range(len(self)):
-            yield self.frame(i)
+        """Each frame as bytes, in row order (one copy of the slots, then a slice per frame)."""
+        flat = np.ascontiguousarray(self.data).tobytes()
+        width = self.slot
+        at = 0
+        for n in self.length.tolist():
+            yield flat[at : at + n]
+            at += width
 
     def select(self, mask: npt.NDArray[np.bool_]) -> FrameBatch:
         """A new batch holding the rows where ``mask`` is true (copies)."""
