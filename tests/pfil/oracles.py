@@ -2,7 +2,7 @@
 
 The product has one scalar matcher (the walkers generated per direction and protocol,
 :mod:`netfast.pfil.ipfw.walker`) and one vector matcher (the rule-major numba kernel,
-:func:`netfast.pfil.ipfw.kernel._evaluate_rules_kernel`), the fastest of each kind at 100 rules
+:func:`netfast.pfil.ipfw.kernel.walk_rules_kernel`), the fastest of each kind at 100 rules
 in a one-off timing of all five when the package was split (2026-12-03; not a project command,
 so no figures are kept here -- ``netfast bench forward`` measures the product's kernel in the
 vector path).  What is here is obviously-correct or independently written:
@@ -10,7 +10,8 @@ vector path).  What is here is obviously-correct or independently written:
 - :func:`rule_match` / :func:`use_reference_walk`: every compiled rule tested in turn against a
   packet's fields, the scalar reference of the generated walkers;
 - :func:`packet_major_kernel`: the numba walk of the rules per packet, as the scalar loop does,
-  run through :meth:`Ruleset.run_batch_kernel` (the same set-up as the product's kernel);
+  run through :meth:`Ruleset.run_batch_kernel` (the same set-up and state phase as the
+  product's kernel);
 - :func:`evaluate_masks`: the ruleset as numpy boolean masks over the undecided packets, rule
   by rule.
 
@@ -32,6 +33,7 @@ from netfast.pfil.ipfw import Ruleset
 from netfast.pfil.ipfw.compile import (
     _A_ALLOW,
     _A_COUNT,
+    _A_DENY,
     _A_RESET,
     _A_SKIPTO,
     _ADDR_ANY,
@@ -65,6 +67,7 @@ from netfast.pfil.ipfw.compile import (
     _AddrMatch,
     _Compiled,
 )
+from netfast.pfil.ipfw.dynamic import _flow_ports
 from netfast.pfil.ipfw.rules import (
     VERDICT_DROP,
     VERDICT_PASS,
@@ -186,21 +189,23 @@ def packet_major_kernel(
     length: Any,
     fragment: Any,
     ifindex: Any,
-    in_state: Any,
-    verdict: Any,
-    packets: Any,
-    nbytes: Any,
-) -> None:  # pragma: no cover - compiled
+    skip: Any,
+    walk_rule: Any,
+) -> tuple[Any, Any, int]:  # pragma: no cover - compiled
     """The scalar rule walk (:meth:`Ruleset.evaluate` without states, logs or replies) per
-    packet: PASS/DROP decided and counted here -- with the count and skipto rules the packet
-    passed on its way -- or PUNT, counted by nobody (the scalar path counts it later).
-    ``rules`` holds only the rules that can match this batch (``orig``: their indexes in the
-    ruleset, skipto targets renumbered), so the walk is a plain increment."""
+    packet: the first rule that decides (or punts), in ``walk_rule`` as its index in the
+    ruleset, and the count and skipto rules the packet passed on its way, returned as the trail
+    (rules, packets, n).  ``rules`` holds only the rules that can match this batch (``orig``:
+    their indexes in the ruleset, skipto targets renumbered), so the walk is a plain increment."""
     n_rules = rules.shape[0]
+    n = src.shape[0]
     trail = np.empty(n_rules, np.int64)  # count/skipto rules matched on the way
-    for p in range(src.shape[0]):
-        if in_state[p]:
-            verdict[p] = VERDICT_PUNT
+    out_rule = np.empty(max(1, n * n_rules), np.int64)
+    out_pkt = np.empty(max(1, n * n_rules), np.int64)
+    n_out = 0
+    for p in range(n):
+        walk_rule[p] = -1
+        if skip[p]:
             continue
         ifx = ifindex[p]
         pr = proto[p]
@@ -208,7 +213,6 @@ def packet_major_kernel(
         i = 0
         while True:
             if i >= n_rules:  # unreachable: the default rule matches everything
-                verdict[p] = VERDICT_PUNT
                 break
             # the conditions of _Compiled.match, cheapest first
             if rules[i, _R_DIR] >= 0 and direction != rules[i, _R_DIR]:
@@ -308,22 +312,18 @@ def packet_major_kernel(
                 continue
             # rule i matches
             action = rules[i, _R_ACTION]
-            if rules[i, _R_PUNTS] or (action == _A_RESET and pr == 6):
-                verdict[p] = VERDICT_PUNT
-                break
-            if action == _A_COUNT or action == _A_SKIPTO:  # noqa: SIM109 - numba
+            if not rules[i, _R_PUNTS] and (action == _A_COUNT or action == _A_SKIPTO):  # noqa: SIM109
                 trail[n_trail] = i
                 n_trail += 1
                 i = i + 1 if action == _A_COUNT else rules[i, _R_TARGET]
                 continue
-            verdict[p] = VERDICT_PASS if action == _A_ALLOW else VERDICT_DROP
-            size = length[p]
+            walk_rule[p] = orig[i]
             for t in range(n_trail):
-                packets[orig[trail[t]]] += 1
-                nbytes[orig[trail[t]]] += size
-            packets[orig[i]] += 1
-            nbytes[orig[i]] += size
+                out_rule[n_out] = orig[trail[t]]
+                out_pkt[n_out] = p
+                n_out += 1
             break
+    return out_rule, out_pkt, n_out
 
 
 # Rule-major form: each rule one pass per condition over the packets still undecided (a list of
@@ -349,11 +349,52 @@ def evaluate_masks(
         k: np.ascontiguousarray(cols[k], np.int64) if k in cols else np.full(n, -1, np.int64)
         for k in _COLUMNS
     }
-    if rs.states:
-        in_state = rs._from_states_batch(work, verdict)
-    else:
-        in_state = np.zeros(n, np.bool_)
+    in_state = _states_first(rs, work, verdict)
     return _masks_after_states(rs, cols, int(direction), ifindex, verdict, in_state)
+
+
+def _states_first(
+    rs: Ruleset, work: Mapping[str, npt.NDArray[np.int64]], verdict: npt.NDArray[np.uint8]
+) -> npt.NDArray[np.bool_]:
+    """The implied state check of :meth:`Ruleset.evaluate` for each row, in Python, against the
+    states at the start of the batch (no state is created in the batch): a live state decides
+    its row (refresh, counters, ``ipfw.state.hit``) unless its rule logs or replies; an expired
+    one punts it.  Returns the rows decided or punted here."""
+    st = rs.states
+    handled = np.zeros(len(verdict), np.bool_)
+    if not len(st):
+        return handled
+    timeouts = rs.timeouts
+    for r in range(len(verdict)):
+        proto, src, dst = int(work["proto"][r]), int(work["src"][r]), int(work["dst"][r])
+        sport, dport = _flow_ports(proto, int(work["sport"][r]), int(work["dport"][r]))
+        a, b = (src << 16) | sport, (dst << 16) | dport
+        slot = st.find(proto, min(a, b), max(a, b))
+        if slot < 0:
+            continue
+        handled[r] = True
+        if st.expire[slot] <= rs.now:
+            verdict[r] = VERDICT_PUNT
+            continue
+        c = rs._compiled[int(st.rule[slot])]
+        if c.rule.log or not (
+            c.action in (_A_ALLOW, _A_DENY) or (c.action == _A_RESET and proto != 6)
+        ):
+            verdict[r] = VERDICT_PUNT
+            continue
+        if a != st.origin[slot]:
+            st.replied[slot] = 1
+        if not st.tcp[slot]:
+            st.expire[slot] = rs.now + timeouts.other
+        elif st.replied[slot]:
+            st.expire[slot] = rs.now + timeouts.tcp_established
+        else:
+            st.expire[slot] = rs.now + timeouts.tcp_opening
+        rs.packets[c.index] += 1
+        rs.bytes[c.index] += int(work["length"][r])
+        rs.stats["ipfw.state.hit"] += 1
+        verdict[r] = VERDICT_PASS if c.action == _A_ALLOW else VERDICT_DROP
+    return handled
 
 
 def addr_vmatch(self: _AddrMatch, addrs: npt.NDArray[np.uint32]) -> npt.NDArray[np.bool_]:
@@ -474,8 +515,8 @@ def _masks_after_states(
             continue
         g = idx[hit]
         action = c.action
-        if c.punts or action == _A_RESET:
-            if action == _A_RESET and not c.punts:
+        if c.punts or c.rule.keep_state or action == _A_RESET:
+            if action == _A_RESET and not (c.punts or c.rule.keep_state):
                 tcp = work["proto"][hit] == IpProtocol.TCP
                 verdict[g[tcp]] = VERDICT_PUNT
                 dropped = g[~tcp]

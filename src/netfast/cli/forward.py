@@ -178,6 +178,10 @@ def demo(args: argparse.Namespace, console: Console) -> int:
         f"trace of {len(result.trace.frames):,} frames, seed {result.trace.seed} "
         f"(setup {result.setup_seconds:.1f} s)"
     )
+    console.print(
+        f"warm-up (compiled kernels loaded or compiled, not timed below): "
+        f"{result.warmup_seconds:.1f} s; the rates below are steady state"
+    )
     mix = Table(title="Trace (received on eth0)")
     mix.add_column("kind")
     mix.add_column("packets", justify="right")
@@ -215,6 +219,12 @@ def demo(args: argparse.Namespace, console: Console) -> int:
         "scalar only", f"{sc.scalar_frames:,}", f"{sc.scalar_seconds:.3f}", f"{sc.scalar_mpps:.3f}"
     )
     console.print(perf)
+    if built.vector is not None and s.vector_seconds + s.scalar_seconds and sc.scalar_seconds:
+        both = s.vector_seconds + s.scalar_seconds
+        console.print(
+            f"router: {sc.scalar_seconds / both:.1f}x the scalar path alone; "
+            f"{100 * s.scalar_frames / max(1, s.frames_in):.1f}% of frames punted to it"
+        )
     if built.vector is None:
         console.print("[yellow]vector path not available: scalar path only[/]")
     else:

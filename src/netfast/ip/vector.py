@@ -30,11 +30,13 @@ counters as ``router.input`` on every row (tests/ip/test_vector_differential.py)
 
 Stages, in the scalar path's order (RFC 1812 5.2.2 checks first):
 
-1. shape: untagged IPv4, IHL 5, whole header present, ``total_length`` within the frame, a unicast
-   destination MAC (else punt);
-2. integrity: total length below the header, bad header checksum, martian source/destination --
-   dropped and counted here, like the scalar path (``ip.in.bad_len``, ``ip.in.bad_checksum``,
-   ``ip.in.martian_src``, ``ip.in.martian_dst``), with the definitions of :mod:`netfast.ip.facts`;
+1. shape: untagged IPv4 to a unicast destination MAC, without IP options (else punt);
+2. integrity, in the scalar path's order: no room for a header, a version other than 4, a header
+   length below 5 words, a total length below the header or beyond the frame, a bad header
+   checksum, a martian source or destination -- dropped and counted here as the scalar path
+   counts them (``ip.in.too_short``, ``ip.in.bad_version``, ``ip.in.bad_hlen``,
+   ``ip.in.bad_len``, ``ip.in.bad_checksum``, ``ip.in.martian_src``, ``ip.in.martian_dst``), with
+   the definitions of :mod:`netfast.ip.facts`;
 3. not forwardable here (punt): fragments, local or broadcast or multicast destinations, TTL <= 1
    (the scalar path sends time exceeded);
 4. FIB: ``RoutingTable.lookup_batch`` (no route: punt);
@@ -71,13 +73,21 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
 from netfast.ip.iface import Interface, NextHop
-from netfast.ip.input import IN_BAD_CHECKSUM, IN_BAD_LEN, IN_MARTIAN_DST, IN_MARTIAN_SRC
+from netfast.ip.input import (
+    IN_BAD_CHECKSUM,
+    IN_BAD_HLEN,
+    IN_BAD_LEN,
+    IN_BAD_VERSION,
+    IN_MARTIAN_DST,
+    IN_MARTIAN_SRC,
+    IN_TOO_SHORT,
+)
 from netfast.ip.router import ETH_FRAMES, FWD_FORWARDED, IN_RECEIVED, PFIL_DROP, Router
 from netfast.ip.vector_kernels import (
     PFIL_COLUMNS,
@@ -99,18 +109,33 @@ __all__ = ["VectorForwarder", "VectorResult", "FORWARDED_COUNTERS"]
 #: What the scalar path counts for one frame it forwards (its names: netfast.ip.router).
 FORWARDED_COUNTERS: tuple[str, ...] = (ETH_FRAMES, IN_RECEIVED, FWD_FORWARDED)
 #: Integrity drops decided here, in the scalar path's check order (classify_kernel's counts).
-_INTEGRITY_DROPS = (IN_BAD_LEN, IN_BAD_CHECKSUM, IN_MARTIAN_SRC, IN_MARTIAN_DST)
+_INTEGRITY_DROPS = (
+    IN_BAD_LEN,
+    IN_BAD_CHECKSUM,
+    IN_MARTIAN_SRC,
+    IN_MARTIAN_DST,
+    IN_TOO_SHORT,
+    IN_BAD_VERSION,
+    IN_BAD_HLEN,
+)
 
 #: :class:`~netfast.pfil.BatchHook` verdicts as the uint8 codes ``evaluate_batch`` returns.
 _V_PASS = int(Verdict.PASS)
 _V_DROP = int(Verdict.DROP)
 _V_PUNT = int(Verdict.PUNT)
 
-#: A bound :meth:`netfast.pfil.BatchHook.evaluate_batch`.
-BatchEvaluator = Callable[
-    [Mapping[str, npt.NDArray[np.integer]], Direction | int, npt.NDArray[np.integer] | int],
-    npt.NDArray[np.uint8],
-]
+
+class BatchEvaluator(Protocol):
+    """A bound :meth:`netfast.pfil.BatchHook.evaluate_batch`."""
+
+    def __call__(
+        self,
+        cols: Mapping[str, npt.NDArray[np.integer]],
+        direction: Direction | int,
+        ifindex: npt.NDArray[np.integer] | int,
+        *,
+        ordered: bool = False,
+    ) -> npt.NDArray[np.uint8]: ...
 
 
 @dataclass(slots=True)
@@ -253,11 +278,6 @@ class VectorForwarder:
         scalar path).  Verdicts are per-packet functions, so when that happens the rule counters
         are restored and the heads rerun without the punted packets."""
         n = len(egress)
-        if len(plan) == 1 and plan[0][1] is None:
-            # One unbound hook sees every candidate: no later head can punt what it passed.
-            d, _, evaluate, _ = plan[0]
-            v = np.asarray(evaluate(pcols, d, egress if d == Direction.OUT else ifindex), np.uint8)
-            return v, np.where(v == _V_DROP, int(d), -1).astype(np.int8)
         owners = list({id(o): o for *_, o in plan}.values())
         saved = [(o, o.counter_snapshot()) for o in owners]
         late = np.zeros(n, np.bool_)
@@ -289,6 +309,46 @@ class VectorForwarder:
             for owner, snapshot in saved:
                 owner.counter_restore(snapshot)
             late |= new_late
+
+    def _firewall_ordered(
+        self,
+        step: tuple[Direction, int | None, BatchEvaluator, BatchHook],
+        data: npt.NDArray[np.uint8],
+        length: npt.NDArray[np.uint32],
+        state: npt.NDArray[np.int8],
+        hi: int,
+        rows: npt.NDArray[np.intp],
+        total: npt.NDArray[np.int64],
+        ifindex: int,
+        egress: npt.NDArray[np.int32],
+    ) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int8]]:
+        """One unbound hook sees every row: it runs ordered (:class:`netfast.pfil.BatchHook`),
+        so it decides in row order what it can -- keep-state included -- given, marked
+        ``punted``, every row before ``hi`` the scalar path will handle (punted by an earlier
+        stage or an earlier chunk), so that it punts the later rows of their flows."""
+        d, _, evaluate, _ = step
+        undecided = np.flatnonzero(state[:hi] == ROW_PUNT)
+        punted = np.ones(len(undecided), np.uint8)
+        at = np.searchsorted(undecided, rows)
+        punted[at] = 0
+        row_total = np.zeros(len(undecided), np.int64)
+        row_total[at] = total
+        if len(rows) < len(undecided):
+            # the IP length as the frame gives it, for rows only the flow key is read of
+            others = undecided[punted != 0]
+            ip_len = (data[others, 16].astype(np.int64) << 8) | data[others, 17]
+            row_total[punted != 0] = np.clip(
+                np.minimum(ip_len, length[others].astype(np.int64) - ETH_LEN), 0, None
+            )
+        cols = self._pfil_columns(data, undecided, row_total)
+        cols["punted"] = punted.astype(np.int64)
+        ifx: npt.NDArray[np.int32] | int = ifindex
+        if d == Direction.OUT:
+            out_if = np.full(len(undecided), -1, np.int32)
+            out_if[at] = egress
+            ifx = out_if
+        v = np.asarray(evaluate(cols, d, ifx, ordered=True), np.uint8)[at]
+        return v, np.where(v == _V_DROP, int(d), -1).astype(np.int8)
 
     # --- the path --------------------------------------------------------------------------
 
@@ -360,9 +420,14 @@ class VectorForwarder:
             rows, eg, mac, total = cand[:k], egress[:k], vid[:k], cand_total[:k]
             # 8. pfil
             if plan and k:
-                verdict, head = self._firewall(
-                    plan, self._pfil_columns(data, rows, total), ifindex, eg
-                )
+                if len(plan) == 1 and plan[0][1] is None:
+                    verdict, head = self._firewall_ordered(
+                        plan[0], data, length, state, hi, rows, total, ifindex, eg
+                    )
+                else:
+                    verdict, head = self._firewall(
+                        plan, self._pfil_columns(data, rows, total), ifindex, eg
+                    )
                 for d in Direction:
                     pfil_drops[d] += int(np.count_nonzero(head == int(d)))
                 state[rows[verdict == _V_DROP]] = ROW_DROPPED

@@ -104,10 +104,11 @@ def classify_kernel(
     cand_dst: Any,
     cand_total: Any,
 ) -> int:  # pragma: no cover - compiled
-    """Stages 1-3 for rows ``lo:hi`` in one walk over their headers: shape (else punt),
-    integrity and martians (dropped: ``state``, and ``counts`` in the order bad length, bad
-    checksum, martian source, martian destination), fragments, TTL, multicast and
-    local/broadcast destinations (punt; ``local`` is sorted).
+    """Stages 1-3 for rows ``lo:hi`` in one walk over their headers: shape (not IPv4 over
+    unicast Ethernet, or IP options: punt), integrity and martians (dropped: ``state``, and
+    ``counts`` in the order bad length, bad checksum, martian source, martian destination,
+    too short, bad version, bad header length -- the scalar path's checks), fragments, TTL,
+    multicast and local/broadcast destinations (punt; ``local`` is sorted).
     The rows left are written to ``cand`` (row, destination, total length); returns how many."""
     k = 0
     n_local = local.shape[0]
@@ -115,18 +116,25 @@ def classify_kernel(
         if i + PREFETCH_AHEAD < hi:
             _prefetch_row(data, i + PREFETCH_AHEAD)
         ln = np.int64(length[i])
-        if (
-            ln < L4_OFF
-            or (data[i, 0] & 1) != 0
-            or data[i, 12] != 0x08
-            or data[i, 13] != 0x00
-            or data[i, 14] != 0x45
-        ):
+        if ln < ETH_LEN or (data[i, 0] & 1) != 0 or data[i, 12] != 0x08 or data[i, 13] != 0x00:
             continue
+        if ln < L4_OFF:
+            counts[4] += 1
+            state[i] = ROW_DROPPED
+            continue
+        vhl = data[i, 14]
+        if (vhl >> 4) != 4:
+            counts[5] += 1
+            state[i] = ROW_DROPPED
+            continue
+        if (vhl & 0x0F) < 5:
+            counts[6] += 1
+            state[i] = ROW_DROPPED
+            continue
+        if vhl != 0x45:
+            continue  # options: the scalar path checks and walks them
         total = (np.int64(data[i, 16]) << 8) | np.int64(data[i, 17])
-        if total + ETH_LEN > ln:
-            continue
-        if total < 20:
+        if total < 20 or total + ETH_LEN > ln:
             counts[0] += 1
             state[i] = ROW_DROPPED
             continue
@@ -310,10 +318,8 @@ def emit_kernel(
         r = rows[j]
         o = out[j]
         n = out_len[j]
-        for k in range(n):
-            o[k] = data[r, k]
-        for k in range(n, width):
-            o[k] = 0
+        o[:n] = data[r, :n]
+        o[n:width] = 0
         m = mac_index[j]
         e = egress[j]
         for k in range(6):

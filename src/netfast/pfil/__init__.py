@@ -78,7 +78,15 @@ class BatchHook(Protocol):
     exactly as the per-packet calls would have; rows it answers PUNT it has not counted.
     Because a later head may punt a row an earlier head passed (and counted), the vector path
     takes a :meth:`counter_snapshot` before the heads run and may :meth:`counter_restore` it to
-    run them again without the punted rows."""
+    run them again without the punted rows.
+
+    ``ordered=True`` is the caller's promise that this call is the only one these rows go
+    through in their batch (one hook at one head), that the rows are in arrival order, and that
+    every row it answers PUNT -- and every row marked in the optional ``punted`` column, which
+    it must answer PUNT -- then goes through the per-packet hook in that order.  The hook may
+    then change its own state row by row (a stateful firewall creating its states), provided
+    the rows it decides plus the punted ones handled afterwards end exactly as every row through
+    the per-packet hook in order: it punts whatever an earlier punted row could have changed."""
 
     def __call__(self, pkt: PfilPacket) -> Verdict: ...
 
@@ -87,6 +95,8 @@ class BatchHook(Protocol):
         cols: Mapping[str, npt.NDArray[np.integer]],
         direction: Direction | int,
         ifindex: npt.NDArray[np.integer] | int,
+        *,
+        ordered: bool = False,
     ) -> npt.NDArray[np.uint8]: ...
 
     def counter_snapshot(self) -> object: ...

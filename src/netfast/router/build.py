@@ -181,6 +181,7 @@ def load_ruleset(cfg: RouterConfig) -> Ruleset | None:
         str(cfg.rules_file),
         me=[a.addr for iface in cfg.ifaces for a in iface.addrs],
         interfaces={iface.name: iface.index for iface in cfg.ifaces},
+        max_states=cfg.firewall_max_states,
     )
 
 

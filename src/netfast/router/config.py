@@ -55,6 +55,7 @@ Schema
     [firewall]
     rules = "sample-rules.fw"       # ipfw-style rules (netfast.pfil.ipfw)
     heads = ["in"]                  # pfil heads the rules hook: "in", "forward", "out"
+    max_states = 65536              # dynamic (keep-state) states held at most
 
 Route tables
 ------------
@@ -124,7 +125,11 @@ _ROUTER_KEYS: dict[str, tuple[type, float, bool, float]] = {
 IFNAME_MAX = 15
 _IFACE_KEYS = frozenset({"name", "mac", "addresses", "mtu", "link"})
 _ROUTE_OPTIONS = frozenset({"algorithm", "table", "table_map", "hash_over"})
-_FIREWALL_KEYS = frozenset({"rules", "heads"})
+_FIREWALL_KEYS = frozenset({"rules", "heads", "max_states"})
+#: Dynamic states the firewall holds by default: room for the flows of a busy site's minute
+#: (the table is an array hash table, 40 bytes a slot at most half full: 5 MiB at this size).
+DEFAULT_MAX_STATES = 65536
+MAX_STATES_LIMIT = 1 << 24
 
 
 class ConfigError(ValueError):
@@ -190,7 +195,7 @@ class RouterConfig:
         The ``[routes]`` section.
     neighbors
         Static ARP entries ``(ifindex, address, mac)``.
-    rules_file, firewall_heads
+    rules_file, firewall_heads, firewall_max_states
         The ``[firewall]`` section (``rules_file`` None: no firewall).
     """
 
@@ -205,6 +210,7 @@ class RouterConfig:
     neighbors: tuple[tuple[int, int, bytes], ...] = ()
     rules_file: Path | None = None
     firewall_heads: tuple[str, ...] = ("in",)
+    firewall_max_states: int = DEFAULT_MAX_STATES
 
     @property
     def ifaces(self) -> list[Interface]:

@@ -144,9 +144,15 @@ class Engine:
         scalar_rows: Sequence[int] | range = range(len(frames))
         if self.vector is not None and frames:
             t0 = time.perf_counter()
-            fits = [i for i, f in enumerate(frames) if len(f) <= self.slot]
-            giants = [i for i, f in enumerate(frames) if len(f) > self.slot]
-            rows = frames if not giants else [frames[i] for i in fits]
+            slot = self.slot
+            if max(map(len, frames)) <= slot:
+                fits: list[int] = []
+                giants: list[int] = []
+                rows = frames
+            else:
+                fits = [i for i, f in enumerate(frames) if len(f) <= slot]
+                giants = [i for i, f in enumerate(frames) if len(f) > slot]
+                rows = [frames[i] for i in fits]
             batch = FrameBatch.from_frames(rows, self.slot)
             res = self.vector.forward(batch, ifindex, now)
             for egress, fb in res.out.items():

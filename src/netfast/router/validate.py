@@ -25,9 +25,11 @@ from netfast.router.config import (
     _ROUTE_OPTIONS,
     _ROUTER_KEYS,
     _TOP_KEYS,
+    DEFAULT_MAX_STATES,
     HEADS,
     IFNAME_MAX,
     LINK_TYPES,
+    MAX_STATES_LIMIT,
     TABLE_MAPS,
     ConfigError,
     InterfaceConfig,
@@ -434,7 +436,14 @@ class Parser:
                 raise self.error(
                     f"firewall.heads[{j}]", f"{_q(h)}: expected one of {', '.join(HEADS)}"
                 )
-        return {"rules_file": rules_file, "firewall_heads": tuple(dict.fromkeys(heads))}
+        max_states = self.integer(
+            t.get("max_states", DEFAULT_MAX_STATES), "firewall.max_states", 0, MAX_STATES_LIMIT
+        )
+        return {
+            "rules_file": rules_file,
+            "firewall_heads": tuple(dict.fromkeys(heads)),
+            "firewall_max_states": max_states,
+        }
 
 
 def _overlap(a: IfAddr, b: IfAddr) -> bool:

@@ -140,8 +140,9 @@ class _Compiled:
         self.icmp_array = np.array(rule.icmptypes, np.int64)
         self.ttl_lo, self.ttl_hi = rule.ttl if rule.ttl is not None else (-1, -1)
         self.frag = rule.frag
-        # Matches the vector form hands to the scalar path (reset is refined per packet).
-        self.punts = rule.log or rule.keep_state or self.action == _A_UNREACH
+        # Matches the vector form hands to the scalar path (reset is refined per packet, keep-state
+        # by the state phase).
+        self.punts = rule.log or self.action == _A_UNREACH
 
 
 # -- the vector form: a rule table and a kernel ---------------------------------------------------

@@ -18,9 +18,7 @@ import numba
 import numpy as np
 
 from netfast.pfil.ipfw.compile import (
-    _A_ALLOW,
     _A_COUNT,
-    _A_RESET,
     _A_SKIPTO,
     _DIR_OUT,
     _K_ALL,
@@ -52,16 +50,10 @@ from netfast.pfil.ipfw.compile import (
     _R_VIA,
     _R_XMIT,
 )
-from netfast.pfil.ipfw.rules import (
-    _UNDECIDED,
-    VERDICT_DROP,
-    VERDICT_PASS,
-    VERDICT_PUNT,
-)
 
-#: What :meth:`Ruleset.run_batch_kernel` calls: a compiled kernel taking the argument list of
-#: :func:`_evaluate_rules_kernel` (numba dispatchers are not typed further than this).
-BatchKernel = Callable[..., None]
+#: What :meth:`Ruleset.run_batch_kernel` calls: a compiled walk taking the argument list of
+#: :func:`walk_rules_kernel` and returning its trail (numba dispatchers are not typed further).
+BatchKernel = Callable[..., tuple[Any, Any, int]]
 
 
 @numba.njit(nogil=True, cache=True)
@@ -191,7 +183,7 @@ def _keep_in(
 
 
 @numba.njit(nogil=True, cache=True)
-def _evaluate_rules_kernel(
+def walk_rules_kernel(
     rules: Any,
     orig: Any,
     addrs: Any,
@@ -210,26 +202,26 @@ def _evaluate_rules_kernel(
     length: Any,
     fragment: Any,
     ifindex: Any,
-    in_state: Any,
-    verdict: Any,
-    packets: Any,
-    nbytes: Any,
-) -> None:  # pragma: no cover - compiled
-    """:func:`_evaluate_kernel`'s verdicts and counters, rule by rule: ``idx`` lists the packets
+    skip: Any,
+    walk_rule: Any,
+) -> tuple[Any, Any, int]:  # pragma: no cover - compiled
+    """The rule walk of every row not ``skip``-ped, rule by rule: ``idx`` lists the packets
     still undecided (in order); each rule narrows a copy of it condition by condition (most
-    selective first: ports, addresses, then the rest) to the packets it matches, decides those,
-    and the decided ones leave ``idx``.  ``skipto`` moves a packet's position (``pos``) forward;
-    count and skipto matches are kept as (rule, packet) pairs and counted at the end for the
-    packets not punted, as the per-packet walk counts its trail."""
+    selective first: ports, addresses, then the rest) to the packets it matches, and those leave
+    ``idx`` with ``walk_rule`` set to the rule's index in the ruleset (``orig``).  ``skipto``
+    moves a packet's position (``pos``) forward; count and skipto matches go on as (rule,
+    packet) pairs, the returned trail ``(rules, packets, n)``.  A count or skipto rule that
+    punts (it logs) ends the walk like a deciding rule.  Nothing is counted and no verdict is
+    given here: :func:`~netfast.pfil.ipfw.states.sequence_kernel` decides (states first, then
+    the walk's rule) and :func:`~netfast.pfil.ipfw.states.count_kernel` counts."""
     n = src.shape[0]
     n_rules = rules.shape[0]
     idx = np.empty(n, np.int64)
     cand = np.empty(n, np.int64)
     m = 0
     for p in range(n):
-        if in_state[p]:
-            verdict[p] = VERDICT_PUNT
-        else:
+        walk_rule[p] = -1
+        if not skip[p]:
             idx[m] = p
             m += 1
     has_skip = False
@@ -336,31 +328,15 @@ def _evaluate_rules_kernel(
                     if action == _A_SKIPTO:
                         pos[p] = target
                 continue
-        punts = rules[i, _R_PUNTS] != 0
-        final = VERDICT_PASS if action == _A_ALLOW else VERDICT_DROP
-        hits = 0
-        size = 0
         for q in range(k):
-            p = matched[q]
-            if punts or (action == _A_RESET and proto[p] == 6):
-                verdict[p] = VERDICT_PUNT
-            else:
-                verdict[p] = final
-                hits += 1
-                size += length[p]
-        packets[orig[i]] += hits
-        nbytes[orig[i]] += size
+            walk_rule[matched[q]] = orig[i]
         # the decided packets leave idx
         j = 0
         for q in range(m):
             p = idx[q]
             idx[j] = p
-            j += 1 if verdict[p] == _UNDECIDED else 0
+            j += 1 if walk_rule[p] < 0 else 0
         m = j
-    for q in range(m):  # unreachable: the default rule matches everything
-        verdict[idx[q]] = VERDICT_PUNT
     for t in range(n_trail):
-        p = trail_pkt[t]
-        if verdict[p] != VERDICT_PUNT:
-            packets[orig[trail_rule[t]]] += 1
-            nbytes[orig[trail_rule[t]]] += length[p]
+        trail_rule[t] = orig[trail_rule[t]]
+    return trail_rule, trail_pkt, n_trail

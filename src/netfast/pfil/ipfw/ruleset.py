@@ -25,7 +25,6 @@ punted ones when it handles them.
 
 from __future__ import annotations
 
-import heapq
 from collections import Counter, deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -37,26 +36,14 @@ from netfast.pfil import Direction, PfilPacket, Verdict
 from netfast.pfil.ipfw.compile import (
     _A_ALLOW,
     _A_COUNT,
-    _A_DENY,
     _A_RESET,
     _A_SKIPTO,
     _A_UNREACH,
     _Compiled,
     _RuleTable,
 )
-from netfast.pfil.ipfw.dynamic import (
-    StateKey,
-    StateTimeouts,
-    _flow_ports,
-    _key_hash,
-    _State,
-    _state_key,
-    _vkey_hash,
-)
-from netfast.pfil.ipfw.kernel import (
-    BatchKernel,
-    _evaluate_rules_kernel,
-)
+from netfast.pfil.ipfw.dynamic import StateTimeouts, _flow_ports
+from netfast.pfil.ipfw.kernel import BatchKernel, walk_rules_kernel
 from netfast.pfil.ipfw.reply import (
     icmp_unreach_for,
     tcp_reset_for,
@@ -66,11 +53,17 @@ from netfast.pfil.ipfw.rules import (
     _UNDECIDED,
     DEFAULT_RULE,
     MAX_RULE,
-    VERDICT_DROP,
-    VERDICT_PASS,
-    VERDICT_PUNT,
     Action,
     Rule,
+)
+from netfast.pfil.ipfw.states import (
+    RULE_KEEP,
+    RULE_PUNTS,
+    StateTable,
+    count_kernel,
+    probe_kernel,
+    rule_flags,
+    sequence_kernel,
 )
 from netfast.pfil.ipfw.walker import (
     Walker,
@@ -161,15 +154,9 @@ class Ruleset:
         self.bytes: npt.NDArray[np.int64] = np.zeros(len(self.rules), np.int64)
         self.stats: Counter[str] = Counter()
         self.log: deque[str] = deque(maxlen=log_size)
-        self.states: dict[StateKey, _State] = {}
-        # Expiry order: (expiry time when pushed, sequence, key).  A state's expiry only moves
-        # later (a hit refreshes it), so an entry found refreshed when popped is pushed again;
-        # reclaiming touches only what has expired, never the whole table.
-        self._expiry: list[tuple[float, int, StateKey]] = []
-        self._expiry_seq = 0
-        self._rule_states = [0] * len(self.rules)
-        self._state_hashes: npt.NDArray[np.uint64] = np.zeros(0, np.uint64)
-        self._hashes_stale = False
+        #: The dynamic states (:class:`~netfast.pfil.ipfw.states.StateTable`, a read-only mapping
+        #: of state key -> StateView for Python readers).
+        self.states = StateTable(max_states, len(self.rules))
         self._compile()
 
     # -- configuration --
@@ -184,6 +171,14 @@ class Ruleset:
         self._compiled = compiled
         self._has_keep_state = any(r.keep_state for r in self.rules)
         self._table = _RuleTable(compiled)
+        self._rule_flags = rule_flags(
+            np.array([c.action for c in compiled], np.int64),
+            [c.punts for c in compiled],
+            [c.rule.keep_state for c in compiled],
+            _A_RESET,
+            _A_ALLOW,
+        )
+        self._limits = np.array([c.rule.limit for c in compiled], np.int64)
         # per direction: protocol -> walkers, built on first use (_walkers_for)
         self._walkers: list[dict[int, tuple[Walker, Walker]]] = [{} for _ in Direction]
         self._protos = frozenset(c.proto for c in compiled if c.proto >= 0)
@@ -269,13 +264,15 @@ class Ruleset:
         """First matching rule's verdict for one packet; counts it; may set ``pkt.replies``."""
         if now is None:
             now = self.now
-        if self.states:
-            key = _state_key(pkt.proto, pkt.src, pkt.sport, pkt.dst, pkt.dport)
-            state = self.states.get(key)
-            if state is not None:
-                if state.expire > now:
-                    return self._from_state(pkt, state, now)
-                self._remove_state(key)
+        states = self.states
+        if states.meta[0]:
+            sport, dport = _flow_ports(pkt.proto, pkt.sport, pkt.dport)
+            a, b = (pkt.src << 16) | sport, (pkt.dst << 16) | dport
+            slot = states.find(pkt.proto, a, b) if a <= b else states.find(pkt.proto, b, a)
+            if slot >= 0:
+                if states.expire[slot] > now:
+                    return self._from_state(pkt, slot, (pkt.src << 16) | sport, now)
+                self._remove_state(slot)
         compiled = self._compiled
         walkers = self._walkers[pkt.direction].get(pkt.proto)
         if walkers is None:
@@ -345,16 +342,18 @@ class Ruleset:
         self.stats["ipfw.logged"] += 1
 
     # -- dynamic state --
-    def _timeout(self, state: _State) -> float:
-        if not state.tcp:
+    def _timeout(self, tcp: bool, replied: bool) -> float:
+        if not tcp:
             return self.timeouts.other
-        return self.timeouts.tcp_established if state.replied else self.timeouts.tcp_opening
+        return self.timeouts.tcp_established if replied else self.timeouts.tcp_opening
 
-    def _from_state(self, pkt: PfilPacket, state: _State, now: float) -> Verdict:
-        if (pkt.src, _flow_ports(pkt.proto, pkt.sport, pkt.dport)[0]) != state.origin:
-            state.replied = True
-        state.expire = now + self._timeout(state)
-        i = state.rule
+    def _from_state(self, pkt: PfilPacket, slot: int, end: int, now: float) -> Verdict:
+        states = self.states
+        if end != states.origin[slot]:
+            states.replied[slot] = 1
+        tcp, replied = bool(states.tcp[slot]), bool(states.replied[slot])
+        states.expire[slot] = now + self._timeout(tcp, replied)
+        i = int(states.rule[slot])
         self.packets[i] += 1
         self.bytes[i] += pkt.length
         self.stats["ipfw.state.hit"] += 1
@@ -365,49 +364,34 @@ class Ruleset:
 
     def _create_state(self, pkt: PfilPacket, c: _Compiled, now: float) -> bool:
         """Record a state for ``pkt``; False (counted) when the table or the rule is full."""
-        if len(self.states) >= self.max_states:
+        states = self.states
+        if states.count >= self.max_states:
             self._expire(now)
-            if len(self.states) >= self.max_states:
+            if states.count >= self.max_states:
                 self.stats["ipfw.state.full"] += 1
                 return False
-        if c.rule.limit and self._rule_states[c.index] >= c.rule.limit:
+        if c.rule.limit and states.rule_states[c.index] >= c.rule.limit:
             self._expire(now)
-            if self._rule_states[c.index] >= c.rule.limit:
+            if states.rule_states[c.index] >= c.rule.limit:
                 self.stats["ipfw.state.limit"] += 1
                 return False
-        key = _state_key(pkt.proto, pkt.src, pkt.sport, pkt.dst, pkt.dport)
-        origin = (pkt.src, _flow_ports(pkt.proto, pkt.sport, pkt.dport)[0])
-        state = _State(c.index, 0.0, origin, pkt.proto == IpProtocol.TCP)
-        state.expire = now + self._timeout(state)
-        self.states[key] = state
-        self._expiry_seq += 1
-        heapq.heappush(self._expiry, (state.expire, self._expiry_seq, key))
-        self._rule_states[c.index] += 1
-        self._hashes_stale = True
+        sport, dport = _flow_ports(pkt.proto, pkt.sport, pkt.dport)
+        a, b = (pkt.src << 16) | sport, (pkt.dst << 16) | dport
+        tcp = pkt.proto == IpProtocol.TCP
+        lo, hi = (a, b) if a <= b else (b, a)
+        states.insert(pkt.proto, lo, hi, c.index, now + self._timeout(tcp, False), a, tcp)
         self.stats["ipfw.state.created"] += 1
         return True
 
-    def _remove_state(self, key: StateKey) -> None:
-        state = self.states.pop(key)
-        self._rule_states[state.rule] -= 1
-        self._hashes_stale = True
+    def _remove_state(self, slot: int) -> None:
+        self.states.remove(slot)
         self.stats["ipfw.state.expired"] += 1
 
     def _expire(self, now: float) -> int:
-        """Remove every expired state, the longest expired first; returns how many."""
-        heap = self._expiry
-        removed = 0
-        while heap and heap[0][0] <= now:
-            _, _, key = heapq.heappop(heap)
-            state = self.states.get(key)
-            if state is None:
-                continue  # removed already; a stale heap entry
-            if state.expire > now:  # refreshed since it was pushed
-                self._expiry_seq += 1
-                heapq.heappush(heap, (state.expire, self._expiry_seq, key))
-                continue
-            self._remove_state(key)
-            removed += 1
+        """Remove every expired state; returns how many."""
+        removed = self.states.reclaim(now)
+        if removed:
+            self.stats["ipfw.state.expired"] += removed
         return removed
 
     def expire_states(self, now: float | None = None) -> int:
@@ -420,15 +404,21 @@ class Ruleset:
         cols: Mapping[str, npt.NDArray[np.integer]],
         direction: Direction | int,
         ifindex: npt.NDArray[np.integer] | int,
+        *,
+        ordered: bool = False,
     ) -> npt.NDArray[np.uint8]:
         """Verdicts of a whole batch: 0 PASS, 1 DROP, 3 PUNT (see the module docstring).
 
         ``cols`` holds equal-length integer arrays ``src``, ``dst``, ``proto``, ``sport``,
         ``dport``, ``tcp_flags``, ``icmp_type``, ``ttl``, ``length`` (``-1`` where absent) and,
-        optionally, ``fragment`` (nonzero for fragments; absent means none is).  ``ifindex`` is
-        one interface index per packet, or one for all.
+        optionally, ``fragment`` (nonzero for fragments; absent means none is) and ``punted``
+        (nonzero: the caller punts that row whatever the verdict).  ``ifindex`` is one interface
+        index per packet, or one for all.  ``ordered`` is the caller's promise of
+        :class:`netfast.pfil.BatchHook`: the rows are in arrival order, no other call sees them
+        in this batch, and the punted ones go through the scalar path afterwards, in order; the
+        batch may then create states (keep-state decided here).
         """
-        return self.run_batch_kernel(cols, direction, ifindex, _evaluate_rules_kernel)
+        return self.run_batch_kernel(cols, direction, ifindex, walk_rules_kernel, ordered=ordered)
 
     def run_batch_kernel(
         self,
@@ -436,12 +426,14 @@ class Ruleset:
         direction: Direction | int,
         ifindex: npt.NDArray[np.integer] | int,
         kernel: BatchKernel,
+        *,
+        ordered: bool = False,
     ) -> npt.NDArray[np.uint8]:
-        """The set-up of :meth:`evaluate_batch` (columns as contiguous int64, the state check,
-        the live rules, the ``me``/``table`` columns) around one run of ``kernel``, which gets
-        the argument list of :func:`~netfast.pfil.ipfw.kernel._evaluate_rules_kernel` (the
-        tests pass their packet-major reference kernel through here).
-        """
+        """The set-up of :meth:`evaluate_batch` around one run of the rule walk ``kernel``
+        (which gets the argument list of :func:`~netfast.pfil.ipfw.kernel.walk_rules_kernel`;
+        the tests pass their per-packet reference walk through here): the columns as contiguous
+        int64, the rows whose flow has a state (not walked), the live rules, the ``me`` and
+        ``table`` columns; then the state phase in row order and the counting."""
         n = len(cols["src"])
         verdict = np.full(n, _UNDECIDED, np.uint8)
         if n == 0:
@@ -452,132 +444,85 @@ class Ruleset:
         }
         frag = cols.get("fragment")
         fragment = np.zeros(n, np.uint8) if frag is None else (np.asarray(frag) != 0).view(np.uint8)
+        given = cols.get("punted")
+        punted = np.zeros(n, np.uint8) if given is None else (np.asarray(given) != 0).view(np.uint8)
         ifx = np.ascontiguousarray(np.broadcast_to(np.asarray(ifindex), (n,)), np.int64)
-        if self.states:
-            in_state = self._from_states_batch(work, verdict)
-        else:
-            in_state = np.zeros(n, np.bool_)
+        st = self.states
+        proto, src, dst = work["proto"], work["src"], work["dst"]
+        sport, dport, length = work["sport"], work["dport"], work["length"]
+        skip = punted.copy()
+        expired = 0
+        if st.meta[0]:
+            found = np.zeros(n, np.uint8)
+            expired = probe_kernel(
+                st.proto, st.lo, st.hi, st.expire, st.shift, st.mask, float(self.now),
+                proto, src, sport, dst, dport, found,
+            )  # fmt: skip
+            skip |= found
         t = self._table
         direction = int(direction)
-        table, orig = t.live(direction, np.bincount(np.clip(work["proto"], 0, 256), minlength=257))
-        by_state = verdict[in_state]  # the kernel answers PUNT for these; put them back after
+        table, orig = t.live(direction, np.bincount(np.clip(proto, 0, 256), minlength=257))
         ext = np.empty((len(t.ext), n), np.uint8)
         for j, (match, column) in enumerate(t.ext):
             ext[j] = match.vmatch_raw(cols[column])
-        kernel(
-            table,
-            orig,
-            t.addrs,
-            t.ports,
-            t.icmp,
-            ext,
-            direction,
-            work["src"],
-            work["dst"],
-            work["proto"],
-            work["sport"],
-            work["dport"],
-            work["tcp_flags"],
-            work["icmp_type"],
-            work["ttl"],
-            work["length"],
-            fragment,
-            ifx,
-            in_state.view(np.uint8),
-            verdict,
-            self.packets,
-            self.bytes,
-        )
-        verdict[in_state] = by_state
-        return verdict
-
-    def _from_states_batch(
-        self, work: Mapping[str, npt.NDArray[np.int64]], verdict: npt.NDArray[np.uint8]
-    ) -> npt.NDArray[np.bool_]:
-        """The dynamic-state check of :meth:`evaluate` for a batch, before its rule walk: the
-        rows whose state-key hash is in the table are probed one by one (a minority in real
-        traffic); a live state decides its row as :meth:`_from_state` does -- refresh, counters,
-        the creating rule's verdict -- or punts it when that rule logs or sends a reply.  A row
-        of an expired state is punted (the scalar path removes the state and walks the rules,
-        in packet order); a row whose key is not in the table (a hash collision) goes on to the
-        rules.  Returns the rows decided or punted here (their ``verdict`` set).
-
-        Besides ``packets`` and ``bytes`` this changes ``stats`` and the states' expiry: a caller
-        that rolls counters back to re-run a batch must roll ``stats`` back too (the refresh
-        gives the same states when re-run at the same ``now``)."""
-        handled = np.isin(_vkey_hash(work), self._hashes())
-        rows = np.flatnonzero(handled)
-        if len(rows) == 0:
-            return handled
-        now = self.now
-        states = self.states
-        compiled = self._compiled
-        timeouts = self.timeouts
-        packets, nbytes = self.packets, self.bytes
-        per_rule: dict[int, list[int]] = {}  # rule -> [packets, bytes] decided here
-        for r, proto, src, sport, dst, dport, length in zip(
-            rows.tolist(),
-            work["proto"][rows].tolist(),
-            work["src"][rows].tolist(),
-            work["sport"][rows].tolist(),
-            work["dst"][rows].tolist(),
-            work["dport"][rows].tolist(),
-            work["length"][rows].tolist(),
-            strict=True,
-        ):
-            fsport, fdport = _flow_ports(proto, sport, dport)
-            a, b = (src << 16) | fsport, (dst << 16) | fdport
-            key = (
-                (proto, a >> 16, a & 0xFFFF, b >> 16, b & 0xFFFF)
-                if a <= b
-                else (proto, b >> 16, b & 0xFFFF, a >> 16, a & 0xFFFF)
-            )
-            state = states.get(key)
-            if state is None:
-                handled[r] = False
-                continue
-            if state.expire <= now:
-                # The scalar path removes it and walks the rules; punted, that happens in packet
-                # order with the states the batch's earlier punted packets create.
-                verdict[r] = VERDICT_PUNT
-                continue
-            c = compiled[state.rule]
-            action = c.action
-            if c.rule.log or not (
-                action in (_A_ALLOW, _A_DENY) or (action == _A_RESET and proto != 6)
-            ):
-                verdict[r] = VERDICT_PUNT  # logging and replies are the scalar path's
-                continue
-            if (src, fsport) != state.origin:
-                state.replied = True
-            if not state.tcp:
-                state.expire = now + timeouts.other
-            elif state.replied:
-                state.expire = now + timeouts.tcp_established
-            else:
-                state.expire = now + timeouts.tcp_opening
-            i = state.rule
-            counted = per_rule.get(i)
-            if counted is None:
-                per_rule[i] = [1, length]
-            else:
-                counted[0] += 1
-                counted[1] += length
-            verdict[r] = VERDICT_PASS if action == _A_ALLOW else VERDICT_DROP
-        hits = 0
-        for i, (count, size) in per_rule.items():
-            packets[i] += count
-            nbytes[i] += size
-            hits += count
+        walk_rule = np.empty(n, np.int64)
+        trail_rule, trail_pkt, n_trail = kernel(
+            table, orig, t.addrs, t.ports, t.icmp, ext, direction, src, dst, proto, sport, dport,
+            work["tcp_flags"], work["icmp_type"], work["ttl"], length, fragment, ifx, skip,
+            walk_rule,
+        )  # fmt: skip
+        create = self._creatable(walk_rule, skip, punted, expired) if ordered else self._no_create
+        how = np.zeros(n, np.uint8)
+        stats = np.zeros(2, np.int64)
+        tm = self.timeouts
+        sequence_kernel(
+            st.proto, st.lo, st.hi, st.rule, st.expire, st.origin, st.replied, st.tcp, st.meta,
+            st.rule_states, st.shift, st.mask, self._rule_flags, create,
+            proto, src, sport, dst, dport, length, punted, walk_rule, ordered, float(self.now),
+            tm.tcp_established, tm.tcp_opening, tm.other, verdict, how, self.packets, self.bytes,
+            stats,
+        )  # fmt: skip
+        count_kernel(how, walk_rule, length, trail_rule, trail_pkt, n_trail, self.packets,
+                     self.bytes)  # fmt: skip
+        hits, created = stats.tolist()
         if hits:
             self.stats["ipfw.state.hit"] += hits
-        return handled
+        if created:
+            self.stats["ipfw.state.created"] += created
+        return verdict
 
-    def _hashes(self) -> npt.NDArray[np.uint64]:
-        if self._hashes_stale:
-            self._state_hashes = np.array(sorted(_key_hash(k) for k in self.states), np.uint64)
-            self._hashes_stale = False
-        return self._state_hashes
+    @property
+    def _no_create(self) -> npt.NDArray[np.uint8]:
+        return np.zeros(len(self._compiled), np.uint8)
+
+    def _creatable(
+        self,
+        walk_rule: npt.NDArray[np.int64],
+        skip: npt.NDArray[np.uint8],
+        punted: npt.NDArray[np.uint8],
+        expired: int,
+    ) -> npt.NDArray[np.uint8]:
+        """Per rule: may this ordered batch create its states here?  Only when no packet of
+        the batch, in either order of handling, can find the table or the rule's ``limit``
+        full: the states now, plus every row that might create one (rows whose walk ends on a
+        keep-state rule or punts, rows of expired states, and the rows punted already) stay
+        within the bounds.  Else
+        that rule's creations are punted, and the scalar path decides them in order."""
+        flags = self._rule_flags
+        walked = walk_rule[skip == 0]
+        ends = np.bincount(walked[walked >= 0], minlength=len(flags))
+        keeps = (flags & RULE_KEEP) != 0
+        unknown = int(np.count_nonzero(walked < 0)) + int(np.count_nonzero(punted)) + expired
+        # rows whose walk ends on a rule that punts may create a state there (a logging
+        # keep-state rule) when the scalar path handles them
+        unknown += int(ends[(flags & RULE_PUNTS) != 0].sum())
+        st = self.states
+        creators = int(ends[keeps].sum()) + unknown
+        if st.count + creators > self.max_states:
+            return self._no_create
+        limits = self._limits
+        ok = keeps & ((limits == 0) | (st.rule_states + ends + unknown <= limits))
+        return ok.astype(np.uint8)
 
 
 def _rib_entries(rib: Rib) -> list[tuple[int, int, object]]:
