@@ -328,6 +328,13 @@ class VectorForwarder:
         stage or an earlier chunk), so that it punts the later rows of their flows."""
         d, _, evaluate, _ = step
         undecided = np.flatnonzero(state[:hi] == ROW_PUNT)
+        if len(undecided) == len(rows):  # nothing punted so far: the candidates alone
+            v = np.asarray(
+                evaluate(self._pfil_columns(data, rows, total), d,
+                         egress if d == Direction.OUT else ifindex, ordered=True),
+                np.uint8,
+            )  # fmt: skip
+            return v, np.where(v == _V_DROP, int(d), -1).astype(np.int8)
         punted = np.ones(len(undecided), np.uint8)
         at = np.searchsorted(undecided, rows)
         punted[at] = 0

@@ -318,8 +318,14 @@ def emit_kernel(
         r = rows[j]
         o = out[j]
         n = out_len[j]
-        o[:n] = data[r, :n]
-        o[n:width] = 0
+        if n <= 128:  # small frames: a plain loop beats the slice set-up
+            for k in range(n):
+                o[k] = data[r, k]
+            for k in range(n, width):
+                o[k] = 0
+        else:
+            o[:n] = data[r, :n]
+            o[n:width] = 0
         m = mac_index[j]
         e = egress[j]
         for k in range(6):

@@ -170,7 +170,7 @@ class FrameBatch:
 def _fill_slots(flat: npt.NDArray[np.uint8], lengths: npt.NDArray[np.uint32],
                 out: npt.NDArray[np.uint8]) -> None:  # pragma: no cover - compiled  # fmt: skip
     """Row i of ``out`` = the next ``lengths[i]`` bytes of ``flat``, then zeros."""
-    at = 0
+    at = np.int64(0)
     width = out.shape[1]
     for i in range(out.shape[0]):
         ln = np.int64(lengths[i])

@@ -438,6 +438,8 @@ class Ruleset:
         verdict = np.full(n, _UNDECIDED, np.uint8)
         if n == 0:
             return verdict
+        # Without keep-state rules no state exists, and the order of the rows changes nothing.
+        ordered = ordered and self._has_keep_state
         work = {
             k: np.ascontiguousarray(cols[k], np.int64) if k in cols else np.full(n, -1, np.int64)
             for k in _COLUMNS
