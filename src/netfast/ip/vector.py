@@ -61,11 +61,15 @@ counter names are the scalar path's (:mod:`netfast.ip.router`).
 
 Batch semantics
 ---------------
-The batch is decided against the state at its start: ARP entries, the firewall's dynamic states.
-A punted row handled afterwards by the scalar path may change that state (a keep-state rule
-creating a state, an ARP reply changing a MAC); rows of the same batch already decided here do
-not see the change, later batches do -- as in any batching router.  Static ARP entries and
-stateless rules give results identical to the scalar path packet for packet.
+Punted rows are handled by the scalar path after the rows decided here.  With one firewall hook
+(one head, no interface binding) the firewall runs *ordered*: it is given every row before the
+current chunk's end that will be punted (by an earlier stage or chunk), decides the rest in row
+order -- keep-state states created by one row decide the flow's later rows -- and punts any row
+of a flow an earlier punted row belongs to, so the result is the scalar path's packet for packet
+(tests/ip/test_vector_differential.py, keep-state rules on real captures and random batches).
+With hooks at several heads keep-state matches are punted and the batch is decided against the
+states at its start.  ARP is always read at the batch's start: a punted ARP reply changing a MAC
+is seen by later batches (static entries give identical results).
 """
 
 from __future__ import annotations
