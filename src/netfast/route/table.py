@@ -27,7 +27,7 @@ DEFAULT_ALGORITHM = "dxr"
 def algorithms() -> dict[str, type[Fib]]:
     """Every FIB algorithm, by its ``name``, in the order they are listed (imported on first
     call: each pulls in its compiled kernels)."""
-    from netfast.route.dxr import Dxr
+    from netfast.route.dxr.engine import Dxr
     from netfast.route.lctrie import LcTrieFib
     from netfast.route.radix import RadixFib
     from netfast.route.stride.variants import StrideFib, StrideSortedFib
