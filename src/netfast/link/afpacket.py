@@ -45,6 +45,19 @@ MSG_TRUNC = socket.MSG_TRUNC
 _RECV_BUFFER = 65536 + 64
 
 
+def interface_mtu(sock: socket.socket, ifname: str) -> int:
+    """The MTU of interface ``ifname`` (``SIOCGIFMTU`` through any socket)."""
+    ifr = struct.pack("16si", ifname.encode(), 0).ljust(40, b"\0")
+    return int(struct.unpack_from("i", fcntl.ioctl(sock, SIOCGIFMTU, ifr), 16)[0])
+
+
+def join_promiscuous(sock: socket.socket, ifname: str) -> None:
+    """Put ``ifname`` in promiscuous mode for as long as packet socket ``sock`` is open
+    (``PACKET_ADD_MEMBERSHIP`` / ``PACKET_MR_PROMISC``: reference-counted by the kernel)."""
+    mreq = struct.pack("iHH8s", socket.if_nametoindex(ifname), PACKET_MR_PROMISC, 0, b"")
+    sock.setsockopt(SOL_PACKET, PACKET_ADD_MEMBERSHIP, mreq)
+
+
 class AfPacketLink:
     """Frames in and out of an existing interface through an AF_PACKET socket.
 
@@ -80,19 +93,13 @@ class AfPacketLink:
             with contextlib.suppress(OSError):
                 self._sock.setsockopt(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
             if promiscuous:
-                ifindex = socket.if_nametoindex(ifname)
-                mreq = struct.pack("iHH8s", ifindex, PACKET_MR_PROMISC, 0, b"")
-                self._sock.setsockopt(SOL_PACKET, PACKET_ADD_MEMBERSHIP, mreq)
-            self._mtu = mtu if mtu is not None else self._read_mtu()
+                join_promiscuous(self._sock, ifname)
+            self._mtu = mtu if mtu is not None else interface_mtu(self._sock, ifname)
         except BaseException:
             self._sock.close()
             raise
         self._buffer = bytearray(_RECV_BUFFER)
         self._view = memoryview(self._buffer)
-
-    def _read_mtu(self) -> int:
-        ifr = struct.pack("16si", self._name.encode(), 0).ljust(40, b"\0")
-        return int(struct.unpack_from("i", fcntl.ioctl(self._sock, SIOCGIFMTU, ifr), 16)[0])
 
     @property
     def name(self) -> str:

@@ -9,7 +9,13 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterable
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+    from netfast.wire.batch import FrameBatch
 
 Frame = bytes
 
@@ -112,3 +118,29 @@ class WaitableLink(Link, Protocol):
     on it with ``select``/``epoll`` instead of polling it."""
 
     def fileno(self) -> int: ...
+
+
+@runtime_checkable
+class BatchLink(Link, Protocol):
+    """A link that also moves frames as :class:`~netfast.wire.batch.FrameBatch` slots, with no
+    Python object per frame (a packet ring: :class:`netfast.link.ring.RingLink`).
+
+    ``recv_frame_batch`` never blocks: it returns the frames available now, at most
+    ``max_frames``, as one batch (possibly empty) -- the same frames ``recv_batch`` would have
+    returned, counted under the same counters.  With ``out`` the frames are written into
+    ``out``'s rows and the result is a view of its first rows, valid until ``out`` is used
+    again.  ``send_frame_batch`` sends the batch's rows (or the rows listed in ``rows``, in that
+    order) as ``send`` would send their bytes, and returns how many went.  ``slot`` is the row
+    width the link's batches have (and ``out`` needs): every frame its MTU allows fits.
+    """
+
+    @property
+    def slot(self) -> int: ...
+
+    def recv_frame_batch(
+        self, max_frames: int = 256, out: FrameBatch | None = None
+    ) -> FrameBatch: ...
+
+    def send_frame_batch(
+        self, batch: FrameBatch, rows: npt.NDArray[np.intp] | None = None
+    ) -> int: ...
