@@ -63,6 +63,7 @@ SKIP_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "tests/router/test_live_router.py",
             "tests/router/test_bench_live.py",
             "tests/bench/test_live_netns.py",
+            "tests/router/test_ring_differential.py",
         ),
     ),
     (
@@ -71,6 +72,7 @@ SKIP_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "tests/link/test_tap.py",
             "tests/link/test_tap_vnet.py",
             "tests/link/test_afpacket.py",
+            "tests/link/test_ring.py",
             "tests/link/test_bridge.py",
             "tests/stack/test_host_tap.py",
             "tests/cli/test_host_cli.py",

@@ -19,6 +19,7 @@ import itertools
 import os
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -160,6 +161,144 @@ def recv_until(
         if not frames:
             time.sleep(0.002)
     return None
+
+
+# --- raw frames from and into a namespace ------------------------------------------------------
+
+#: Sends the hex frames read from stdin (one a line) on interface argv[1] through a plain
+#: AF_PACKET socket, ``burst`` at a time with ``gap`` seconds between bursts; prints how many
+#: the kernel took.
+_SENDER = """
+import socket, sys, time
+ifname, burst, gap = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+frames = [bytes.fromhex(line) for line in sys.stdin.read().split()]
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
+s.bind((ifname, 0))
+sent = 0
+for i, frame in enumerate(frames):
+    try:
+        s.send(frame)
+        sent += 1
+    except OSError:
+        pass
+    if burst and gap and (i + 1) % burst == 0:
+        time.sleep(gap)
+print(sent)
+"""
+
+#: Captures frames arriving on interface argv[1] (not the ones it sends) with a plain AF_PACKET
+#: socket until stdin closes, argv[2] frames matched or argv[3] seconds passed; prints "ready"
+#: once bound, then the matching frames in hex, one a line.  Frames match when argv[4] is empty
+#: or they come from one of the comma-separated MACs (hex) in it.
+_CAPTURE = """
+import select, socket, sys, time
+ifname, limit, seconds, macs = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
+wanted = {bytes.fromhex(m) for m in macs.split(",") if m}
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))
+s.setsockopt(socket.SOL_SOCKET, 33, 1 << 25)  # SO_RCVBUFFORCE: no drops while we wait
+s.bind((ifname, 3))
+s.setblocking(False)
+print("ready", flush=True)
+got = []
+end = time.monotonic() + seconds
+done = False
+while not done and len(got) < limit and time.monotonic() < end:
+    ready = select.select([s, sys.stdin], [], [], 0.05)[0]
+    if sys.stdin in ready:
+        done = True  # drain what is queued, then stop
+    for _ in range(100000):
+        try:
+            data, addr = s.recvfrom(70000)
+        except BlockingIOError:
+            break
+        if addr[2] != 4 and (not wanted or data[6:12] in wanted):
+            got.append(data)
+print("\\n".join(f.hex() for f in got[:limit]))
+"""
+
+
+def send_from(ns: str, ifname: str, frames: list[bytes], burst: int = 0, gap: float = 0.0) -> int:
+    """Send ``frames`` on ``ifname`` inside ``ns`` (a plain AF_PACKET socket); how many went."""
+    proc = subprocess.run(
+        ["ip", "netns", "exec", ns, sys.executable, "-c", _SENDER, ifname, str(burst), str(gap)],
+        input="\n".join(f.hex() for f in frames),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return int(proc.stdout.strip())
+
+
+class Capture:
+    """Frames arriving on ``ifname`` inside ``ns``, captured by a plain AF_PACKET socket in a
+    child process; :meth:`frames` stops it (or waits for ``limit`` frames) and returns them."""
+
+    def __init__(
+        self,
+        ns: str,
+        ifname: str,
+        *,
+        limit: int = 100_000,
+        seconds: float = 30.0,
+        sources: tuple[bytes, ...] = (),
+    ) -> None:
+        macs = ",".join(m.hex() for m in sources)
+        self._proc = subprocess.Popen(
+            ["ip", "netns", "exec", ns, sys.executable, "-c", _CAPTURE,
+             ifname, str(limit), str(seconds), macs],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        assert self._proc.stdout is not None
+        line = self._proc.stdout.readline().strip()
+        if line != "ready":
+            self._proc.kill()
+            self._proc.wait(5)
+            raise RuntimeError(f"capture on {ifname} in {ns} did not start: {line!r}")
+
+    def frames(self, wait: bool = False) -> list[bytes]:
+        """The captured frames: those queued now, or with ``wait`` once ``limit`` arrived or
+        the capture's time ran out."""
+        proc = self._proc
+        assert proc.stdin is not None and proc.stdout is not None
+        try:
+            if not wait:
+                proc.stdin.close()  # the capture drains its socket and stops
+            out = proc.stdout.read()  # returns when the capture exits (bounded by ``seconds``)
+            proc.wait(10)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(5)
+            if not proc.stdin.closed:
+                proc.stdin.close()
+        return [bytes.fromhex(line) for line in out.split()]
+
+    def __enter__(self) -> Capture:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        proc = self._proc
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(5)
+        for pipe in (proc.stdin, proc.stdout):
+            if pipe is not None and not pipe.closed:
+                pipe.close()
+
+
+def offloads_off(ifname: str, ns: str | None = None) -> None:
+    """Checksum offloads, TSO, GSO and GRO off on ``ifname`` (ethtool), so packet sockets see
+    wire frames: no partial checksums, no super-frames."""
+    run("ethtool", "-K", ifname, "tx", "off", "rx", "off", "tso", "off", "gso", "off",
+        "gro", "off", ns=ns, check=False)  # fmt: skip
+
+
+def sys_counter(ifname: str, name: str, ns: str | None = None) -> int:
+    """An interface statistic (``/sys/class/net/<if>/statistics/<name>``)."""
+    return int(run("cat", f"/sys/class/net/{ifname}/statistics/{name}", ns=ns))
 
 
 # --- frames -----------------------------------------------------------------------------------
