@@ -8,6 +8,7 @@ and test_forward_cli.py run the real ones.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections import Counter
@@ -224,3 +225,85 @@ def test_run_live_counts_frames_for_ports_without_links() -> None:
     a_host.send([frame(1)])
     summary = run_live(FakeRouter(), {0: a_router}, threading.Event(), max_packets=1, duration=5)
     assert summary.counters["runner.out.no_link"] == 1
+
+
+def test_engine_process_batch_decides_as_process_does() -> None:
+    frames = [frame(i) for i in range(10)] + [frame(11, dst="192.0.2.1")]
+    by_frames, by_batch = Engine(FakeRouter(), FakeVector()), Engine(FakeRouter(), FakeVector())
+    out = by_frames.process(0, frames, 5.0)
+    batches, emitted = by_batch.process_batch(0, FrameBatch.from_frames(frames), 5.0)
+    assert sorted(batches) == [1]
+    assert [ident(f) for f in batches[1].frames()] == [0, 2, 4, 6, 8]
+    assert [ident(f) for f in emitted[1]] == [1, 3, 5, 7, 9]
+    # On each egress the batch goes first, then the scalar path's frames: process's order.
+    assert list(batches[1].frames()) + emitted[1] == out[1] and emitted[0] == out[0]
+    untimed = dataclasses.replace(by_batch.stats, vector_seconds=0.0, scalar_seconds=0.0)
+    assert untimed == dataclasses.replace(by_frames.stats, vector_seconds=0.0, scalar_seconds=0.0)
+    assert by_batch.counters == by_frames.counters
+    # Without a vector path every row goes through router.input.
+    plain = Engine(FakeRouter())
+    batches, emitted = plain.process_batch(0, FrameBatch.from_frames(frames), 5.0)
+    assert batches == {} and [ident(f) for f in emitted[1]] == list(range(10))
+    assert (plain.stats.frames_in, plain.stats.scalar_frames) == (11, 11)
+    assert plain.process_batch(0, FrameBatch.empty(0), 6.0) == ({}, {})
+
+
+class BatchMemoryLink(MemoryLink):
+    """A MemoryLink with the BatchLink methods, recording how it was used."""
+
+    slot = 256
+
+    def __init__(self, name: str, mtu: int, capacity: int) -> None:
+        super().__init__(name, mtu, capacity)
+        self.calls: Counter[str] = Counter()
+
+    def recv_frame_batch(self, max_frames: int = 256, out: FrameBatch | None = None) -> FrameBatch:
+        self.calls["recv_frame_batch"] += 1
+        assert out is not None and len(out) >= max_frames  # run_live keeps one per link
+        got = FrameBatch.from_frames(self.recv_batch(max_frames), out.slot)
+        n = len(got)
+        out.data[:n], out.length[:n] = got.data, got.length
+        return FrameBatch(out.data[:n], out.length[:n], out.timestamp_ns[:n])
+
+    def send_frame_batch(self, batch: FrameBatch, rows: np.ndarray | None = None) -> int:
+        self.calls["send_frame_batch"] += 1
+        picked = range(len(batch)) if rows is None else rows
+        return self.send([batch.frame(int(i)) for i in picked])
+
+
+def test_run_live_moves_batches_through_batch_links() -> None:
+    from netfast.link.base import BatchLink
+
+    a_host, _ = MemoryLink.pair()
+    b_host, _ = MemoryLink.pair()
+    ra = BatchMemoryLink("ra", 1500, 1024)
+    rb = BatchMemoryLink("rb", 1500, 1024)
+    # Wire the batch-capable ends to the hosts' ends.
+    a_host._peer, ra._peer = ra, a_host
+    b_host._peer, rb._peer = rb, b_host
+    assert isinstance(ra, BatchLink) and not isinstance(a_host, BatchLink)
+    a_host.send([frame(i) for i in range(20)] + [frame(99, dst="192.0.2.1")])
+    summary = run_live(
+        FakeRouter(),
+        {0: ra, 1: rb},
+        threading.Event(),
+        vector=FakeVector(),
+        max_packets=21,
+        duration=5,
+        batch_size=32,
+    )
+    assert summary.stopped_by == "max_packets"
+    got = [ident(f) for f in b_host.recv_batch(100)]
+    assert got == [*range(0, 20, 2), *range(1, 20, 2)]  # the batch, then the punted rows
+    assert len(a_host.recv_batch(10)) == 1  # the ICMP error, as frames
+    assert ra.calls["recv_frame_batch"] >= 1 and rb.calls["send_frame_batch"] == 1
+    assert summary.stats.vector_frames == 10 and summary.stats.scalar_frames == 11
+    assert summary.link_counters[1]["tx.frames"] == 20
+    # A forwarded batch for a link without batches goes out as its frames.
+    c_host, c_router = MemoryLink.pair()
+    a_host.send([frame(i) for i in range(4)])
+    run_live(
+        FakeRouter(), {0: ra, 1: c_router}, threading.Event(), vector=FakeVector(),
+        max_packets=4, duration=5,
+    )  # fmt: skip
+    assert [ident(f) for f in c_host.recv_batch(10)] == [0, 2, 1, 3]

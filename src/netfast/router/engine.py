@@ -4,8 +4,10 @@ Frames received together on one port go to the vector path
 (:class:`netfast.ip.vector.VectorForwarder`) as one batch when there is one; the rows it punts --
 and every frame when there is none -- go one at a time through ``router.input`` of the
 :class:`netfast.ip.api.ForwardingPlane`.  Whatever either path emits (forwarded frames, ICMP
-errors, ARP requests and replies) is grouped by egress port.  :meth:`Engine.poll` runs the
-router's timers (ARP retries, hold-queue expiry).
+errors, ARP requests and replies) is grouped by egress port.  A link that delivers batches
+itself (a packet ring) hands them to :meth:`Engine.process_batch`, which returns the vector
+path's output as batches too, so forwarded frames never become Python objects.
+:meth:`Engine.poll` runs the router's timers (ARP retries, hold-queue expiry).
 
 Promises: no I/O and no clock of its own (``now`` is the caller's; ``time.perf_counter`` only
 measures the time each path took); every frame received is counted once in
@@ -18,7 +20,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -27,7 +29,7 @@ from netfast.wire.batch import DEFAULT_SLOT, FrameBatch
 
 if TYPE_CHECKING:
     from netfast.ip.api import ForwardingPlane
-    from netfast.ip.vector import VectorForwarder
+    from netfast.ip.vector import VectorForwarder, VectorResult
 
 __all__ = ["Engine", "ForwardStats"]
 
@@ -53,7 +55,9 @@ class ForwardStats:
         Frames finished by the vector path, and frames that went through ``router.input``
         (punted, or everything without a vector path).
     vector_seconds, scalar_seconds
-        Time spent in each path (the vector time includes building the batch).
+        Time spent in each path (the vector time includes building the batch from frames in
+        :meth:`Engine.process`; a batch handed to :meth:`Engine.process_batch` was built by
+        its link).
     out
         Frames emitted per egress ifindex (forwarded, ICMP, ARP).
     emitted
@@ -157,22 +161,71 @@ class Engine:
             res = self.vector.forward(batch, ifindex, now)
             for egress, fb in res.out.items():
                 out.setdefault(int(egress), []).extend(fb.frames())
-                stats.out[int(egress)] += len(fb)
-            stats.vector_counters.update(res.drops)
-            punt = [int(i) for i in res.punt]
-            stats.vector_frames += len(rows) - len(punt)
-            stats.vector_seconds += time.perf_counter() - t0
+            punt = self._count_vector(res, len(rows), t0)
             scalar_rows = sorted([fits[i] for i in punt] + giants) if giants else punt
         if len(scalar_rows):
-            t0 = time.perf_counter()
-            router_input = self.router.input
-            for i in scalar_rows:
-                for egress, frame in router_input(ifindex, frames[i], now):
-                    out.setdefault(egress, []).append(frame)
-                    self._classify(egress, frame)
-            stats.scalar_frames += len(scalar_rows)
-            stats.scalar_seconds += time.perf_counter() - t0
+            self._scalar(ifindex, (frames[i] for i in scalar_rows), len(scalar_rows), now, out)
         return out
+
+    def process_batch(
+        self, ifindex: int, batch: FrameBatch, now: float
+    ) -> tuple[dict[int, FrameBatch], dict[int, list[Frame]]]:
+        """Forward a batch received on ``ifindex`` that is already in slots (a packet ring's
+        gather): what the vector path forwarded, as batches by egress, and what the scalar path
+        emitted for the punted rows (forwarded frames, ICMP, ARP), as frames by egress.
+
+        The same decisions and counts as :meth:`process` on the batch's frames, and the same
+        order: on each egress the batch goes before the frames.  Without a vector path every
+        row takes the scalar path and the batches are empty.  ``batch`` is only read, and not
+        kept once this returns (the caller may reuse its arrays)."""
+        batches: dict[int, FrameBatch] = {}
+        frames: dict[int, list[Frame]] = {}
+        if self.on_time is not None:
+            self.on_time(now)
+        n = len(batch)
+        self.stats.frames_in += n
+        if n == 0:
+            return batches, frames
+        rows: Sequence[int] | range = range(n)
+        if self.vector is not None:
+            t0 = time.perf_counter()
+            res = self.vector.forward(batch, ifindex, now)
+            for egress, fb in res.out.items():
+                batches[int(egress)] = fb
+            rows = self._count_vector(res, n, t0)
+        if len(rows):
+            self._scalar(ifindex, (batch.frame(i) for i in rows), len(rows), now, frames)
+        return batches, frames
+
+    def _count_vector(self, res: VectorResult, n: int, t0: float) -> list[int]:
+        """Count a vector result over ``n`` rows started at ``t0``; the punted rows."""
+        stats = self.stats
+        for egress, fb in res.out.items():
+            stats.out[int(egress)] += len(fb)
+        stats.vector_counters.update(res.drops)
+        punt = [int(i) for i in res.punt]
+        stats.vector_frames += n - len(punt)
+        stats.vector_seconds += time.perf_counter() - t0
+        return punt
+
+    def _scalar(
+        self,
+        ifindex: int,
+        frames: Iterable[Frame],
+        count: int,
+        now: float,
+        out: dict[int, list[Frame]],
+    ) -> None:
+        """``router.input`` on each of ``count`` frames, what it emits appended to ``out``."""
+        stats = self.stats
+        t0 = time.perf_counter()
+        router_input = self.router.input
+        for frame in frames:
+            for egress, emitted in router_input(ifindex, frame, now):
+                out.setdefault(egress, []).append(emitted)
+                self._classify(egress, emitted)
+        stats.scalar_frames += count
+        stats.scalar_seconds += time.perf_counter() - t0
 
     def poll(self, now: float) -> dict[int, list[Frame]]:
         """The router's timers: ARP retries and hold-queue expiry."""

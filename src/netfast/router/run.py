@@ -13,10 +13,14 @@ leaves the folder as it was.  Port names become file names only through
 :class:`netfast.outfiles.PortOutputs`, which keeps every file inside the folder and refuses two
 ports that would share one.
 
-:func:`run_live` selects over the links' file descriptors (AF_PACKET sockets, TAPs; links without
-one are polled), forwards what arrives and sends what comes out, until ``stop`` is set, the
-duration has passed or enough frames were received.  The loop wakes at least every
-``poll_interval`` seconds, so it stops promptly and ARP timers run on an idle network.
+:func:`run_live` selects over the links' file descriptors (AF_PACKET sockets and rings, TAPs;
+links without one are polled), forwards what arrives and sends what comes out, until ``stop`` is
+set, the duration has passed or enough frames were received.  The loop wakes at least every
+``poll_interval`` seconds, so it stops promptly and ARP timers run on an idle network.  Links
+that move batches themselves (:class:`netfast.link.base.BatchLink`: packet rings) feed the
+vector path the batch their gather built and take its forwarded batches back whole, so no
+forwarded frame becomes a Python object; the scalar path's frames (punted packets, ICMP, ARP)
+are bytes on every link.
 """
 
 from __future__ import annotations
@@ -31,10 +35,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from netfast.link.base import Frame, Link, WaitableLink
+from netfast.link.base import BatchLink, Frame, Link, WaitableLink
 from netfast.link.pcap import PcapWriterLink, open_capture
 from netfast.outfiles import PortOutputs
 from netfast.router.engine import Engine, ForwardStats
+from netfast.wire.batch import FrameBatch
 
 if TYPE_CHECKING:
     from netfast.ip.api import ForwardingPlane
@@ -244,7 +249,11 @@ def run_live(
         The :class:`Engine` to run (built from ``router``, ``vector`` and ``on_time`` when
         None); pass one to watch its counters while the loop runs in another thread.
 
-    The links are not closed: the caller opened them.
+    The links are not closed: the caller opened them.  With a vector path, a
+    :class:`~netfast.link.base.BatchLink` is read with ``recv_frame_batch`` into a batch kept
+    for that link (reused every turn: :meth:`Engine.process_batch` does not keep it) and what
+    the vector path forwards to one goes out with ``send_frame_batch``; a batch for a link
+    without batches is sent as its frames.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size = {batch_size}: must be at least 1")
@@ -257,6 +266,15 @@ def run_live(
             fd_of[link.fileno()] = ifindex
         else:
             polled.append(ifindex)
+    batch_links: dict[int, BatchLink] = {
+        i: link for i, link in links.items() if isinstance(link, BatchLink)
+    }
+    # Rows of the width each ring gathers into; zero-filled once, then kept zero past every
+    # frame's length by the gather itself.
+    buffers: dict[int, FrameBatch] = {}
+    if engine.vector is not None:
+        for i, link in batch_links.items():
+            buffers[i] = FrameBatch.empty(batch_size, link.slot)
     no_link = Counter[str]()
 
     def send(out: dict[int, list[Frame]]) -> None:
@@ -266,6 +284,32 @@ def run_live(
                 no_link["runner.out.no_link"] += len(frames)
             else:
                 link.send(frames)
+
+    def send_batches(out: dict[int, FrameBatch]) -> None:
+        for egress, batch in out.items():
+            ring = batch_links.get(egress)
+            if ring is not None:
+                ring.send_frame_batch(batch)
+            elif egress in links:
+                links[egress].send(list(batch.frames()))
+            else:
+                no_link["runner.out.no_link"] += len(batch)
+
+    def receive(ifindex: int) -> bool:
+        buffer = buffers.get(ifindex)
+        if buffer is not None:
+            batch = batch_links[ifindex].recv_frame_batch(batch_size, buffer)
+            if not len(batch):
+                return False
+            forwarded, emitted = engine.process_batch(ifindex, batch, clock())
+            send_batches(forwarded)
+            send(emitted)
+            return True
+        frames = links[ifindex].recv_batch(batch_size)
+        if not frames:
+            return False
+        send(engine.process(ifindex, frames, clock()))
+        return True
 
     start = clock()
     deadline = None if duration is None else start + duration
@@ -286,11 +330,7 @@ def run_live(
             time.sleep(wait)
         got_any = False
         for ifindex in ready + polled:
-            frames = links[ifindex].recv_batch(batch_size)
-            if frames:
-                got_any = True
-                now = clock()
-                send(engine.process(ifindex, frames, now))
+            got_any = receive(ifindex) or got_any
         send(engine.poll(clock()))
         if polled and not got_any and not ready:
             time.sleep(min(poll_interval, 0.005))
