@@ -259,3 +259,67 @@ def test_bundled_default_config_is_valid() -> None:
     assert cfg.rules_file is not None and cfg.rules_file.exists()
     ruleset = load_ruleset(cfg)
     assert ruleset is not None and len(ruleset.rules) > 1
+
+
+def _afpacket(link: str, mtu: int = 1500) -> str:
+    return (
+        f'[[interface]]\nname = "eth0"\nmac = "02:00:00:00:00:01"\nmtu = {mtu}\n'
+        f'link = {{ type = "afpacket", device = "veth0"{link} }}\n'
+    )
+
+
+def test_afpacket_links_get_packet_rings_unless_told_not_to() -> None:
+    from netfast.link.ring import RingConfig
+
+    def ring(link: str, mtu: int = 1500) -> RingConfig | None:
+        lc = parse_config(_afpacket(link, mtu), "r.toml").interfaces[0].link
+        assert lc is not None
+        return lc.ring
+
+    assert ring("") == RingConfig() == ring(", ring = true")
+    assert ring(", ring = false") is None
+    assert ring(", ring = { block_count = 32, qdisc_bypass = false }") == RingConfig(
+        block_count=32, qdisc_bypass=False
+    )
+    assert ring(", ring = { tx_frame_size = 9088 }", mtu=9000) == RingConfig(tx_frame_size=9088)
+    text = '[[interface]]\nname = "t"\nmac = "02:00:00:00:00:01"\n'
+    tap = parse_config(text + 'link = { type = "tap", device = "x" }\n').interfaces[0].link
+    assert tap is not None and tap.ring is None
+
+
+@pytest.mark.parametrize(
+    ("link", "mtu", "key", "problem"),
+    [
+        (", ring = 1", 1500, "interface[0].link.ring", "must be true, false or a table"),
+        (", ring = { blocks = 4 }", 1500, "interface[0].link.ring.blocks", "unknown key"),
+        (", ring = { block_size = 5000 }", 1500, "interface[0].link.ring.block_size", "page"),
+        (
+            ", ring = { block_size = 4096 }",
+            9000,
+            "interface[0].link.ring.block_size",
+            "cannot hold one 9018-byte frame",
+        ),
+        (", ring = { block_count = 0 }", 1500, "interface[0].link.ring.block_count", "outside"),
+        (", ring = { retire_ms = 'soon' }", 1500, "interface[0].link.ring.retire_ms", "integer"),
+        (
+            ", ring = { tx_frame_size = 2048 }",
+            9000,
+            "interface[0].link.ring.tx_frame_size",
+            "from 9066",
+        ),
+        (", ring = { tx_frame_size = 2050 }", 1500, "interface[0].link.ring.tx_frame_size", "16"),
+        (", ring = { tx_frames = 0 }", 1500, "interface[0].link.ring.tx_frames", "outside"),
+        (
+            ", ring = { qdisc_bypass = 'yes' }",
+            1500,
+            "interface[0].link.ring.qdisc_bypass",
+            "true or false",
+        ),
+    ],
+)
+def test_ring_errors_name_file_key_and_problem(link: str, mtu: int, key: str, problem: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config(_afpacket(link, mtu), "site/r.toml")
+    err = info.value
+    assert (err.file, err.key) == ("site/r.toml", key), str(err)
+    assert problem in err.problem, str(err)

@@ -7,7 +7,7 @@ missing rules file is not found after a long table load), builds the routing tab
 :class:`netfast.ip.router.Router`, its pfil heads with the ruleset hooked in, the static ARP
 entries and the :class:`netfast.ip.vector.VectorForwarder` over the same state.  The result is
 one :class:`BuiltRouter`, which is what drivers take: it opens its links
-(:meth:`BuiltRouter.open_links`, AF_PACKET/TAP/pcap), runs over a capture or live
+(:meth:`BuiltRouter.open_links`, AF_PACKET rings or sockets, TAP, pcap), runs over a capture or live
 (:meth:`BuiltRouter.run_capture`, :meth:`BuiltRouter.run_live`) and closes what it opened (a
 context manager).
 
@@ -190,8 +190,8 @@ def open_links(cfg: RouterConfig, types: Sequence[str] = ("afpacket", "tap")) ->
 
     A failure closes the links already opened and raises ``OSError`` naming the interface.
     """
-    from netfast.link.afpacket import AfPacketLink
     from netfast.link.pcap import PcapReplayLink, PcapWriterLink
+    from netfast.link.ring import open_packet_link
     from netfast.link.tap import TapLink
 
     links: dict[int, Link] = {}
@@ -204,7 +204,9 @@ def open_links(cfg: RouterConfig, types: Sequence[str] = ("afpacket", "tap")) ->
                 link: Link
                 if lc.type == "afpacket":
                     assert lc.device is not None
-                    link = AfPacketLink(lc.device, promiscuous=lc.promiscuous, mtu=iface.mtu)
+                    link = open_packet_link(
+                        lc.device, promiscuous=lc.promiscuous, mtu=iface.mtu, ring=lc.ring
+                    )
                 elif lc.type == "tap":
                     assert lc.device is not None
                     link = TapLink(lc.device, mtu=iface.mtu)

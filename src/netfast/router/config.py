@@ -38,6 +38,9 @@ Schema
     addresses = ["198.18.0.1/24"]   # each adds a connected route
     mtu = 1500                      # default 1500
     link = { type = "afpacket", device = "veth0", promiscuous = true }
+    #      { type = "afpacket", device = "veth0", ring = false }   (one system call per frame)
+    #      { type = "afpacket", device = "veth0", ring = { block_size = 262144, block_count = 16,
+    #               retire_ms = 2, tx_frame_size = 2048, tx_frames = 512, qdisc_bypass = true } }
     #      { type = "tap", device = "nftap0" }
     #      { type = "pcap", in = "rx.pcap", out = "tx.pcap" }   (both optional)
 
@@ -56,6 +59,16 @@ Schema
     rules = "sample-rules.fw"       # ipfw-style rules (netfast.pfil.ipfw)
     heads = ["in"]                  # pfil heads the rules hook: "in", "forward", "out"
     max_states = 65536              # dynamic (keep-state) states held at most
+
+Packet rings
+------------
+An ``afpacket`` link uses PACKET_MMAP rings (:class:`netfast.link.ring.RingLink`) unless
+``ring = false``: ``ring = true`` or no ``ring`` key means the default geometry
+(:class:`netfast.link.ring.RingConfig`: a 4 MiB RX ring of 16 blocks, 512 TX slots), and a
+table sets any of its fields (the others keep their defaults).  The geometry is checked against
+the interface's MTU here (page-multiple blocks big enough for the largest frame, TX slots that
+hold one); a kernel that refuses rings anyway gets a plain socket at run time
+(:func:`netfast.link.ring.open_packet_link`, counted as ``link.ring_fallback``).
 
 Route tables
 ------------
@@ -85,6 +98,7 @@ from pathlib import Path
 from typing import TypedDict
 
 from netfast.ip.iface import Interface, NextHop
+from netfast.link.ring import RingConfig
 from netfast.route.rib import prefix_mask
 from netfast.route.table import DEFAULT_ALGORITHM
 from netfast.textnum import shown
@@ -102,7 +116,7 @@ __all__ = [
 
 #: The link types an interface may name, with the keys each accepts (besides ``type``).
 LINK_TYPES: dict[str, frozenset[str]] = {
-    "afpacket": frozenset({"device", "promiscuous"}),
+    "afpacket": frozenset({"device", "promiscuous", "ring"}),
     "tap": frozenset({"device"}),
     "pcap": frozenset({"in", "out"}),
 }
@@ -130,6 +144,16 @@ _FIREWALL_KEYS = frozenset({"rules", "heads", "max_states"})
 #: (the table is an array hash table, 40 bytes a slot at most half full: 5 MiB at this size).
 DEFAULT_MAX_STATES = 65536
 MAX_STATES_LIMIT = 1 << 24
+#: ``ring`` table keys: RingConfig's fields, the integers with their bounds (finer checks --
+#: page multiples, room for the MTU -- are RingConfig.problems').
+_RING_INTS: dict[str, tuple[int, int]] = {
+    "block_size": (1, 1 << 30),
+    "block_count": (1, 1 << 18),
+    "retire_ms": (1, 10_000),
+    "tx_frame_size": (1, 1 << 17),
+    "tx_frames": (1, 1 << 20),
+}
+_RING_KEYS = frozenset(_RING_INTS) | {"qdisc_bypass"}
 
 
 class ConfigError(ValueError):
@@ -156,13 +180,17 @@ class RouterOptions(TypedDict, total=False):
 
 @dataclass(frozen=True, slots=True)
 class LinkConfig:
-    """How an interface reaches the world: ``type`` and that type's options."""
+    """How an interface reaches the world: ``type`` and that type's options.
+
+    ``ring`` is the packet-ring geometry of an ``afpacket`` link, None for a plain socket (the
+    parser gives every ``afpacket`` link the default geometry unless ``ring = false``)."""
 
     type: str
     device: str | None = None
     promiscuous: bool = True
     pcap_in: Path | None = None
     pcap_out: Path | None = None
+    ring: RingConfig | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,11 +17,14 @@ from pathlib import Path
 from typing import Any, cast
 
 from netfast.ip.iface import IfAddr, Interface, NextHop
+from netfast.link.ring import RingConfig
 from netfast.route.rib import format_prefix, prefix_mask
 from netfast.route.table import algorithms
 from netfast.router.config import (
     _FIREWALL_KEYS,
     _IFACE_KEYS,
+    _RING_INTS,
+    _RING_KEYS,
     _ROUTE_OPTIONS,
     _ROUTER_KEYS,
     _TOP_KEYS,
@@ -222,7 +225,7 @@ class Parser:
             raise self.error(f"{key}.addresses", f"must be an array, got {_kind(addrs_raw)}")
         addrs = tuple(self.if_addr(a, f"{key}.addresses[{j}]") for j, a in enumerate(addrs_raw))
         mtu = self.integer(t.get("mtu", 1500), f"{key}.mtu", 68, 65535)
-        link = self.link(t["link"], f"{key}.link") if "link" in t else None
+        link = self.link(t["link"], f"{key}.link", mtu) if "link" in t else None
         return InterfaceConfig(Interface(i, name, mac, addrs, mtu), link)
 
     def if_addr(self, value: object, key: str) -> IfAddr:
@@ -251,7 +254,7 @@ class Parser:
             )
         return a
 
-    def link(self, raw: object, key: str) -> LinkConfig:
+    def link(self, raw: object, key: str, mtu: int) -> LinkConfig:
         t = self.table(raw, key)
         if "type" not in t:
             raise self.error(f"{key}.type", f"missing (one of {', '.join(LINK_TYPES)})")
@@ -273,7 +276,31 @@ class Parser:
             raise self.error(
                 f"{key}.promiscuous", f"must be true or false, got {_kind(promiscuous)}"
             )
-        return LinkConfig(kind, device=device, promiscuous=promiscuous)
+        ring = self.ring(t.get("ring", True), f"{key}.ring", mtu) if kind == "afpacket" else None
+        return LinkConfig(kind, device=device, promiscuous=promiscuous, ring=ring)
+
+    def ring(self, raw: object, key: str, mtu: int) -> RingConfig | None:
+        """``ring = true | false | { geometry }`` of an afpacket link, checked for ``mtu``."""
+        if isinstance(raw, bool):
+            return RingConfig() if raw else None
+        if not isinstance(raw, dict):
+            raise self.error(key, f"must be true, false or a table, got {_kind(raw)}")
+        self.unknown(raw, _RING_KEYS, key)
+        values: dict[str, Any] = {}
+        for name, (lo, hi) in _RING_INTS.items():
+            if name in raw:
+                values[name] = self.integer(raw[name], f"{key}.{name}", lo, hi)
+        if "qdisc_bypass" in raw:
+            bypass = raw["qdisc_bypass"]
+            if not isinstance(bypass, bool):
+                raise self.error(
+                    f"{key}.qdisc_bypass", f"must be true or false, got {_kind(bypass)}"
+                )
+            values["qdisc_bypass"] = bypass
+        cfg = RingConfig(**values)
+        for name, problem in cfg.problems(mtu):
+            raise self.error(f"{key}.{name}", problem)
+        return cfg
 
     def check_unique(self, interfaces: list[InterfaceConfig]) -> None:
         names: dict[str, int] = {}
