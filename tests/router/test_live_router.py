@@ -2,9 +2,9 @@
 
 Host A (namespace, 198.18.0.2/24, default via 198.18.0.1) -- veth -- netfast -- veth -- host B
 (namespace, 198.18.1.2/24, default via 198.18.1.1).  netfast runs in a thread of the test on
-AF_PACKET sockets bound to the root-namespace ends of the veths, configured from a TOML
-description like any user's router, and answers ARP itself.  The link to B has an MTU of 1400
-on both ends.
+AF_PACKET packet rings (the default for ``afpacket`` links) bound to the root-namespace ends of
+the veths, configured from a TOML description like any user's router, and answers ARP itself.
+The link to B has an MTU of 1400 on both ends.
 
 Offloads are turned off on every veth end (ethtool): with them, the kernel hands AF_PACKET
 sockets TCP segments with partial checksums (CHECKSUM_PARTIAL) and GSO super-frames, which a
@@ -233,6 +233,19 @@ def test_firewall_rule_blocks_then_live_removal_restores(
     proc = _download(net, out, 60)
     assert proc.returncode == 0, proc.stderr
     assert hashlib.sha256(out.read_bytes()).hexdigest() == web
+
+
+def test_ports_run_on_packet_rings(net: Net) -> None:
+    """afpacket links get PACKET_MMAP rings by default, and every frame the kernel offered a
+    ring was read or is counted."""
+    from netfast.link.ring import RingLink
+
+    assert net.built.links and all(isinstance(x, RingLink) for x in net.built.links.values())
+    for link in net.built.links.values():
+        c = link.counters
+        assert c["link.ring_fallback"] == 0 and c["drop.rx_ring"] == 0, c
+        assert c["rx.frames"] > 0 and c["tx.frames"] > 0, c
+        assert c["rx.ring_offered"] >= c["rx.frames"], c
 
 
 def test_router_thread_is_alive_and_bounded(net: Net) -> None:

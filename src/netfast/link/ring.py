@@ -6,19 +6,19 @@ mapped rings (packet(7), Documentation/networking/packet_mmap.rst):
 
 - Receive: a ``TPACKET_V3`` ring of ``block_count`` blocks of ``block_size`` bytes.  The kernel
   fills a block with frames of any size and hands it over whole (``TP_STATUS_USER``) when it is
-  full or ``retire_ms`` after its first frame; ``poll``/``select`` on :meth:`RingLink.fileno`
-  wakes when a block is ready.  :meth:`RingLink.recv_frame_batch` copies frames out of the ready
-  blocks into a :class:`~netfast.wire.batch.FrameBatch` with one compiled gather
-  (:func:`netfast.link.ring_kernels.rx_gather`) and returns each block to the kernel as soon as
-  its last frame is copied.
+  full or its ``retire_ms`` timer runs out with frames in it; ``poll``/``select`` on
+  :meth:`RingLink.fileno` wakes when a block is ready.  :meth:`RingLink.recv_frame_batch`
+  copies frames out of the ready blocks into a :class:`~netfast.wire.batch.FrameBatch` with
+  one compiled gather (:func:`netfast.link.ring_kernels.rx_gather`) and returns each block to
+  the kernel as soon as its last frame is copied.
 - Send: a TX ring of ``tx_frames`` fixed slots on the same socket.
   :meth:`RingLink.send_frame_batch` writes a batch's rows into free slots with one compiled
   scatter, marks them ``TP_STATUS_SEND_REQUEST`` and issues ONE ``send()``, in which the kernel
-  transmits them all.
-  ``PACKET_QDISC_BYPASS`` is asked for when ``qdisc_bypass`` (the default): frames go straight
-  to the driver, so no qdisc queues them and other packet sockets on the interface (tcpdump) no
-  longer see them.  ``PACKET_LOSS`` is set, so a frame the kernel refuses cannot stall the ring
-  (the link checks every frame before it takes a slot, so none should be refused).
+  transmits them all.  ``PACKET_QDISC_BYPASS`` is asked for when ``qdisc_bypass`` (the
+  default): frames go straight to the driver, so no qdisc queues them and other packet sockets
+  on the interface (tcpdump) no longer see them.  ``PACKET_LOSS`` is set, so a frame the kernel
+  refuses cannot stall the ring (the link checks every frame before it takes a slot, so none
+  should be refused).
 
 Everything else is AfPacketLink's: the socket is created with protocol 0 and bound with
 ``ETH_P_ALL`` only after the rings exist (nothing reaches it before); ``PACKET_IGNORE_OUTGOING``
@@ -64,7 +64,6 @@ import socket
 import struct
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass
 from mmap import mmap as _mmap
 
 import numpy as np
@@ -78,7 +77,14 @@ from netfast.link.afpacket import (
     interface_mtu,
     join_promiscuous,
 )
-from netfast.link.base import ETHER_HEADER_LEN, VLAN_TAG_LEN, Frame, Link, frame_too_big
+from netfast.link.base import ETHER_HEADER_LEN, Frame, Link, frame_too_big
+from netfast.link.ring_config import (
+    PAGE_SIZE,
+    TX_DATA_OFFSET,
+    RingConfig,
+    align,
+    max_frame_len,
+)
 from netfast.link.ring_kernels import (
     RX_BYTES,
     RX_CORRUPT,
@@ -88,7 +94,6 @@ from netfast.link.ring_kernels import (
     RX_OVERSIZE,
     TX_BYTES,
     TX_COUNTS,
-    TX_DATA_OFFSET,
     TX_FULL,
     TX_OVERSIZE,
     TX_RUNT,
@@ -113,92 +118,6 @@ TP_STATUS_SEND_REQUEST = 1
 TP_STATUS_AVAILABLE = 0
 _H3_LEN_WORD = 16 // 4  # tp_len, in 32-bit words from a slot's start
 _H3_STATUS_WORD = 20 // 4
-
-PAGE_SIZE = mmap.PAGESIZE
-#: Room a block needs besides one frame: its own header and the gap the kernel leaves before
-#: the frame (``tp_mac``: the aligned tpacket3 and sockaddr_ll headers, about 82 bytes).
-_BLOCK_OVERHEAD = 256
-#: Bounds that keep a typo from asking the kernel for gigabytes.
-MAX_RX_BYTES = 1 << 30
-MAX_TX_BYTES = 1 << 28
-MAX_TX_FRAME = 1 << 17
-MAX_RETIRE_MS = 10_000
-
-
-def max_frame_len(mtu: int) -> int:
-    """The longest frame a link of this MTU carries: header, payload and one VLAN tag."""
-    return mtu + ETHER_HEADER_LEN + VLAN_TAG_LEN
-
-
-def _align(n: int, to: int) -> int:
-    return -(-n // to) * to
-
-
-@dataclass(frozen=True, slots=True)
-class RingConfig:
-    """The geometry of a :class:`RingLink`'s rings.
-
-    Attributes
-    ----------
-    block_size, block_count
-        The RX ring: ``block_count`` blocks of ``block_size`` bytes (a multiple of the page
-        size), 4 MiB by default.  A block holds frames of any size back to back; a bigger
-        block means fewer hand-overs, more blocks mean the kernel can keep filling while the
-        reader holds some.
-    retire_ms
-        How long the kernel fills a block before handing it over part-full: the receive
-        latency on a quiet link.
-    tx_frame_size
-        Bytes per TX slot (header and frame, a multiple of 16); None: 2048, or more when the
-        MTU needs it.
-    tx_frames
-        TX slots (rounded up to fill whole blocks): how many frames can be in flight.
-    qdisc_bypass
-        Ask for ``PACKET_QDISC_BYPASS`` (ignored where the kernel refuses it).
-    """
-
-    block_size: int = 1 << 18
-    block_count: int = 16
-    retire_ms: int = 2
-    tx_frame_size: int | None = None
-    tx_frames: int = 512
-    qdisc_bypass: bool = True
-
-    def frame_size(self, mtu: int) -> int:
-        """The TX slot size for a link of this MTU."""
-        if self.tx_frame_size is not None:
-            return self.tx_frame_size
-        return max(2048, _align(TX_DATA_OFFSET + max_frame_len(mtu), 64))
-
-    def problems(self, mtu: int) -> list[tuple[str, str]]:
-        """Why this geometry cannot serve a link of this MTU: ``(field, problem)`` pairs,
-        empty when it can."""
-        out: list[tuple[str, str]] = []
-        largest = max_frame_len(mtu)
-        bs, bc = self.block_size, self.block_count
-        if bs < PAGE_SIZE or bs % PAGE_SIZE:
-            out.append(("block_size", f"{bs} is not a multiple of the page size ({PAGE_SIZE})"))
-        elif bs < _BLOCK_OVERHEAD + largest:
-            out.append(("block_size", f"{bs} cannot hold one {largest}-byte frame (MTU {mtu})"))
-        if not 1 <= bc <= MAX_RX_BYTES // PAGE_SIZE:
-            out.append(("block_count", f"{bc} is outside 1..{MAX_RX_BYTES // PAGE_SIZE}"))
-        elif bs * bc > MAX_RX_BYTES:
-            out.append(("block_count", f"{bc} blocks of {bs} bytes exceed {MAX_RX_BYTES} bytes"))
-        if not 1 <= self.retire_ms <= MAX_RETIRE_MS:
-            out.append(("retire_ms", f"{self.retire_ms} is outside 1..{MAX_RETIRE_MS}"))
-        fs = self.frame_size(mtu)
-        if fs % 16 or not TX_DATA_OFFSET + largest <= fs <= MAX_TX_FRAME:
-            out.append(
-                (
-                    "tx_frame_size",
-                    f"{fs} must be a multiple of 16 from {TX_DATA_OFFSET + largest} (a "
-                    f"{largest}-byte frame behind the {TX_DATA_OFFSET}-byte slot header) to "
-                    f"{MAX_TX_FRAME}",
-                )
-            )
-        if not self.tx_frames >= 1 or self.tx_frames * max(fs, 1) > MAX_TX_BYTES:
-            out.append(("tx_frames", f"{self.tx_frames} slots: from 1 to {MAX_TX_BYTES} bytes"))
-        return out
 
 
 class RingUnavailable(OSError):
@@ -295,7 +214,7 @@ class RingLink:
         self._mm = mapping
         self._closed = False
         self.config = cfg
-        self._slot = _align(max_frame_len(self._mtu), 64)
+        self._slot = align(max_frame_len(self._mtu), 64)
         self._scratch = FrameBatch.empty(0, self._slot)
 
     # -- setup ---------------------------------------------------------------------------------
@@ -315,7 +234,7 @@ class RingLink:
             0,
         )
         frame = cfg.frame_size(self._mtu)
-        tx_block = _align(frame, PAGE_SIZE)
+        tx_block = align(frame, PAGE_SIZE)
         per_block = tx_block // frame
         tx_blocks = -(-cfg.tx_frames // per_block)
         tx_req = struct.pack("7I", tx_block, tx_blocks, frame, per_block * tx_blocks, 0, 0, 0)
@@ -408,7 +327,7 @@ class RingLink:
                 good.append(frame)
         if not good:
             return 0
-        width = _align(max(len(f) for f in good), 64)
+        width = align(max(len(f) for f in good), 64)
         return self.send_frame_batch(FrameBatch.from_frames(good, width))
 
     # -- batches -------------------------------------------------------------------------------

@@ -45,12 +45,13 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+from netfast.link.ring_config import TX_DATA_OFFSET
+
 __all__ = [
     "BLOCK_HEADER_LEN",
     "RX_COUNTS",
     "TPACKET3_HDR_LEN",
     "TX_COUNTS",
-    "TX_DATA_OFFSET",
     "rx_gather",
     "tx_scatter",
 ]
@@ -86,8 +87,7 @@ H3_VLAN_TPID = 36
 TPACKET3_HDR_LEN = 48
 SLL_LEN = 20
 SLL_PKTTYPE = TPACKET3_HDR_LEN + 10
-#: Where a TX slot's frame starts (``TPACKET3_HDRLEN - sizeof(struct sockaddr_ll)``).
-TX_DATA_OFFSET = TPACKET3_HDR_LEN
+# A TX slot's frame starts at TX_DATA_OFFSET (ring_config), which is TPACKET3_HDR_LEN.
 
 # counts[] indexes of rx_gather ...
 RX_OUTGOING = 0  # PACKET_OUTGOING copies skipped

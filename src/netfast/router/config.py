@@ -39,7 +39,7 @@ Schema
     mtu = 1500                      # default 1500
     link = { type = "afpacket", device = "veth0", promiscuous = true }
     #      { type = "afpacket", device = "veth0", ring = false }   (one system call per frame)
-    #      { type = "afpacket", device = "veth0", ring = { block_size = 262144, block_count = 16,
+    #      { type = "afpacket", device = "veth0", ring = { block_size = 65536, block_count = 64,
     #               retire_ms = 2, tx_frame_size = 2048, tx_frames = 512, qdisc_bypass = true } }
     #      { type = "tap", device = "nftap0" }
     #      { type = "pcap", in = "rx.pcap", out = "tx.pcap" }   (both optional)
@@ -64,7 +64,7 @@ Packet rings
 ------------
 An ``afpacket`` link uses PACKET_MMAP rings (:class:`netfast.link.ring.RingLink`) unless
 ``ring = false``: ``ring = true`` or no ``ring`` key means the default geometry
-(:class:`netfast.link.ring.RingConfig`: a 4 MiB RX ring of 16 blocks, 512 TX slots), and a
+(:class:`netfast.link.ring.RingConfig`: a 4 MiB RX ring of 64 blocks, 512 TX slots), and a
 table sets any of its fields (the others keep their defaults).  The geometry is checked against
 the interface's MTU here (page-multiple blocks big enough for the largest frame, TX slots that
 hold one); a kernel that refuses rings anyway gets a plain socket at run time
@@ -98,7 +98,7 @@ from pathlib import Path
 from typing import TypedDict
 
 from netfast.ip.iface import Interface, NextHop
-from netfast.link.ring import RingConfig
+from netfast.link.ring_config import RingConfig
 from netfast.route.rib import prefix_mask
 from netfast.route.table import DEFAULT_ALGORITHM
 from netfast.textnum import shown

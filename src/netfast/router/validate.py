@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from netfast.ip.iface import IfAddr, Interface, NextHop
-from netfast.link.ring import RingConfig
+from netfast.link.ring_config import RingConfig
 from netfast.route.rib import format_prefix, prefix_mask
 from netfast.route.table import algorithms
 from netfast.router.config import (
