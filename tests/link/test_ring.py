@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from tests.conftest import have_netns
-from tests.netns import Capture, Sandbox, iface_mac, offloads_off, send_from, sys_counter
+from tests.netns import Capture, Sandbox, iface_mac, offloads_off, run, send_from, sys_counter
 
 from netfast.link import ring as ring_module
 from netfast.link.afpacket import AfPacketLink
@@ -377,3 +377,29 @@ def test_fallback_to_a_plain_socket_is_said_once_counted_and_works(
         assert got == back
     finally:
         link.close()
+
+
+def test_frames_the_kernel_refuses_are_taken_back_not_sent_later(
+    peer: tuple[str, str, str],
+) -> None:
+    """On an interface that is down the kernel takes no frame from the ring (ENETDOWN): they are
+    counted and freed, and the ring head moves back, so the next send sends only its own -- all
+    of them, though the socket still holds the ENETDOWN it reports once (a plain socket loses
+    a frame to it)."""
+    ns, outer, inner = peer
+    dst = iface_mac(inner, ns)
+    frames = [marked(i, 200, RING_MAC, dst) for i in range(12)]
+    with RingLink(outer) as link:
+        assert link.send(frames[:3]) == 3
+        run("ip", "link", "set", outer, "down")
+        assert link.send_frame_batch(FrameBatch.from_frames(frames[3:8])) == 0
+        c = link.counters
+        assert (c["drop.error"], c["tx.frames"]) == (5, 3)
+        run("ip", "link", "set", outer, "up")
+        deadline = time.monotonic() + 10  # the carrier comes back a moment after
+        while "LOWER_UP" not in run("ip", "link", "show", outer) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        with Capture(ns, inner, limit=4, sources=(RING_MAC,)) as cap:
+            assert link.send(frames[8:12]) == 4
+            assert cap.frames(wait=True) == frames[8:12]
+        assert link.counters["tx.frames"] == 7

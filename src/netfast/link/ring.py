@@ -427,19 +427,26 @@ class RingLink:
             return 0
         self._tx_head = (first + used) % self.tx_slots
         sent_bytes = int(counts[TX_BYTES])
-        reason: str | None = None
-        try:
-            self._sock.send(b"")
-        except (BlockingIOError, InterruptedError):
-            reason = "busy"
-        except OSError as exc:
-            reason = "busy" if exc.errno in (errno.ENOBUFS, errno.EAGAIN) else "error"
+        # A socket error left pending (ENETDOWN after the interface went down and up again) is
+        # reported once, by the first frame sent; the second try sends the batch.
+        reason = self._kick() and self._kick()
         back, back_bytes = self._take_back(first, used)
         if back:
             c[f"drop.{reason or 'busy'}"] += back
         c["tx.frames"] += used - back
         c["tx.bytes"] += sent_bytes - back_bytes
         return used - back
+
+    def _kick(self) -> str | None:
+        """``send()``: the kernel sends every frame marked ``TP_STATUS_SEND_REQUEST`` from its
+        ring head on.  None, or the drop reason of the error that stopped it."""
+        try:
+            self._sock.send(b"")
+        except (BlockingIOError, InterruptedError):
+            return "busy"
+        except OSError as exc:
+            return "busy" if exc.errno in (errno.ENOBUFS, errno.EAGAIN) else "error"
+        return None
 
     def _take_back(self, first: int, used: int) -> tuple[int, int]:
         """After ``send()``: the slots ``first .. first + used - 1`` the kernel left
