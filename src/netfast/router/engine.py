@@ -203,7 +203,7 @@ class Engine:
         for egress, fb in res.out.items():
             stats.out[int(egress)] += len(fb)
         stats.vector_counters.update(res.drops)
-        punt = [int(i) for i in res.punt]
+        punt: list[int] = res.punt.tolist()
         stats.vector_frames += n - len(punt)
         stats.vector_seconds += time.perf_counter() - t0
         return punt
