@@ -18,6 +18,10 @@ frames written to it leave on the interface unchanged.  Three details matter:
 The MTU is the interface's own (``SIOCGIFMTU``).  Frames longer than the MTU allows are
 dropped and counted on both paths; on receive that includes GSO/GRO super-frames, so offloads
 must be off on the interface for TCP to pass (TODO: ``PACKET_VNET_HDR``).
+
+Frames the kernel drops because the socket's receive buffer is full are not counted here (they
+never reach the socket).  The router's ports use :class:`netfast.link.ring.RingLink`, which
+reads the kernel's drop counts and needs no system call per frame; this link is its fallback.
 """
 
 from __future__ import annotations
