@@ -63,6 +63,7 @@ SKIP_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "tests/router/test_live_router.py",
             "tests/router/test_bench_live.py",
             "tests/bench/test_live_netns.py",
+            "tests/router/test_workers.py",
             "tests/router/test_ring_differential.py",
         ),
     ),

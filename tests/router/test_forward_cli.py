@@ -46,6 +46,9 @@ def test_demo_prints_the_summary(capsys: pytest.CaptureFixture[str]) -> None:
         "eth2",
         "Mpps",
         "scalar only",
+        "warm-up",
+        "the scalar path alone",
+        "punted to it",
     ):
         assert needle in out, f"{needle!r} missing from the demo output:\n{out}"
 
@@ -129,6 +132,19 @@ def test_live_without_links_is_an_error(tmp_path: Path, capsys: pytest.CaptureFi
     cfg.write_text('[[interface]]\nname = "eth0"\nmac = "02:00:00:00:00:01"\n')
     assert main(["forward", "--config", str(cfg), "--live", "--duration", "1"]) == 2
     assert "no interface has an afpacket or tap link" in capsys.readouterr().err
+
+
+def test_workers_need_packet_links(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = tmp_path / "r.toml"
+    cfg.write_text(
+        '[[interface]]\nname = "eth0"\nmac = "02:00:00:00:00:01"\n'
+        'link = { type = "tap", device = "nf0" }\n'
+    )
+    argv = ["forward", "--config", str(cfg), "--live", "--duration", "1", "--workers"]
+    assert main([*argv, "2"]) == 2
+    assert "--workers needs afpacket links" in capsys.readouterr().err
+    assert main([*argv, "0"]) == 2
+    assert "--workers 0: must be 1..64" in capsys.readouterr().err
 
 
 def test_bad_capture_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

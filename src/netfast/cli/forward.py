@@ -52,6 +52,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--live", action="store_true", help="forward between the configured links")
     p.add_argument("--duration", type=float, metavar="S", help="--live: stop after S seconds")
     p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="--live: N forwarding processes sharing the ports by flow (PACKET_FANOUT)",
+    )
+    p.add_argument(
         "--scalar-only", action="store_true", help="do not use the vector path (for comparison)"
     )
     p.add_argument("--packets", type=int, default=50_000, metavar="N", help="demo: trace size")
@@ -132,6 +139,8 @@ def capture(built: BuiltRouter, args: argparse.Namespace, console: Console) -> i
 
 
 def live(built: BuiltRouter, args: argparse.Namespace, console: Console) -> int:
+    if args.workers != 1:
+        return live_workers(built, args, console)
     try:
         links = built.open_links()
     except OSError as exc:
@@ -152,6 +161,32 @@ def live(built: BuiltRouter, args: argparse.Namespace, console: Console) -> int:
             summary = built.run_live(stop, duration=args.duration)
     console.print(f"stopped ({summary.stopped_by}) after {summary.seconds:.1f} s")
     print_report(console, summary.stats, summary.counters, names)
+    return 0
+
+
+def live_workers(built: BuiltRouter, args: argparse.Namespace, console: Console) -> int:
+    """``--live --workers N``: N processes on the same ports (netfast.router.workers)."""
+    from netfast.router.workers import run_workers
+
+    if not 1 <= args.workers <= 64:
+        raise CliError(f"--workers {args.workers}: must be 1..64")
+    if not any(
+        ic.link is not None and ic.link.type == "afpacket" for ic in built.config.interfaces
+    ):
+        raise CliError(f"{args.config}: --workers needs afpacket links (PACKET_FANOUT)")
+    stop = threading.Event()
+    console.print(
+        f"forwarding with {args.workers} workers"
+        + (f" for {args.duration:g} s" if args.duration else "; Ctrl-C stops")
+    )
+    with stop_on_signals(stop):
+        try:
+            summary = run_workers(built, args.workers, stop=stop, duration=args.duration)
+        except OSError as exc:
+            raise CliError(str(exc)) from None
+    per = ", ".join(f"{w.stats.frames_in:,}" for w in summary.workers)
+    console.print(f"stopped after {summary.seconds:.1f} s; frames read per worker: {per}")
+    print_report(console, summary.stats, summary.counters, built.names)
     return 0
 
 
