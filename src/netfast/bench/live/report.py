@@ -5,8 +5,9 @@ The targets (issue 10):
 - netfast's RFC 2544 throughput (zero loss; here less than 0.1 % by default) at least the
   kernel's;
 - at least 1 Mpps delivered by netfast (at the generator's maximum offered rate);
-- with two workers, at least 1.5x the kernel -- netfast's ``run_live`` runs one worker, so
-  this one is reported as not measured until it has more.
+- with two workers, at least 1.5x the kernel -- the benchmark's middle runs one worker (the
+  workers of ``netfast forward --live --workers N``, :mod:`netfast.router.workers`, are not
+  driven by it yet), so this one is reported as not measured.
 
 :func:`targets` computes each row from a :class:`~netfast.bench.live.measure.LiveResult`: the
 kernel's and netfast's figures, their ratio, the goal and whether it is met.  A figure bound by
@@ -76,7 +77,7 @@ def targets(res: LiveResult) -> list[TargetRow]:
             ratio=None,
             goal=f">= {TWO_WORKERS_RATIO_TARGET:.1f}x kernel",
             status="not measured",
-            note="netfast's run_live runs one worker",
+            note="bench live runs one worker (forward --live --workers N runs more)",
         )
     )
     return rows
