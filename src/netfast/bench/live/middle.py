@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -208,8 +209,22 @@ class NetfastRouter:
         s = self.engine.stats
         return s.vector_frames + s.scalar_frames
 
-    def snapshot(self) -> dict[str, Any]:
-        """The engine's figures and the links' counters now (call while traffic is idle)."""
+    def snapshot(self, limit: float = 2.0) -> dict[str, Any]:
+        """The engine's figures and the links' counters once they are still (call while
+        traffic is idle): the loop runs in another thread, and a batch read a moment before is
+        counted by the engine before its frames reach the links, so the figures are read until
+        two reads 20 ms apart agree (at most ``limit`` seconds)."""
+        end = time.monotonic() + limit
+        last = self._read()
+        while time.monotonic() < end:
+            time.sleep(0.02)
+            now = self._read()
+            if now == last:
+                break
+            last = now
+        return last
+
+    def _read(self) -> dict[str, Any]:
         s = self.engine.stats
         links: Counter[str] = Counter()
         for link in self.links.values():
