@@ -42,7 +42,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("--seconds", type=float, help="longest flat-out trial (default 3; quick 1)")
     p.add_argument("--rounds", type=int, help="flat-out trials per mode (default 2; quick 1)")
-    p.add_argument("--batch", type=int, default=64, help="frames netfast reads per port at once")
+    p.add_argument("--batch", type=int, default=256, help="frames netfast reads per port at once")
     p.add_argument(
         "--generator",
         choices=("auto", "trafgen", "python"),

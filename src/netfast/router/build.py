@@ -321,7 +321,7 @@ class BuiltRouter:
         *,
         duration: float | None = None,
         max_packets: int | None = None,
-        batch_size: int = 64,
+        batch_size: int = 256,
         engine: Engine | None = None,
     ) -> LiveSummary:
         """Forward between the opened links (:meth:`open_links`) until ``stop`` is set, the

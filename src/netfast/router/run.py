@@ -224,7 +224,7 @@ def run_live(
     vector: VectorForwarder | None = None,
     duration: float | None = None,
     max_packets: int | None = None,
-    batch_size: int = 64,
+    batch_size: int = 256,
     poll_interval: float = 0.05,
     clock: Callable[[], float] = time.monotonic,
     on_time: Callable[[float], None] | None = None,

@@ -352,7 +352,7 @@ def measure(
     packets: int = 1_000_000,
     seconds: float = 5.0,
     rounds: int = 2,
-    batch_size: int = 64,
+    batch_size: int = 256,
     generator: str = "auto",
     flows: int = 16,
     search: SearchSettings | None = None,
