@@ -148,11 +148,11 @@ def ruleset_text(n_rules: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def make_router(setup: Setup, n_rules: int) -> Router:
+def make_router(setup: Setup, n_rules: int, matcher: str = "auto") -> Router:
     heads = None
     if n_rules:
         heads = PfilHeads()
-        heads.add_hook(Direction.IN, parse_rules(ruleset_text(n_rules)))
+        heads.add_hook(Direction.IN, parse_rules(ruleset_text(n_rules), matcher=matcher))
     router = Router(setup.interfaces, setup.table, heads)
     for ifindex, addr, mac in setup.gateways:
         router.arp.add_static(ifindex, addr, mac)
@@ -209,13 +209,15 @@ def measure(
     scalar_frames: int = 20000,
     seconds: float = 0.5,
     rounds: int = 3,
+    matcher: str = "auto",
     progress: Callable[[str], None] | None = None,
 ) -> list[Row]:
-    """Every vector, scalar and calibration figure (see the module docstring)."""
+    """Every vector, scalar and calibration figure (see the module docstring); ``matcher`` is
+    the firewall's batch matcher (:class:`~netfast.pfil.ipfw.Ruleset`)."""
     say = progress or (lambda _msg: None)
     say("building the table")
     setup = make_setup(rib, max(max(batch_sizes), scalar_frames))
-    routers = {n: make_router(setup, n) for n in rule_counts}
+    routers = {n: make_router(setup, n, matcher) for n in rule_counts}
     forwarders = {n: VectorForwarder(r) for n, r in routers.items()}
     batches = {b: make_batch(setup.destinations[:b]) for b in batch_sizes}
     frames = list(make_batch(setup.destinations[:scalar_frames], 64).frames())

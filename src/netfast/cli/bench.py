@@ -71,7 +71,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--out", type=Path, default=Path("bench-results"), help="folder for JSON + markdown"
     )
     rt.set_defaults(func=cmd_route)
-    for name in ("bench_forward", "bench_http", "bench_live", "bench_pfil", "bench_tcp"):
+    for name in (
+        "bench_firewall",
+        "bench_forward",
+        "bench_http",
+        "bench_live",
+        "bench_pfil",
+        "bench_tcp",
+    ):
         importlib.import_module(f"netfast.cli.{name}").register(bench_sub)
 
 

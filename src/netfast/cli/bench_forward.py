@@ -25,6 +25,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--rounds", type=int, help="interleaved rounds, best kept (default 3; 1 quick)")
     p.add_argument("--scalar-frames", type=int, help="frames per scalar run (default 20000)")
     p.add_argument("--quick", action="store_true", help="short measurements, small batches")
+    p.add_argument(
+        "--matcher",
+        choices=("auto", "walk", "bitmap"),
+        default="auto",
+        help="the firewall's batch matcher (default auto; netfast bench firewall compares them)",
+    )
     p.add_argument("--json", type=Path, metavar="FILE", help="also write the results as JSON")
     p.set_defaults(func=cmd_forward)
 
@@ -82,6 +88,7 @@ def cmd_forward(args: argparse.Namespace) -> int:
             scalar_frames=scalar_frames,
             seconds=seconds,
             rounds=rounds,
+            matcher=args.matcher,
             progress=lambda msg: status.update(msg),
         )
     console.print(_table(rows))
@@ -106,6 +113,7 @@ def cmd_forward(args: argparse.Namespace) -> int:
             seconds_per_measurement=seconds,
             rounds=rounds,
             scalar_frames=scalar_frames,
+            matcher=args.matcher,
         ),
     )
     return 0

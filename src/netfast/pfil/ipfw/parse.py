@@ -446,6 +446,7 @@ def parse_rules(
     max_states: int = 4096,
     timeouts: StateTimeouts | None = None,
     reply_source: int | None = None,
+    matcher: str = "auto",
 ) -> Ruleset:
     """Parse a whole rule file into a :class:`Ruleset`.
 
@@ -461,7 +462,7 @@ def parse_rules(
         prefixes to that Rib.
     default_allow:
         The default rule 65535 allows instead of denies (a ``65535`` line in the file wins).
-    me, interfaces, max_states, timeouts, reply_source:
+    me, interfaces, max_states, timeouts, reply_source, matcher:
         As for :class:`Ruleset`.
 
     Raises
@@ -525,6 +526,7 @@ def parse_rules(
         max_states=max_states,
         timeouts=timeouts,
         reply_source=reply_source,
+        matcher=matcher,
     )
 
 

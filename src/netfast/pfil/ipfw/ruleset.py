@@ -7,20 +7,22 @@ batch (:meth:`Ruleset.evaluate_batch`, a :class:`netfast.pfil.BatchHook`).  Sema
 
 Vector form
 -----------
-:meth:`Ruleset.evaluate_batch` runs the ruleset compiled into a table of integers (one row per
-rule: action, protocol, direction and interface, flag masks, TTL range, and offsets into flat
-arrays of address masks/ranges, port ranges and ICMP types) through the rule-major numba kernel
-(:mod:`netfast.pfil.ipfw.kernel`).  ``me`` and ``table(NAME)`` addresses are evaluated for the
-whole batch first (numpy set membership, the table's ``lookup_batch``) and read by the kernel as
-columns.  Rules no packet of the call can match (protocol absent, wrong direction) are left out
-of the walk first.  Before the walk, as in the scalar path, the packets whose state-key hash is
-in the state table are looked up in it one by one: a live state decides its packet as the scalar
-path does (refresh, the creating rule's counters and verdict, ``ipfw.state.hit``).  The batch
-form decides PASS and DROP itself and answers PUNT (3) for anything that needs the scalar path:
-packets of an expired state or of a state whose rule logs or sends a reply, and matches of
-``keep-state``, ``log``, ``unreach`` and ``reset`` (of TCP) rules.  Counters are updated only
-for packets it decides, exactly as the scalar path would have; the scalar path counts the
-punted ones when it handles them.
+:meth:`Ruleset.evaluate_batch` runs the ruleset compiled into a table of integers (one row per rule:
+action, protocol, direction and interface, flag masks, TTL range, and offsets into flat arrays of
+address masks/ranges, port ranges and ICMP types) through one of two numba matchers (``matcher``):
+the rule-major walk (:mod:`netfast.pfil.ipfw.kernel`; rules no packet of the call can match --
+protocol absent, wrong direction -- left out first) or the per-field bitmaps
+(:mod:`netfast.pfil.ipfw.bitmaps`, whose cost per packet hardly grows with the rule count);
+``"auto"`` takes the bitmaps from :data:`BITMAP_MIN_RULES` rules on, the crossover measured by
+``netfast bench firewall``. ``me`` and ``table(NAME)`` addresses are evaluated for the whole batch first
+(numpy set membership, the table's ``lookup_batch``) and read by the matcher as columns. Before the
+walk, as in the scalar path, the packets whose state-key hash is in the state table are looked up in
+it one by one: a live state decides its packet as the scalar path does (refresh, the creating rule's
+counters and verdict, ``ipfw.state.hit``). The batch form decides PASS and DROP itself and answers
+PUNT (3) for anything that needs the scalar path: packets of an expired state or of a state whose
+rule logs or sends a reply, and matches of ``keep-state``, ``log``, ``unreach`` and ``reset`` (of
+TCP) rules. Counters are updated only for packets it decides, exactly as the scalar path would have;
+the scalar path counts the punted ones when it handles them.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ import numpy as np
 import numpy.typing as npt
 
 from netfast.pfil import Direction, PfilPacket, Verdict
+from netfast.pfil.ipfw.bitmaps import RuleBitmaps
 from netfast.pfil.ipfw.compile import (
     _A_ALLOW,
     _A_COUNT,
@@ -75,6 +78,11 @@ from netfast.wire.ipv4 import IpProtocol, ip_to_str
 
 # -- the ruleset ---------------------------------------------------------------------------------
 
+#: The matchers of :meth:`Ruleset.evaluate_batch`.
+MATCHERS = ("auto", "walk", "bitmap")
+#: ``matcher="auto"`` uses the bitmaps from this many rules on (the default rule included): below
+#: it the rule-major walk is as fast or faster (``netfast bench firewall``).
+BITMAP_MIN_RULES = 8
 _COLUMNS = ("src", "dst", "proto", "sport", "dport", "tcp_flags", "icmp_type", "ttl", "length")
 
 
@@ -107,6 +115,8 @@ class Ruleset:
         Source address of ICMP unreachables (default: the offending packet's destination).
     log_size:
         Lines of ``log`` kept.
+    matcher:
+        The batch matcher (see the module docstring): ``auto``, ``walk`` or ``bitmap``.
     """
 
     def __init__(
@@ -121,7 +131,10 @@ class Ruleset:
         timeouts: StateTimeouts | None = None,
         reply_source: int | None = None,
         log_size: int = 1000,
+        matcher: str = "auto",
     ) -> None:
+        if matcher not in MATCHERS:
+            raise ValueError(f"matcher must be one of {', '.join(MATCHERS)}, got {matcher!r}")
         last = 0
         for rule in rules:
             if not last < rule.number <= MAX_RULE:
@@ -157,6 +170,8 @@ class Ruleset:
         #: The dynamic states (:class:`~netfast.pfil.ipfw.states.StateTable`, a read-only mapping
         #: of state key -> StateView for Python readers).
         self.states = StateTable(max_states, len(self.rules))
+        #: Which matcher :meth:`evaluate_batch` runs: ``auto``, ``walk`` or ``bitmap``.
+        self.matcher = matcher
         self._compile()
 
     # -- configuration --
@@ -171,6 +186,7 @@ class Ruleset:
         self._compiled = compiled
         self._has_keep_state = any(r.keep_state for r in self.rules)
         self._table = _RuleTable(compiled)
+        self._bitmaps: RuleBitmaps | None = None  # built on the first batch that uses them
         self._rule_flags = rule_flags(
             np.array([c.action for c in compiled], np.int64),
             [c.punts for c in compiled],
@@ -418,20 +434,28 @@ class Ruleset:
         in this batch, and the punted ones go through the scalar path afterwards, in order; the
         batch may then create states (keep-state decided here).
         """
-        return self.run_batch_kernel(cols, direction, ifindex, walk_rules_kernel, ordered=ordered)
+        return self.run_batch_kernel(cols, direction, ifindex, None, ordered=ordered)
+
+    @property
+    def uses_bitmaps(self) -> bool:
+        """Does :meth:`evaluate_batch` run the bitmap matcher (``matcher`` and rule count)?"""
+        if self.matcher == "auto":
+            return len(self.rules) >= BITMAP_MIN_RULES
+        return self.matcher == "bitmap"
 
     def run_batch_kernel(
         self,
         cols: Mapping[str, npt.NDArray[np.integer]],
         direction: Direction | int,
         ifindex: npt.NDArray[np.integer] | int,
-        kernel: BatchKernel,
+        kernel: BatchKernel | None,
         *,
         ordered: bool = False,
     ) -> npt.NDArray[np.uint8]:
         """The set-up of :meth:`evaluate_batch` around one run of the rule walk ``kernel``
         (which gets the argument list of :func:`~netfast.pfil.ipfw.kernel.walk_rules_kernel`;
-        the tests pass their per-packet reference walk through here): the columns as contiguous
+        the tests pass their per-packet reference walk through here; ``None``: the matcher
+        ``matcher`` chooses): the columns as contiguous
         int64, the rows whose flow has a state (not walked), the live rules, the ``me`` and
         ``table`` columns; then the state phase in row order and the counting."""
         n = len(cols["src"])
@@ -463,16 +487,24 @@ class Ruleset:
             skip |= found
         t = self._table
         direction = int(direction)
-        table, orig = t.live(direction, np.bincount(np.clip(proto, 0, 256), minlength=257))
         ext = np.empty((len(t.ext), n), np.uint8)
         for j, (match, column) in enumerate(t.ext):
             ext[j] = match.vmatch_raw(cols[column])
         walk_rule = np.empty(n, np.int64)
-        trail_rule, trail_pkt, n_trail = kernel(
-            table, orig, t.addrs, t.ports, t.icmp, ext, direction, src, dst, proto, sport, dport,
-            work["tcp_flags"], work["icmp_type"], work["ttl"], length, fragment, ifx, skip,
-            walk_rule,
-        )  # fmt: skip
+        flags, icmp_type, ttl = work["tcp_flags"], work["icmp_type"], work["ttl"]
+        if kernel is None and self.uses_bitmaps:
+            if self._bitmaps is None:
+                self._bitmaps = RuleBitmaps(t)
+            trail_rule, trail_pkt, n_trail = self._bitmaps.walk(
+                t, ext, direction, (src, dst, proto, sport, dport, flags, icmp_type, ttl),
+                fragment, ifx, skip, walk_rule,
+            )  # fmt: skip
+        else:
+            table, orig = t.live(direction, np.bincount(np.clip(proto, 0, 256), minlength=257))
+            trail_rule, trail_pkt, n_trail = (kernel or walk_rules_kernel)(
+                table, orig, t.addrs, t.ports, t.icmp, ext, direction, src, dst, proto, sport,
+                dport, flags, icmp_type, ttl, length, fragment, ifx, skip, walk_rule,
+            )  # fmt: skip
         create = self._creatable(walk_rule, skip, punted, expired) if ordered else self._no_create
         how = np.zeros(n, np.uint8)
         stats = np.zeros(2, np.int64)
