@@ -102,3 +102,40 @@ def test_measure_with_a_short_search() -> None:
         for rate, trial in search.steps:
             assert trial.mode == mode and trial.requested_pps == rate
             _check_accounting(trial, packets=round(rate * 0.3) + 1)
+
+
+def test_two_workers_trial_accounts_for_every_frame() -> None:
+    """netfast as two forwarding processes (PACKET_FANOUT): their figures, read through the
+    probes and summed, account for every frame as one worker's do."""
+    gen = live.choose_generator("trafgen", flows=8)
+    settings = TrialSettings(gen, batch_size=64, workers=2)
+    with live.Topology() as topo:
+        runs = [
+            run_trial(topo, "netfast", settings, packets=PACKETS, seconds=1.0),
+            run_trial(topo, "netfast", settings, packets=PACKETS, seconds=0.5, rate=RATE),
+        ]
+    assert _our_namespaces() == []
+    for r in runs:
+        _check_accounting(r)
+        nf = r.netfast
+        assert nf is not None and 0 < nf.frames_in <= r.entered
+        assert nf.vector_frames + nf.scalar_frames == nf.frames_in
+        assert r.delivered <= nf.forwarded <= nf.frames_in
+        assert nf.links.get("rx.frames") == nf.frames_in
+    # paced, nothing lost: every frame went through one of the workers
+    assert runs[1].delivered == runs[1].sent
+
+
+def test_measure_reports_the_two_worker_target() -> None:
+    from netfast.bench.live.report import targets
+
+    res = live.measure(
+        packets=10_000, seconds=0.5, rounds=1, generator="trafgen", flows=8, workers=2
+    )
+    assert _our_namespaces() == []
+    assert res.workers == 2 and res.netfast_cpu is None
+    row = next(r for r in targets(res) if r.name == "two workers, delivered")
+    assert row.netfast_pps is not None and row.ratio is not None
+    assert row.status in ("met", "not met")
+    best = res.best("netfast")
+    assert best is not None and row.netfast_pps == best.delivered_pps

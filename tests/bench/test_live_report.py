@@ -109,6 +109,23 @@ def test_targets_not_met_when_netfast_is_below_the_kernel() -> None:
     assert rows["two workers, delivered"].status == "not measured"
 
 
+@pytest.mark.parametrize(("netfast_pps", "status"), [(80_000, "met"), (70_000, "not met")])
+def test_two_worker_target_from_a_workers_run(netfast_pps: float, status: str) -> None:
+    res = _result((50_000, 60_000), (10_000, 80_000))
+    res.workers = 2
+    res.runs = [r for r in res.runs if r.mode == "kernel"] + [
+        _netfast_run(sent=100_000, read=100_000, forwarded=100_000, delivered=int(netfast_pps),
+                     seconds=1.0)
+    ]  # fmt: skip
+    kernel = res.best("kernel")
+    assert kernel is not None
+    row = {r.name: r for r in targets(res)}["two workers, delivered"]
+    assert row.netfast_pps == pytest.approx(netfast_pps)
+    assert row.ratio == pytest.approx(netfast_pps / kernel.delivered_pps)
+    assert row.status == ("met" if netfast_pps >= 1.5 * kernel.delivered_pps else "not met")
+    assert row.status == status
+
+
 def test_targets_open_when_the_kernel_is_bound_by_the_generator() -> None:
     # The kernel loses nothing flat out: its throughput is only a lower bound.
     res = _result((1e9, 60_000), (2e6, 2e6))

@@ -28,8 +28,9 @@ from tests.pfil.test_ipfw import (
 
 from netfast.pfil import Direction, PfilPacket
 from netfast.pfil.ipfw import parse_rules
+from netfast.pfil.ipfw import ruleset as ruleset_module
 from netfast.pfil.ipfw.bitmaps import RuleBitmaps
-from netfast.pfil.ipfw.ruleset import BITMAP_MIN_RULES, Ruleset
+from netfast.pfil.ipfw.ruleset import Ruleset
 
 IN = Direction.IN
 OPTIONS = {"me": [_HOSTS[1]], "interfaces": {"a": 1, "b": 2}}
@@ -209,11 +210,21 @@ def test_addresses_outside_32_bits_are_checked_in_full() -> None:
     assert rs.evaluate_batch(cols, IN, 1).tolist() == walk.evaluate_batch(cols, IN, 1).tolist()
 
 
-def test_auto_and_bad_matcher() -> None:
+def test_auto_takes_the_bitmaps_within_their_size_bound(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     small = parse_rules("allow ip from any to any")
-    big = parse_rules("\n".join(f"deny tcp from any to any {p}" for p in range(BITMAP_MIN_RULES)))
-    assert small.uses_bitmaps == (len(small.rules) >= BITMAP_MIN_RULES)
-    assert big.uses_bitmaps
+    hosts = ", ".join(f"198.18.{i // 256}.{i % 256}" for i in range(2000))
+    big = parse_rules(f"deny ip from {{ {hosts} }} to any\nallow ip from any to any")
+    assert small.uses_bitmaps and big.uses_bitmaps
+    built = RuleBitmaps(big._table)
+    size = sum(getattr(built, f).nbytes for f in RuleBitmaps.__slots__ if f != "words")
+    assert size <= RuleBitmaps.size_bound(big._table)
+    monkeypatch.setattr(ruleset_module, "BITMAP_MAX_BYTES", RuleBitmaps.size_bound(big._table) - 1)
+    assert small.uses_bitmaps and not big.uses_bitmaps
+    pkt = packet(udp(src="198.18.3.7"))
+    assert big.evaluate_batch(columns([pkt]), IN, 1).tolist() == [1]  # the walk, same verdict
+    assert big._bitmaps is None
     with pytest.raises(ValueError, match="matcher must be one of"):
         parse_rules("allow ip from any to any", matcher="tree")
 

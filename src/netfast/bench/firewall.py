@@ -4,14 +4,14 @@ scalar path, on the same rules and packets in the same run, from 1 to 1,000 rule
 
 What is measured
 ----------------
-- Two workloads, each a ruleset of ``n`` rules (the default rule included) and 16 batches of
+- Two workloads, each a ruleset of ``n`` rules (the default rule not counted) and 16 batches of
   256 packets (the live router's batch) drawn once with a fixed seed:
 
   - ``walk-through``: the rules of ``netfast bench forward`` (TCP rules, other sources, other
     ports), which the traffic -- UDP from 198.18.10.10 port 40000 to port 9 at uniform
     destinations -- passes without matching, then ``allow``: every packet pays for every rule.
   - ``border``: rules on prefixes of the bundled 2026 table (``deny``/``allow`` by protocol and
-    port, ``count`` by source), a default deny; traffic half to addresses inside the rules'
+    port, ``count`` by source), then ``deny``; traffic half to addresses inside the rules'
     prefixes, half uniform inside the table, TCP and UDP to a few well-known ports and
     ephemeral ones, so packets stop at every depth of the ruleset.
 
@@ -94,8 +94,8 @@ def _fmt_prefix(net: int, plen: int) -> str:
 def border_rules(
     rng: np.random.Generator, nets: npt.NDArray[np.uint32], plens: npt.NDArray[np.uint8], n: int
 ) -> tuple[str, list[tuple[int, int]]]:
-    """``n - 1`` rules on prefixes of the table and the default deny; returns the text and
-    the prefixes the rules name."""
+    """``n - 1`` rules on prefixes of the table, then ``deny``; returns the text and the
+    prefixes the rules name."""
     lines = []
     named: list[tuple[int, int]] = []
     for i in range(max(0, n - 1)):
@@ -115,6 +115,7 @@ def border_rules(
             lines.append(f"allow udp from any to {text} {port}")
         else:
             lines.append(f"deny tcp from {text} to any {port}")
+    lines.append("deny ip from any to any")
     return "\n".join(lines) + "\n", named
 
 

@@ -62,6 +62,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("--no-search", action="store_true", help="flat-out trials only")
     p.add_argument("--link", default="afpacket", help="netfast's link type (router config)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="netfast forwarding processes on the ports (PACKET_FANOUT; default 1, a thread)",
+    )
     p.add_argument("--quick", action="store_true", help="one short flat-out trial, short search")
     p.add_argument("--json", type=Path, metavar="FILE", help="also write the results as JSON")
     p.set_defaults(func=cmd_live)
@@ -232,6 +238,8 @@ def _settings(args: argparse.Namespace) -> tuple[int, float, int, SearchSettings
         raise CliError("--packets, --rounds and --batch must be at least 1, --seconds positive")
     if not 1 <= args.flows <= 4096:
         raise CliError("--flows must be 1..4096")
+    if not 1 <= args.workers <= 64:
+        raise CliError("--workers must be 1..64")
     trial_seconds, trials, budget = SEARCH_QUICK if args.quick else SEARCH_DEFAULTS
     trial_seconds = args.trial_seconds if args.trial_seconds is not None else trial_seconds
     trials = args.trials if args.trials is not None else trials
@@ -267,6 +275,7 @@ def cmd_live(args: argparse.Namespace) -> int:
                 flows=args.flows,
                 search=search,
                 link_type=args.link,
+                workers=args.workers,
                 progress=lambda msg: status.update(msg),
             )
         except (RuntimeError, ValueError) as exc:
@@ -277,10 +286,11 @@ def cmd_live(args: argparse.Namespace) -> int:
             console.print(table)
     console.print(_targets_table(res))
     pin = "unpinned" if res.netfast_cpu is None else f"on CPU {res.netfast_cpu}"
+    who = "one thread" if res.workers == 1 else f"{res.workers} worker processes"
     console.print(
         f"generator: {res.generator}"
         + (f" ({res.flows} flows, one process on CPU 0)" if res.generator == "trafgen" else "")
-        + f"; netfast: one thread {pin}, batch {args.batch}; {os.cpu_count()} CPUs.  "
+        + f"; netfast: {who} {pin}, batch {args.batch}; {os.cpu_count()} CPUs.  "
         "Over a veth the kernel forwards in the sender's softirq, on the generator's CPU."
     )
     _write_json(

@@ -12,6 +12,10 @@ firewall's states where their packets are.  Each worker has its own copy of the 
 the figures are summed at the end (:class:`WorkersSummary`), and a rule change reaches only
 workers forked after it.
 
+A watcher (``netfast bench live``) may pass :class:`WorkerProbes`: each worker then publishes
+its frames in and done every 10 ms in shared memory and answers a request for its full figures
+(engine counters, links' counters) from a thread beside its loop.
+
 Failures: a worker that cannot open or join its links reports the error and the others are
 stopped; :func:`run_workers` raises ``OSError`` naming the worker.  Every wait is bounded.
 """
@@ -24,18 +28,19 @@ import queue
 import threading
 import time
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from netfast.link.base import WaitableLink
+from netfast.link.base import Link, WaitableLink
 from netfast.link.fanout import group_id, join_fanout
-from netfast.router.engine import ForwardStats
+from netfast.router.engine import Engine, ForwardStats
 from netfast.router.run import LiveSummary
 
 if TYPE_CHECKING:
     from netfast.router.build import BuiltRouter
 
-__all__ = ["WorkersSummary", "run_workers", "sum_stats"]
+__all__ = ["WorkerProbes", "WorkersSummary", "engine_figures", "run_workers", "sum_stats"]
 
 #: Seconds a worker may take to open and join its links, and the parent to hear from one at the
 #: end beyond the run's own duration.
@@ -55,6 +60,99 @@ class WorkersSummary:
     @property
     def seconds(self) -> float:
         return max((w.seconds for w in self.workers), default=0.0)
+
+
+#: How often a probed worker publishes its progress counts.
+PROBE_PERIOD = 0.01
+
+
+def engine_figures(engine: Engine, links: Mapping[int, Link]) -> dict[str, Any]:
+    """An engine's figures and its links' counters summed over the links, as plain values (read
+    from another thread while the loop runs: the caller reads until two reads agree)."""
+    s = engine.stats
+    link_counters: Counter[str] = Counter()
+    for link in links.values():
+        link_counters.update(dict(link.counters))
+    return {
+        "frames_in": s.frames_in,
+        "vector_frames": s.vector_frames,
+        "scalar_frames": s.scalar_frames,
+        "vector_seconds": s.vector_seconds,
+        "scalar_seconds": s.scalar_seconds,
+        "counters": Counter(engine.counters),
+        "links": link_counters,
+    }
+
+
+def add_figures(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """The sum of several :func:`engine_figures` values."""
+    total: dict[str, Any] = {
+        "frames_in": 0, "vector_frames": 0, "scalar_frames": 0, "vector_seconds": 0.0,
+        "scalar_seconds": 0.0, "counters": Counter(), "links": Counter(),
+    }  # fmt: skip
+    for part in parts:
+        for key, value in part.items():
+            if isinstance(value, Counter):
+                total[key].update(value)
+            else:
+                total[key] += value
+    return total
+
+
+class WorkerProbes:
+    """What a watcher reads of running workers (see the module docstring); make it before
+    :func:`run_workers` and pass it in."""
+
+    def __init__(self, workers: int) -> None:
+        ctx = mp.get_context("fork")
+        self.workers = workers
+        self.progress: Any = ctx.Array("q", 2 * workers, lock=False)
+        self.requests: list[Any] = [ctx.Queue() for _ in range(workers)]
+        self.replies: Any = ctx.Queue()
+        self._asked = 0
+
+    def frames_in(self) -> int:
+        """Frames the workers took from their links (as of their last publication)."""
+        return sum(self.progress[0::2])
+
+    def frames_done(self) -> int:
+        """Frames a path of a worker has finished."""
+        return sum(self.progress[1::2])
+
+    def read(self, timeout: float = 5.0) -> dict[str, Any]:
+        """Every worker's :func:`engine_figures`, summed (``OSError`` when one does not
+        answer within ``timeout``)."""
+        self._asked += 1
+        ticket = self._asked
+        for q in self.requests:
+            q.put(ticket)
+        parts: dict[int, dict[str, Any]] = {}
+        end = time.monotonic() + timeout
+        while len(parts) < self.workers:
+            left = end - time.monotonic()
+            if left <= 0:
+                raise OSError(f"{self.workers - len(parts)} worker(s) did not answer a probe")
+            try:
+                k, got, figures = self.replies.get(timeout=left)
+            except queue.Empty:
+                continue
+            if got == ticket:
+                parts[k] = figures
+        return add_figures(list(parts.values()))
+
+    def serve(
+        self, k: int, engine: Engine, links: Mapping[int, Link], end: threading.Event
+    ) -> None:
+        """Worker ``k``'s side, in a thread of the worker until ``end`` is set."""
+        while not end.is_set():
+            s = engine.stats
+            self.progress[2 * k] = s.frames_in
+            self.progress[2 * k + 1] = s.vector_frames + s.scalar_frames
+            try:
+                ticket = self.requests[k].get(timeout=PROBE_PERIOD)
+            except queue.Empty:
+                continue
+            self.replies.put((k, ticket, engine_figures(engine, links)))
 
 
 def sum_stats(parts: list[ForwardStats]) -> ForwardStats:
@@ -82,6 +180,7 @@ def _worker(
     duration: float | None,
     max_packets: int | None,
     batch_size: int,
+    probes: WorkerProbes | None,
 ) -> None:
     try:
         links = built.open_links()
@@ -108,9 +207,23 @@ def _worker(
 
             watcher = threading.Thread(target=watch, daemon=True)
             watcher.start()
-            summary = built.run_live(
-                local, duration=duration, max_packets=max_packets, batch_size=batch_size
-            )
+            engine = built.new_engine()
+            finished = threading.Event()
+            if probes is not None:
+                server = threading.Thread(
+                    target=probes.serve, args=(k, engine, links, finished), daemon=True
+                )
+                server.start()
+            try:
+                summary = built.run_live(
+                    local,
+                    duration=duration,
+                    max_packets=max_packets,
+                    batch_size=batch_size,
+                    engine=engine,
+                )
+            finally:
+                finished.set()
             results.put((k, "done", summary))
         finally:
             built.close()
@@ -129,13 +242,17 @@ def run_workers(
     max_packets: int | None = None,
     batch_size: int = 256,
     on_ready: Any = None,
+    probes: WorkerProbes | None = None,
 ) -> WorkersSummary:
     """Run ``workers`` forwarding processes on ``built``'s live ports (see the module docstring).
 
     ``max_packets`` bounds each worker; ``stop`` (set from a signal handler, say) ends them
     all; ``on_ready()`` is called once every worker has joined its groups.  ``built`` must not
-    have links open (each worker opens its own).
+    have links open (each worker opens its own).  ``probes`` (made for ``workers``) lets
+    another thread watch the workers as they run.
     """
+    if probes is not None and probes.workers != workers:
+        raise ValueError(f"probes for {probes.workers} workers, {workers} asked for")
     if workers < 1:
         raise ValueError(f"workers = {workers}: must be at least 1")
     if built.links:
@@ -149,7 +266,7 @@ def run_workers(
     procs = [
         ctx.Process(
             target=_worker,
-            args=(built, k, base, turns, done, results, duration, max_packets, batch_size),
+            args=(built, k, base, turns, done, results, duration, max_packets, batch_size, probes),
             name=f"netfast-worker-{k}",
             daemon=True,
         )

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from netfast.bench.live.generators import Generator, choose_generator
-from netfast.bench.live.middle import NetfastFigures, NetfastRouter, figures
+from netfast.bench.live.middle import NetfastFigures, NetfastRouter, WorkersRouter, figures
 from netfast.bench.live.search import LOSS_LIMIT, ThroughputSearch, alternate
 from netfast.bench.live.topology import (
     FRAME_LEN,
@@ -193,6 +193,7 @@ class LiveResult:
     generator: str = "python"
     flows: int = 1
     netfast_cpu: int | None = None
+    workers: int = 1
     runs: list[ModeRun] = field(default_factory=list)
     search: SearchSettings | None = None
     throughput: dict[str, ThroughputSearch[ModeRun]] = field(default_factory=dict)
@@ -237,6 +238,7 @@ class LiveResult:
                 "generator": self.generator,
                 "flows": self.flows,
                 "netfast_cpu": self.netfast_cpu,
+                "workers": self.workers,
                 "frame_len": self.frame_len,
                 "wire_len_with_fcs": self.frame_len + 4,
                 "udp_payload": UDP_PAYLOAD,
@@ -262,6 +264,7 @@ class TrialSettings:
     batch_size: int
     link_type: str = "afpacket"
     netfast_cpu: int | None = None
+    workers: int = 1
 
 
 def run_trial(
@@ -288,13 +291,19 @@ def run_trial(
     if mode == "netfast":
         # The thread's bound: warm-up, the run and every settle, with room to spare.
         bound = WARMUP_SECONDS + FIRST_FRAME_LIMIT + 1.2 * seconds + 4 * SETTLE_LIMIT + 30
-        router = NetfastRouter(
-            topo.ns_m,
-            bound,
-            settings.batch_size,
-            link_type=settings.link_type,
-            cpu=settings.netfast_cpu,
-        )
+        if settings.workers > 1:
+            router = WorkersRouter(
+                topo.ns_m, bound, settings.batch_size, settings.workers,
+                link_type=settings.link_type,
+            )  # fmt: skip
+        else:
+            router = NetfastRouter(
+                topo.ns_m,
+                bound,
+                settings.batch_size,
+                link_type=settings.link_type,
+                cpu=settings.netfast_cpu,
+            )
         router.start()
     try:
         extra = None if router is None else router.frames_in
@@ -358,6 +367,7 @@ def measure(
     search: SearchSettings | None = None,
     link_type: str = "afpacket",
     pin: bool = True,
+    workers: int = 1,
     progress: Callable[[str], None] | None = None,
 ) -> LiveResult:
     """Build the topology; run ``rounds`` flat-out trials per mode, then (with ``search``) the
@@ -379,7 +389,10 @@ def measure(
     link_type
         The router config's link type for netfast's ports.
     pin
-        Pin netfast's thread to the last CPU (when there are two or more).
+        Pin netfast's thread to the last CPU (when there are two or more; one worker only).
+    workers
+        netfast's forwarding processes (:func:`netfast.router.workers.run_workers`); 1 runs
+        the router in a thread of this process.
 
     Raises
     ------
@@ -390,8 +403,8 @@ def measure(
     """
     from netfast.bench.live import check_environment
 
-    if packets < 1 or rounds < 1 or batch_size < 1:
-        raise ValueError("packets, rounds and batch_size must be at least 1")
+    if packets < 1 or rounds < 1 or batch_size < 1 or workers < 1:
+        raise ValueError("packets, rounds, batch_size and workers must be at least 1")
     if not seconds > 0:
         raise ValueError(f"seconds = {seconds}: must be positive")
     if search is not None and not (search.trial_seconds > 0 and search.budget > 0):
@@ -400,7 +413,8 @@ def measure(
     if reason is not None:
         raise PermissionError(reason)
     gen = choose_generator(generator, flows=flows)
-    settings = TrialSettings(gen, batch_size, link_type, _netfast_cpu() if pin else None)
+    cpu = _netfast_cpu() if pin and workers == 1 else None
+    settings = TrialSettings(gen, batch_size, link_type, cpu, workers)
     say = progress or (lambda _msg: None)
     result = LiveResult(
         packets=packets,
@@ -410,6 +424,7 @@ def measure(
         generator=gen.name,
         flows=flows if gen.name == "trafgen" else 1,
         netfast_cpu=settings.netfast_cpu,
+        workers=workers,
         search=search,
     )
     say("building namespaces")

@@ -19,7 +19,6 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -42,8 +41,9 @@ from netfast.link.base import Link
 from netfast.router.build import BuiltRouter, build_router
 from netfast.router.config import parse_config
 from netfast.router.run import LiveSummary
+from netfast.router.workers import WorkerProbes, WorkersSummary, engine_figures, run_workers
 
-__all__ = ["NetfastFigures", "NetfastRouter", "figures", "router_config"]
+__all__ = ["NetfastFigures", "NetfastRouter", "WorkersRouter", "figures", "router_config"]
 
 #: Counters of the engine that count progress, not a frame's end: the rest are drop reasons,
 #: verdicts and what the router originated.
@@ -225,24 +225,60 @@ class NetfastRouter:
         return last
 
     def _read(self) -> dict[str, Any]:
-        s = self.engine.stats
-        links: Counter[str] = Counter()
-        for link in self.links.values():
-            links.update(dict(link.counters))
-        return {
-            "frames_in": s.frames_in,
-            "vector_frames": s.vector_frames,
-            "scalar_frames": s.scalar_frames,
-            "vector_seconds": s.vector_seconds,
-            "scalar_seconds": s.scalar_seconds,
-            "counters": Counter(self.engine.counters),
-            "links": links,
-        }
+        return engine_figures(self.engine, self.links)
 
     def stop(self, timeout: float = COMMAND_TIMEOUT) -> None:
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout)
+
+
+class WorkersRouter(NetfastRouter):
+    """The same router run as ``workers`` forwarding processes on the same ports
+    (:func:`netfast.router.workers.run_workers`, PACKET_FANOUT by flow hash), forked from a
+    thread in namespace ``ns``; their figures are read through
+    :class:`~netfast.router.workers.WorkerProbes` and summed.  Not pinned: the workers share
+    the CPUs with the generator."""
+
+    def __init__(
+        self,
+        ns: str,
+        duration: float,
+        batch_size: int,
+        workers: int,
+        *,
+        link_type: str = "afpacket",
+    ) -> None:
+        super().__init__(ns, duration, batch_size, link_type=link_type)
+        self.workers = workers
+        self.probes = WorkerProbes(workers)
+        self.workers_summary: WorkersSummary | None = None
+
+    def _main(self) -> None:
+        try:
+            enter_netns(self.ns)  # the workers, forked from this thread, are born in M
+            self.workers_summary = run_workers(
+                self.built,
+                self.workers,
+                stop=self._stop,
+                duration=self.duration,
+                batch_size=self.batch_size,
+                on_ready=self._ready.set,
+                probes=self.probes,
+            )
+        except BaseException as exc:
+            self.error = exc
+        finally:
+            self._ready.set()
+
+    def frames_in(self) -> int:
+        return self.probes.frames_in()
+
+    def frames_done(self) -> int:
+        return self.probes.frames_done()
+
+    def _read(self) -> dict[str, Any]:
+        return self.probes.read()
 
 
 def figures(before: dict[str, Any], after: dict[str, Any]) -> NetfastFigures:

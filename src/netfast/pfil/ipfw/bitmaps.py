@@ -145,6 +145,13 @@ class RuleBitmaps:
         self.dst_bounds, self.dst_rows = self._addr_table(table, _R_DST_KIND, verify)
         self.verify = verify
 
+    @staticmethod
+    def size_bound(table: _RuleTable) -> int:
+        """An upper bound of the bytes the tables of ``table`` take, without building them."""
+        words = max(1, (len(table.rules) + 63) // 64)
+        rows = _DIRECTIONS + 257 + 2 * (2 * len(table.ports) + 2) + 2 * (2 * len(table.addrs) + 1)
+        return 8 * words * rows + 2 * 4 * (_PORTS + 1)
+
     def _port_table(
         self, table: _RuleTable, off_col: int, cnt_col: int
     ) -> tuple[npt.NDArray[Any], npt.NDArray[np.uint64]]:

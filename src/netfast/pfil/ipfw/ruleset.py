@@ -13,8 +13,9 @@ address masks/ranges, port ranges and ICMP types) through one of two numba match
 the rule-major walk (:mod:`netfast.pfil.ipfw.kernel`; rules no packet of the call can match --
 protocol absent, wrong direction -- left out first) or the per-field bitmaps
 (:mod:`netfast.pfil.ipfw.bitmaps`, whose cost per packet hardly grows with the rule count);
-``"auto"`` takes the bitmaps from :data:`BITMAP_MIN_RULES` rules on, the crossover measured by
-``netfast bench firewall``. ``me`` and ``table(NAME)`` addresses are evaluated for the whole batch first
+``"auto"`` takes the bitmaps (faster at every rule count ``netfast bench firewall`` measures)
+unless their tables would pass :data:`BITMAP_MAX_BYTES` (address lists of many thousands of
+items). ``me`` and ``table(NAME)`` addresses are evaluated for the whole batch first
 (numpy set membership, the table's ``lookup_batch``) and read by the matcher as columns. Before the
 walk, as in the scalar path, the packets whose state-key hash is in the state table are looked up in
 it one by one: a live state decides its packet as the scalar path does (refresh, the creating rule's
@@ -80,9 +81,8 @@ from netfast.wire.ipv4 import IpProtocol, ip_to_str
 
 #: The matchers of :meth:`Ruleset.evaluate_batch`.
 MATCHERS = ("auto", "walk", "bitmap")
-#: ``matcher="auto"`` uses the bitmaps from this many rules on (the default rule included): below
-#: it the rule-major walk is as fast or faster (``netfast bench firewall``).
-BITMAP_MIN_RULES = 8
+#: ``matcher="auto"`` uses the bitmaps unless their tables would take more bytes than this.
+BITMAP_MAX_BYTES = 64 << 20
 _COLUMNS = ("src", "dst", "proto", "sport", "dport", "tcp_flags", "icmp_type", "ttl", "length")
 
 
@@ -440,7 +440,7 @@ class Ruleset:
     def uses_bitmaps(self) -> bool:
         """Does :meth:`evaluate_batch` run the bitmap matcher (``matcher`` and rule count)?"""
         if self.matcher == "auto":
-            return len(self.rules) >= BITMAP_MIN_RULES
+            return RuleBitmaps.size_bound(self._table) <= BITMAP_MAX_BYTES
         return self.matcher == "bitmap"
 
     def run_batch_kernel(
