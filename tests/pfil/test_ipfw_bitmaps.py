@@ -240,3 +240,23 @@ def test_bitmap_rows_are_narrow_and_rebuilt_after_changes() -> None:
     assert bm.words == 1
     assert all(int(r) & 2 for r in bm.dport_rows[:, 0])
     assert [port for port in (52, 53, 54) if int(bm.dport_rows[bm.dport_of[port], 0]) & 1] == [53]
+
+
+def test_fragments_and_negated_tables() -> None:
+    text = "\n".join(
+        [
+            "table t add 203.0.113.0/24",
+            "deny ip from any to any frag",
+            "deny tcp from not table(t) to any 80",
+            "allow ip from any to any",
+        ]
+    )
+    pkts = [
+        packet(udp(flags="MF")),  # a first fragment
+        packet(udp()),
+        packet(tcp(src="203.0.113.9", dport=80)),  # in the table: the negation does not hold
+        packet(tcp(src="198.18.0.1", dport=80)),
+    ]
+    assert [p.fragment for p in pkts] == [True, False, False, False]
+    out, _ = _run_all(text, pkts, IN)
+    assert out == [1, 0, 0, 1]

@@ -10,16 +10,19 @@ field holds for the values it covers (bit ``i`` of word ``i // 64``: rule ``i``)
   port"), each row one elementary interval of the rules' port ranges;
 - source and destination address: the sorted boundaries of the rules' prefixes and ranges
   (negation included), one row per elementary interval, found by binary search;
-- direction: one row per direction (with ``recv``/``xmit``, which a direction rules out).
+- direction: one row per direction (with ``recv``/``xmit``, which a direction rules out);
+- TCP flags, ICMP type and TTL: 257 rows each (a value 0..255, or absent), fragment: 2 rows;
+- each ``me`` / ``table(NAME)`` column the batch computed: 2 rows (in, not in).
 
-A packet's candidates are the AND of its five rows and the direction's (``W = ceil(rules/64)``
-words each); the first set bit is the first rule that can match.  Where a rule has conditions
-the bitmaps do not hold (TCP flags, ICMP types, TTL, fragments, interfaces, ``me`` and table
-columns, non-contiguous masks) the candidate is checked in full before it counts as a match, so
-the bitmaps only ever narrow.  ``count`` and ``skipto`` go on from the next bit (skipto: from its
-target).  The cost per packet is five lookups and ``5 W`` word ANDs, whatever the rule count up
-to 64 rules a word; the result is the walk's exactly (``walk_rule`` and the count/skipto trail,
-see :func:`~netfast.pfil.ipfw.kernel.walk_rules_kernel`), which the tests check against it and
+A packet's candidates are the AND of its rows (``W = ceil(rules/64)`` words each); the first set
+bit is the first rule that matches.  Only interface conditions (``recv``, ``xmit``, ``via``,
+compared with the call's ifindex column) and non-contiguous masks are outside the bitmaps: such
+a candidate is checked in full before it counts, as is every candidate of a packet whose column
+values no row covers, so the bitmaps only ever narrow.  ``count`` and ``skipto`` go on from the
+next bit (skipto: from its target).  The cost per packet is a fixed number of table reads and
+word ANDs, whatever the rule count up to 64 rules a word; the result is the walk's exactly
+(``walk_rule`` and the count/skipto trail, see
+:func:`~netfast.pfil.ipfw.kernel.walk_rules_kernel`), which the tests check against it and
 against the scalar path.
 """
 
@@ -38,6 +41,7 @@ from netfast.pfil.ipfw.compile import (
     _A_SKIPTO,
     _DIR_OUT,
     _K_ALL,
+    _K_EXT,
     _K_LIST,
     _K_NONE,
     _NONE,
@@ -69,6 +73,8 @@ from netfast.pfil.ipfw.compile import (
 _U32 = 0xFFFFFFFF
 _PORTS = 65536  # the "no port" entry of the port tables
 _DIRECTIONS = 3  # Direction.IN, FORWARD, OUT
+_SMALL_FIELDS = 4
+_F_FLAGS, _F_ICMP, _F_TTL, _F_FRAG = range(_SMALL_FIELDS)
 
 
 def _set_bits(rows: npt.NDArray[np.uint64], hit: npt.NDArray[np.bool_], rule: int) -> None:
@@ -84,7 +90,8 @@ def _contiguous(mask: int) -> bool:
 class RuleBitmaps:
     """The field tables of one compiled rule table (see the module docstring).
 
-    ``verify[i]`` is 1 where rule ``i`` has conditions outside the bitmaps."""
+    ``verify[i]`` is 1 where rule ``i`` has conditions outside the bitmaps (interfaces,
+    non-contiguous masks)."""
 
     __slots__ = (
         "dir_rows",
@@ -92,7 +99,9 @@ class RuleBitmaps:
         "dport_rows",
         "dst_bounds",
         "dst_rows",
+        "ext_rows",
         "proto_rows",
+        "small_rows",
         "sport_of",
         "sport_rows",
         "src_bounds",
@@ -106,18 +115,9 @@ class RuleBitmaps:
         n = len(rules)
         self.words = words = max(1, (n + 63) // 64)
         verify = np.zeros(n, np.uint8)
-        residual = (
-            (rules[:, _R_FSET] != 0)
-            | (rules[:, _R_FCLEAR] != 0)
-            | (rules[:, _R_FANY] != 0)
-            | (rules[:, _R_IC_CNT] != 0)
-            | (rules[:, _R_TTL_LO] >= 0)
-            | (rules[:, _R_FRAG] != 0)
-            | (rules[:, _R_RECV] != _NONE)
-            | (rules[:, _R_XMIT] != _NONE)
-            | (rules[:, _R_VIA] != _NONE)
-        )
-        verify[residual] = 1
+        # interface conditions compare with the call's ifindex column: checked in full
+        iface = rules[:, [_R_RECV, _R_XMIT, _R_VIA]] != _NONE
+        verify[iface.any(axis=1)] = 1
 
         dir_rows = np.zeros((_DIRECTIONS, words), np.uint64)
         for d in range(_DIRECTIONS):
@@ -138,6 +138,22 @@ class RuleBitmaps:
             hit = np.ones(257, np.bool_) if p < 0 else np.arange(257) == p
             _set_bits(proto_rows, hit, i)
         self.proto_rows = proto_rows
+        self.small_rows = self._small_tables(table)
+        n_ext = max(1, len(table.ext))
+        ext_rows = np.zeros((n_ext, 2, words), np.uint64)
+        for i in range(n):
+            used = [
+                (int(rules[i, base + 2]), int(rules[i, base + 1]) != 0)
+                for base in (_R_SRC_KIND, _R_DST_KIND)
+                if rules[i, base] == _K_EXT
+            ]
+            for j in range(n_ext):
+                hit = np.ones(2, np.bool_)
+                for col, negate in used:
+                    if col == j:
+                        hit &= np.array([negate, not negate])  # ext 0: not in; 1: in
+                _set_bits(ext_rows[j], hit, i)
+        self.ext_rows = ext_rows
 
         self.sport_of, self.sport_rows = self._port_table(table, _R_SP_OFF, _R_SP_CNT)
         self.dport_of, self.dport_rows = self._port_table(table, _R_DP_OFF, _R_DP_CNT)
@@ -145,11 +161,39 @@ class RuleBitmaps:
         self.dst_bounds, self.dst_rows = self._addr_table(table, _R_DST_KIND, verify)
         self.verify = verify
 
+    def _small_tables(self, table: _RuleTable) -> npt.NDArray[np.uint64]:
+        """Rows by TCP flags, ICMP type, TTL (0..255; 256: absent) and fragment (0, 1)."""
+        rules, icmp = table.rules, table.icmp
+        rows = np.zeros((_SMALL_FIELDS, 257, self.words), np.uint64)
+        v = np.arange(257)
+        present = v < 256
+        for i in range(len(rules)):
+            fset, fclear, fany = (int(x) for x in rules[i, [_R_FSET, _R_FCLEAR, _R_FANY]])
+            hit = np.ones(257, np.bool_)
+            if fset or fclear or fany:
+                hit = present & (v & fset == fset) & (v & fclear == 0)
+                if fany:
+                    hit &= v & fany != 0
+            _set_bits(rows[_F_FLAGS], hit, i)
+            cnt = int(rules[i, _R_IC_CNT])
+            hit = np.ones(257, np.bool_)
+            if cnt:
+                off = int(rules[i, _R_IC_OFF])
+                hit = present & np.isin(v, icmp[off : off + cnt])
+            _set_bits(rows[_F_ICMP], hit, i)
+            lo, hi = int(rules[i, _R_TTL_LO]), int(rules[i, _R_TTL_HI])
+            hit = np.ones(257, np.bool_) if lo < 0 else present & (v >= lo) & (v <= hi)
+            _set_bits(rows[_F_TTL], hit, i)
+            hit = np.ones(257, np.bool_) if not rules[i, _R_FRAG] else v == 1
+            _set_bits(rows[_F_FRAG], hit, i)
+        return rows
+
     @staticmethod
     def size_bound(table: _RuleTable) -> int:
         """An upper bound of the bytes the tables of ``table`` take, without building them."""
         words = max(1, (len(table.rules) + 63) // 64)
         rows = _DIRECTIONS + 257 + 2 * (2 * len(table.ports) + 2) + 2 * (2 * len(table.addrs) + 1)
+        rows += _SMALL_FIELDS * 257 + 2 * max(1, len(table.ext))
         return 8 * words * rows + 2 * 4 * (_PORTS + 1)
 
     def _port_table(
@@ -215,9 +259,9 @@ class RuleBitmaps:
         for i in range(len(rules)):
             kind = rules[i, kind_col]
             if kind == _K_NONE or kind not in (_K_LIST, _K_ALL) or spans.get(i, []) is None:
-                # no condition, an ext column (me, table) or a non-contiguous mask: every row,
-                # the candidate checked in full where it has a condition
-                if kind != _K_NONE:
+                # no condition, an ext column (me, table: the ext rows hold it) or a
+                # non-contiguous mask (the candidate checked in full): every row
+                if kind == _K_LIST:
                     verify[i] = 1
                 _set_bits(rows, np.ones(n_iv, np.bool_), i)
                 continue
@@ -249,7 +293,7 @@ class RuleBitmaps:
             table.rules, table.addrs, table.ports, table.icmp, ext, direction, self.dir_rows,
             self.verify, self.proto_rows, self.sport_of, self.sport_rows, self.dport_of,
             self.dport_rows, self.src_bounds, self.src_rows, self.dst_bounds, self.dst_rows,
-            *cols, fragment, ifindex, skip, walk_rule,
+            self.small_rows, self.ext_rows, *cols, fragment, ifindex, skip, walk_rule,
         )  # fmt: skip
 
 
@@ -385,6 +429,8 @@ def bitmap_walk_kernel(
     src_rows: Any,
     dst_bounds: Any,
     dst_rows: Any,
+    small_rows: Any,
+    ext_rows: Any,
     src: Any,
     dst: Any,
     proto: Any,
@@ -419,16 +465,27 @@ def bitmap_walk_kernel(
         v = dport[p]
         rd = dport_of[v if 0 <= v < _PORTS else _PORTS]
         a, b = src[p], dst[p]
-        exact = 0 <= a <= _U32 and 0 <= b <= _U32
+        f, t, h = tcp_flags[p], icmp_type[p], ttl[p]
+        exact = 0 <= a <= _U32 and 0 <= b <= _U32 and f < 256 and t < 256 and h < 256
         if exact:
             ra = _interval(src_bounds, a)
             rb = _interval(dst_bounds, b)
+            rf = f if f >= 0 else 256
+            rt = t if t >= 0 else 256
+            rh = h if h >= 0 else 256
+            rg = 1 if fragment[p] else 0
             for w in range(words):
                 acc[w] = (
                     dir_rows[direction, w] & proto_rows[rp, w] & sport_rows[rs, w]
                     & dport_rows[rd, w] & src_rows[ra, w] & dst_rows[rb, w]
+                    & small_rows[0, rf, w] & small_rows[1, rt, w] & small_rows[2, rh, w]
+                    & small_rows[3, rg, w]
                 )  # fmt: skip
-        else:  # an address no table row covers: every candidate checked in full
+            for j in range(ext.shape[0]):
+                e = 1 if ext[j, p] else 0
+                for w in range(words):
+                    acc[w] &= ext_rows[j, e, w]
+        else:  # a value no table row covers: every candidate checked in full
             for w in range(words):
                 acc[w] = dir_rows[direction, w]
         start = 0
