@@ -106,6 +106,8 @@ class RuleBitmaps:
         "sport_rows",
         "src_bounds",
         "src_rows",
+        "use",
+        "use_ext",
         "verify",
         "words",
     )
@@ -160,6 +162,21 @@ class RuleBitmaps:
         self.src_bounds, self.src_rows = self._addr_table(table, _R_SRC_KIND, verify)
         self.dst_bounds, self.dst_rows = self._addr_table(table, _R_DST_KIND, verify)
         self.verify = verify
+        # A field whose rows are all the same decides nothing per packet: its row is folded
+        # into the direction rows and the kernel skips it (``use``: 0 proto, 1 sport, 2 dport,
+        # 3 src, 4 dst, 5 flags, 6 ICMP type, 7 TTL, 8 fragment; ``use_ext`` per column).
+        fields = [self.proto_rows, self.sport_rows, self.dport_rows, self.src_rows,
+                  self.dst_rows, *self.small_rows]  # fmt: skip
+        self.use = np.ones(len(fields), np.uint8)
+        for k, rows in enumerate(fields):
+            if (rows == rows[0]).all():
+                self.use[k] = 0
+                self.dir_rows &= rows[0]
+        self.use_ext = np.ones(len(self.ext_rows), np.uint8)
+        for j, rows in enumerate(self.ext_rows):
+            if (rows[0] == rows[1]).all():
+                self.use_ext[j] = 0
+                self.dir_rows &= rows[0]
 
     def _small_tables(self, table: _RuleTable) -> npt.NDArray[np.uint64]:
         """Rows by TCP flags, ICMP type, TTL (0..255; 256: absent) and fragment (0, 1)."""
@@ -293,7 +310,8 @@ class RuleBitmaps:
             table.rules, table.addrs, table.ports, table.icmp, ext, direction, self.dir_rows,
             self.verify, self.proto_rows, self.sport_of, self.sport_rows, self.dport_of,
             self.dport_rows, self.src_bounds, self.src_rows, self.dst_bounds, self.dst_rows,
-            self.small_rows, self.ext_rows, *cols, fragment, ifindex, skip, walk_rule,
+            self.small_rows, self.ext_rows, self.use, self.use_ext, *cols, fragment, ifindex,
+            skip, walk_rule,
         )  # fmt: skip
 
 
@@ -431,6 +449,8 @@ def bitmap_walk_kernel(
     dst_rows: Any,
     small_rows: Any,
     ext_rows: Any,
+    use: Any,
+    use_ext: Any,
     src: Any,
     dst: Any,
     proto: Any,
@@ -467,27 +487,48 @@ def bitmap_walk_kernel(
         a, b = src[p], dst[p]
         f, t, h = tcp_flags[p], icmp_type[p], ttl[p]
         exact = 0 <= a <= _U32 and 0 <= b <= _U32 and f < 256 and t < 256 and h < 256
+        for w in range(words):
+            acc[w] = dir_rows[direction, w]
         if exact:
-            ra = _interval(src_bounds, a)
-            rb = _interval(dst_bounds, b)
-            rf = f if f >= 0 else 256
-            rt = t if t >= 0 else 256
-            rh = h if h >= 0 else 256
-            rg = 1 if fragment[p] else 0
-            for w in range(words):
-                acc[w] = (
-                    dir_rows[direction, w] & proto_rows[rp, w] & sport_rows[rs, w]
-                    & dport_rows[rd, w] & src_rows[ra, w] & dst_rows[rb, w]
-                    & small_rows[0, rf, w] & small_rows[1, rt, w] & small_rows[2, rh, w]
-                    & small_rows[3, rg, w]
-                )  # fmt: skip
-            for j in range(ext.shape[0]):
-                e = 1 if ext[j, p] else 0
+            if use[0]:
                 for w in range(words):
-                    acc[w] &= ext_rows[j, e, w]
-        else:  # a value no table row covers: every candidate checked in full
-            for w in range(words):
-                acc[w] = dir_rows[direction, w]
+                    acc[w] &= proto_rows[rp, w]
+            if use[1]:
+                for w in range(words):
+                    acc[w] &= sport_rows[rs, w]
+            if use[2]:
+                for w in range(words):
+                    acc[w] &= dport_rows[rd, w]
+            if use[3]:
+                ra = _interval(src_bounds, a)
+                for w in range(words):
+                    acc[w] &= src_rows[ra, w]
+            if use[4]:
+                rb = _interval(dst_bounds, b)
+                for w in range(words):
+                    acc[w] &= dst_rows[rb, w]
+            if use[5]:
+                rf = f if f >= 0 else 256
+                for w in range(words):
+                    acc[w] &= small_rows[0, rf, w]
+            if use[6]:
+                rt = t if t >= 0 else 256
+                for w in range(words):
+                    acc[w] &= small_rows[1, rt, w]
+            if use[7]:
+                rh = h if h >= 0 else 256
+                for w in range(words):
+                    acc[w] &= small_rows[2, rh, w]
+            if use[8]:
+                rg = 1 if fragment[p] else 0
+                for w in range(words):
+                    acc[w] &= small_rows[3, rg, w]
+            for j in range(ext.shape[0]):
+                if use_ext[j]:
+                    e = 1 if ext[j, p] else 0
+                    for w in range(words):
+                        acc[w] &= ext_rows[j, e, w]
+        # else: a value no table row covers: every candidate checked in full
         start = 0
         first_trail = n_trail
         while True:
