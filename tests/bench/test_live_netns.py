@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import time
 
 import pytest
 
@@ -139,3 +140,30 @@ def test_measure_reports_the_two_worker_target() -> None:
     assert row.status in ("met", "not met")
     best = res.best("netfast")
     assert best is not None and row.netfast_pps == best.delivered_pps
+
+
+def test_a_router_stalled_after_its_first_batch_is_waited_for(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A batch after the first may still compile (a cold numba cache in a fresh clone): the
+    trial starts only once the rings hold no unread warm-up frame, so no warm-up frame is
+    counted as the trial's."""
+    from netfast.router.engine import Engine
+
+    original = Engine.process_batch
+    calls = [0]
+
+    def stalls_once(self: Engine, *args: object, **kwargs: object) -> object:
+        calls[0] += 1
+        if calls[0] == 2:
+            time.sleep(1.5)  # longer than the settle's quiet period
+        return original(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Engine, "process_batch", stalls_once)
+    gen = live.choose_generator("trafgen", flows=4)
+    with live.Topology() as topo:
+        r = run_trial(topo, "netfast", TrialSettings(gen, batch_size=64), packets=PACKETS,
+                      seconds=1.0)  # fmt: skip
+    assert calls[0] > 2
+    _check_accounting(r)
+    assert r.netfast is not None and r.netfast.links.get("rx.frames") == r.netfast.frames_in

@@ -2,8 +2,9 @@
 flat-out rounds, then the RFC 2544 throughput search, both modes alternating, in one topology.
 
 A trial of a mode: M set to the mode (netfast started in M when it is netfast's), a warm-up
-burst (and, for netfast, a wait until it has finished a frame of it: its first batch compiles
-the vector path), the counters read once the network is idle, the generator's run, the
+burst (and, for netfast, a wait until it has finished a frame of it -- its first batch compiles
+the vector path -- and until its rings hold no unread warm-up frame), the counters read once
+the network is idle, the generator's run, the
 counters read again once idle.  :class:`ModeRun` keeps the differences, so a trial accounts
 for every frame the generator sent: delivered to B, or lost at a named place
 (:meth:`ModeRun.losses`), or ``unaccounted`` -- lost where no counter saw it, which should be 0.
@@ -310,6 +311,7 @@ def run_trial(
         gen.send(topo.ns_a, WARMUP_PACKETS, WARMUP_SECONDS)
         if router is not None:
             _wait_first_frame(router)
+            _wait_drained(router)
         topo.settle(extra)
         if router is not None and router.error is not None:
             raise RuntimeError(f"the netfast router failed: {router.error}")
@@ -345,6 +347,20 @@ def _wait_first_frame(router: NetfastRouter) -> None:
         if time.monotonic() >= end:
             raise RuntimeError(
                 f"the netfast router finished no warm-up frame in {FIRST_FRAME_LIMIT:g} s"
+            )
+        time.sleep(0.05)
+
+
+def _wait_drained(router: NetfastRouter) -> None:
+    """Wait until netfast has read and finished every warm-up frame its rings were offered (at
+    most :data:`FIRST_FRAME_LIMIT`): a batch after the first may still compile, and frames of
+    the warm-up read after the trial's first snapshot would be counted as the trial's."""
+    end = time.monotonic() + FIRST_FRAME_LIMIT
+    while router.pending() and router.error is None:
+        if time.monotonic() >= end:
+            raise RuntimeError(
+                f"the netfast router left {router.pending()} warm-up frames unread in "
+                f"{FIRST_FRAME_LIMIT:g} s"
             )
         time.sleep(0.05)
 

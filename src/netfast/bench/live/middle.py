@@ -227,6 +227,19 @@ class NetfastRouter:
     def _read(self) -> dict[str, Any]:
         return engine_figures(self.engine, self.links)
 
+    def pending(self) -> int:
+        """Frames the links' packet rings were offered that the router has not yet read or
+        counted as dropped, plus frames read and not yet finished by a path (0 once it is
+        idle; rings only: a plain socket has no offered count)."""
+        now = self._read()
+        links = now["links"]
+        waiting = now["frames_in"] - now["vector_frames"] - now["scalar_frames"]
+        if "rx.ring_offered" in links:
+            seen = links["rx.frames"] + links["rx.outgoing"]
+            seen += sum(v for k, v in links.items() if k.startswith("drop.rx_"))
+            waiting += links["rx.ring_offered"] - seen
+        return max(0, waiting)
+
     def stop(self, timeout: float = COMMAND_TIMEOUT) -> None:
         self._stop.set()
         if self._thread.is_alive():
