@@ -33,6 +33,7 @@ from netfast.cli import CliError
 from netfast.route.annotate import LINE_ADDRESS, Annotator, line_text
 from netfast.route.loaders import default_table_path, load_table
 from netfast.route.loaders.base import LoadResult, RouteFileError, shown
+from netfast.route.parquet import is_parquet
 from netfast.route.table import DEFAULT_ALGORITHM, RoutingTable, algorithm, algorithms
 
 T = TypeVar("T")
@@ -74,7 +75,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     annotate.add_argument("-o", "--output", type=Path, help="output file (default: stdout)")
     annotate.add_argument(
         "--column",
-        help="CSV input: the address column, by 1-based number or header name",
+        help="CSV input: the address column, by 1-based number or header name; Parquet input "
+        "(detected by content, written as Parquet to -o): the column's name",
     )
     annotate.add_argument(
         "--skip-bad-addresses",
@@ -201,6 +203,8 @@ def _temp_output(output: Path) -> tuple[BinaryIO, Path]:
 def cmd_annotate(args: argparse.Namespace) -> int:
     if args.output is not None:
         _check_output(args.output)
+    if args.input != "-" and is_parquet(Path(args.input)):
+        return _annotate_parquet_file(args)
     table = _table(args)
     source = "<stdin>" if args.input == "-" else args.input
     annotator = Annotator(table.lookup_batch, table.rib, args.skip_bad_addresses)
@@ -253,6 +257,52 @@ def cmd_annotate(args: argparse.Namespace) -> int:
         if annotator.invalid:
             msg += f"; {annotator.invalid:,} malformed passed through as 'invalid'"
         print(msg, file=sys.stderr)
+    return 0
+
+
+def _annotate_parquet_file(args: argparse.Namespace) -> int:
+    """Parquet in, Parquet out (every input column and the three new ones), streamed."""
+    import pyarrow.parquet as pq
+
+    from netfast.route.arrow import ArrowAnnotator
+    from netfast.route.parquet import ParquetInputError, annotate_parquet
+
+    source = Path(args.input)
+    if args.output is None:
+        raise CliError(f"{source}: Parquet input needs -o FILE for the Parquet output")
+    try:
+        total_rows = pq.ParquetFile(source).metadata.num_rows
+    except Exception as exc:  # pyarrow raises several types for a damaged file
+        raise CliError(f"{source}: not a readable Parquet file: {exc}") from None
+    annotator = ArrowAnnotator(_table(args))
+    outfile, tmp = _temp_output(args.output)
+    done = False
+    t0 = time.perf_counter()
+    try:
+        show = not args.no_progress and sys.stderr.isatty() and total_rows > 4 * BLOCK
+        with _progress(show, total_rows) as advance:
+            try:
+                rows = annotate_parquet(source, outfile, args.column, annotator, progress=advance)
+            except ParquetInputError as exc:
+                raise CliError(str(exc)) from None
+        outfile.close()
+        try:
+            tmp.replace(args.output)
+        except OSError as exc:
+            raise CliError(f"{args.output}: cannot write: {exc.strerror or exc}") from None
+        done = True
+    finally:
+        if not done:
+            outfile.close()
+            tmp.unlink(missing_ok=True)
+    dt = time.perf_counter() - t0
+    st = annotator.stats
+    rate = rows / dt if dt > 0 else 0.0
+    print(
+        f"netfast: annotated {rows:,} rows in {dt:.2f} s ({rate:,.0f}/s): {st.annotated:,} "
+        f"matched, {st.no_route:,} no route, {st.malformed:,} malformed, {st.null:,} null",
+        file=sys.stderr,
+    )
     return 0
 
 
