@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -30,8 +31,11 @@ GARBAGE = ["", " ", "1.2.3", "1.2.3.4.5", "256.1.1.1", "01.2.3.4", "1..2.3", "a.
            "1.2.3.4x", "9999.1.1.1", "1.2.3.-4", "\u0661.2.3.4", "::1", "1.2.3.4/24"]  # fmt: skip
 
 
+Bundled = tuple[Rib, ArrowAnnotator, Any]
+
+
 @pytest.fixture(scope="module")
-def bundled() -> tuple[Rib, ArrowAnnotator, object]:
+def bundled() -> Bundled:
     rib = load_default_table().rib
     return rib, ArrowAnnotator(RoutingTable(rib, "dxr")), pytricia_of(rib)
 
@@ -56,7 +60,7 @@ def _rows(batch: pa.RecordBatch) -> list[tuple[str, int, str] | None]:
     return [None if p is None else (p, n, v) for p, n, v in zip(*cols, strict=True)]
 
 
-def test_strings_and_integers_equal_pytricia_with_reasons_counted(bundled) -> None:  # type: ignore[no-untyped-def]
+def test_strings_and_integers_equal_pytricia_with_reasons_counted(bundled: Bundled) -> None:
     rib, _, pyt = bundled
     ann = ArrowAnnotator(RoutingTable(rib, "dxr"))
     addrs = sample_addresses(rib, 20_000, seed=5)
@@ -83,7 +87,7 @@ def test_strings_and_integers_equal_pytricia_with_reasons_counted(bundled) -> No
     assert _rows(ann.annotate(chunked)) == expected
 
 
-def test_sliced_arrays_keep_their_offset(bundled) -> None:  # type: ignore[no-untyped-def]
+def test_sliced_arrays_keep_their_offset(bundled: Bundled) -> None:
     rib, ann, pyt = bundled
     addrs = sample_addresses(rib, 500, seed=9)
     texts = [_text(a) for a in addrs.tolist()]
@@ -111,7 +115,7 @@ def test_parse_is_strict_like_ipaddress(texts: list[str | None]) -> None:
         assert (s, a) == ((0, want) if want is not None else (2, 0)), text
 
 
-def test_integers_out_of_range_nulls_and_bad_types(bundled) -> None:  # type: ignore[no-untyped-def]
+def test_integers_out_of_range_nulls_and_bad_types(bundled: Bundled) -> None:
     _, ann, _ = bundled
     addrs, status = parse_address_array(pa.array([-1, 0, 2**32 - 1, 2**32, None], pa.int64()))
     assert status.tolist() == [2, 0, 0, 2, 1]
@@ -131,7 +135,9 @@ def _flows(path: Path, rib: Rib, n: int, seed: int = 3) -> tuple[list[str | None
     return texts, addrs
 
 
-def test_parquet_to_parquet_keeps_the_columns_and_equals_pytricia(bundled, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_parquet_to_parquet_keeps_the_columns_and_equals_pytricia(
+    bundled: Bundled, tmp_path: Path
+) -> None:
     rib, _, pyt = bundled
     src = tmp_path / "flows.parquet"
     texts, addrs = _flows(src, rib, 30_000)
@@ -151,7 +157,7 @@ def test_parquet_to_parquet_keeps_the_columns_and_equals_pytricia(bundled, tmp_p
     assert got == exp
 
 
-def test_parquet_stream_stays_within_a_memory_bound(bundled, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_parquet_stream_stays_within_a_memory_bound(bundled: Bundled, tmp_path: Path) -> None:
     """A file several times the bound is annotated batch by batch: Arrow's allocations stay
     under the bound the whole run."""
     rib, ann, _ = bundled
@@ -181,10 +187,10 @@ def test_parquet_stream_stays_within_a_memory_bound(bundled, tmp_path: Path) -> 
     ],
 )
 def test_parquet_errors_name_the_file_and_write_nothing(
-    bundled,
+    bundled: Bundled,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
-    argv_extra: list[str],  # type: ignore[no-untyped-def]
+    argv_extra: list[str],
     message: str | None,
 ) -> None:
     rib, _, _ = bundled
@@ -205,8 +211,8 @@ def test_parquet_errors_name_the_file_and_write_nothing(
 
 
 def test_a_damaged_parquet_file_leaves_the_old_output(
-    bundled, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:  # type: ignore[no-untyped-def]
+    bundled: Bundled, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     rib, _, _ = bundled
     src = tmp_path / "flows.parquet"
     _flows(src, rib, 20_000)
