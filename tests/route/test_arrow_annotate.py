@@ -225,3 +225,29 @@ def test_a_damaged_parquet_file_leaves_the_old_output(
     assert str(src) in capsys.readouterr().err
     assert out.read_bytes() == b"the user's file"
     assert sorted(os.listdir(tmp_path)) == ["flows.parquet", "out.parquet"]
+
+
+def test_duckdb_functions_equal_the_annotator(bundled: Bundled, tmp_path: Path) -> None:
+    import duckdb
+
+    from netfast.route.sql import FUNCTIONS, register_duckdb
+
+    rib, _, pyt = bundled
+    src = tmp_path / "flows.parquet"
+    texts, addrs = _flows(src, rib, 20_000)
+    con = duckdb.connect()
+    ann = register_duckdb(con, RoutingTable(rib, "dxr"))
+    got = con.execute(
+        f"SELECT netfast_prefix(src_ip), netfast_prefix_len(src_ip), netfast_origin(src_ip) "
+        f"FROM '{src}' ORDER BY id"
+    ).fetchall()
+    exp = _expected(rib, pyt, addrs)
+    for i, t in enumerate(texts):
+        if t is None or t == "bogus":
+            exp[i] = None
+    assert [None if p is None else (p, n, v) for p, n, v in got] == exp
+    assert ann.stats.rows == 3 * len(texts)  # three functions, each over every row
+    assert ann.stats.null == 3 * texts.count(None)
+    assert set(FUNCTIONS) == {"netfast_prefix", "netfast_prefix_len", "netfast_origin"}
+    (row,) = con.execute("SELECT netfast_origin(NULL), netfast_origin('1.2.3')").fetchall()
+    assert row == (None, None)

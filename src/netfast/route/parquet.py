@@ -4,12 +4,16 @@
 (``pyarrow.parquet.ParquetFile.iter_batches``), annotates one column with an
 :class:`~netfast.route.arrow.ArrowAnnotator` and writes every input column plus three new ones
 (``<column>_prefix``, ``<column>_prefix_len``, ``<column>_value``) with a
-``pyarrow.parquet.ParquetWriter``, so memory is bounded by the batch, not the file.  The caller
+``pyarrow.parquet.ParquetWriter`` in a second thread (pyarrow encodes without the GIL, so
+reading and annotating one batch overlaps writing the previous one); at most four batches are
+alive at once, so memory is bounded by the batch size, not the file.  The caller
 gives the output as an open binary file (a temporary file it renames at the end).
 """
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
@@ -95,18 +99,46 @@ def annotate_parquet(
     out_schema = schema.append(pa.field(p_name, pa.string()))
     out_schema = out_schema.append(pa.field(l_name, pa.uint8()))
     out_schema = out_schema.append(pa.field(v_name, pa.string()))
+    # Dictionary pages for the new text columns (few distinct values) and for input columns
+    # that came dictionary-encoded; for the others (ids, addresses: nearly all distinct) a
+    # dictionary is built and then dropped, which doubled the writer's time.
+    dictionary = [p_name, v_name] + [f.name for f in schema if pa.types.is_dictionary(f.type)]
     rows = 0
-    try:
-        with pq.ParquetWriter(out, out_schema) as writer:
-            for batch in pf.iter_batches(batch_size=batch_rows):
-                extra = annotator.annotate(batch.column(column))
-                prefix, length, value = extra.columns
-                arrays = [*batch.columns, prefix.dictionary_decode(), length,
-                          value.dictionary_decode()]  # fmt: skip
-                writer.write_batch(pa.RecordBatch.from_arrays(arrays, schema=out_schema))
-                rows += batch.num_rows
+    todo: queue.Queue[pa.RecordBatch | None] = queue.Queue(maxsize=2)
+    failed: list[BaseException] = []
+
+    def write_all(writer: pq.ParquetWriter) -> None:
+        # pyarrow encodes without the GIL: this thread writes while the caller's reads and
+        # annotates the next batch
+        try:
+            while (batch := todo.get()) is not None:
+                writer.write_batch(batch)
                 if progress is not None:
                     progress(batch.num_rows)
+        except BaseException as exc:
+            failed.append(exc)
+            while todo.get() is not None:  # let the reader finish
+                pass
+
+    try:
+        with pq.ParquetWriter(out, out_schema, use_dictionary=dictionary) as writer:
+            thread = threading.Thread(target=write_all, args=(writer,), daemon=True)
+            thread.start()
+            try:
+                for batch in pf.iter_batches(batch_size=batch_rows):
+                    if failed:
+                        break
+                    extra = annotator.annotate(batch.column(column))
+                    prefix, length, value = extra.columns
+                    arrays = [*batch.columns, prefix.dictionary_decode(), length,
+                              value.dictionary_decode()]  # fmt: skip
+                    todo.put(pa.RecordBatch.from_arrays(arrays, schema=out_schema))
+                    rows += batch.num_rows
+            finally:
+                todo.put(None)
+                thread.join()
+            if failed:
+                raise failed[0]
     except (pa.ArrowException, OSError) as exc:
         raise ParquetInputError(f"{source}: cannot read after {rows:,} rows: {exc}") from None
     return rows
