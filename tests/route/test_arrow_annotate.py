@@ -251,3 +251,33 @@ def test_duckdb_functions_equal_the_annotator(bundled: Bundled, tmp_path: Path) 
     assert set(FUNCTIONS) == {"netfast_prefix", "netfast_prefix_len", "netfast_origin"}
     (row,) = con.execute("SELECT netfast_origin(NULL), netfast_origin('1.2.3')").fetchall()
     assert row == (None, None)
+
+
+@pytest.mark.slow
+def test_dask_cluster_of_two_workers_equals_the_single_process(
+    bundled: Bundled, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A real local cluster (two worker processes): the table reaches each worker once, both
+    take partitions, and the output equals the single-process run row by row."""
+    from distributed import LocalCluster
+
+    rib, _, _ = bundled
+    src = tmp_path / "flows.parquet"
+    _flows(src, rib, 40_000)
+    single = tmp_path / "single.parquet"
+    assert main(["route", "annotate", str(src), "-o", str(single), "--column", "src_ip"]) == 0
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cluster:  # fmt: skip
+        out = tmp_path / "parts"
+        argv = ["route", "annotate", str(src), "-o", str(out), "--column", "src_ip",
+                "--scheduler", cluster.scheduler_address]  # fmt: skip
+        assert main(argv) == 0
+        err = capsys.readouterr().err
+        assert "on 2 workers" in err and "shipped" in err
+        assert main(argv) == 2  # the folder exists now: refused, left as it is
+        assert "exists" in capsys.readouterr().err
+    ours = pq.read_table(out).sort_by("id")
+    ref = pq.read_table(single)
+    for name in ref.column_names:
+        assert ours.column(name).to_pylist() == ref.column(name).to_pylist(), name
+    assert not [p for p in os.listdir(tmp_path) if p.endswith(".netfast-tmp")]

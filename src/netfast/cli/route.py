@@ -83,6 +83,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         action="store_true",
         help="pass malformed addresses through unannotated (counted) instead of failing",
     )
+    annotate.add_argument(
+        "--scheduler",
+        metavar="ADDR",
+        help="Parquet input: run on the Dask cluster at ADDR (tcp://host:port), -o a new folder",
+    )
     _add_table_args(annotate)
     annotate.add_argument("--algo", default=DEFAULT_ALGORITHM, help="FIB algorithm")
     annotate.add_argument(
@@ -201,6 +206,8 @@ def _temp_output(output: Path) -> tuple[BinaryIO, Path]:
 
 
 def cmd_annotate(args: argparse.Namespace) -> int:
+    if args.scheduler is not None:
+        return _annotate_on_dask(args)
     if args.output is not None:
         _check_output(args.output)
     if args.input != "-" and is_parquet(Path(args.input)):
@@ -257,6 +264,41 @@ def cmd_annotate(args: argparse.Namespace) -> int:
         if annotator.invalid:
             msg += f"; {annotator.invalid:,} malformed passed through as 'invalid'"
         print(msg, file=sys.stderr)
+    return 0
+
+
+def _annotate_on_dask(args: argparse.Namespace) -> int:
+    """Parquet in, a folder of Parquet parts out, on a Dask cluster."""
+    from netfast.route.cluster import annotate_parquet_dask
+
+    source = Path(args.input)
+    if args.input == "-" or not (source.is_dir() or is_parquet(source)):
+        raise CliError(f"{args.input}: --scheduler takes a Parquet file or folder")
+    if args.column is None:
+        raise CliError("--scheduler needs --column NAME (the address column)")
+    if args.output is None:
+        raise CliError("--scheduler needs -o FOLDER for the Parquet parts")
+    if args.output.exists():
+        raise CliError(f"{args.output}: exists (the cluster writes a new folder there)")
+    if not args.output.parent.is_dir():
+        raise CliError(
+            f"{args.output}: cannot write: the directory {args.output.parent} is missing"
+        )
+    table = _table(args)
+    try:
+        done = annotate_parquet_dask(source, args.output, args.column, table, args.scheduler)
+    except OSError as exc:
+        raise CliError(f"{args.scheduler}: {exc}") from None
+    builds = [s["build_seconds"] for per in done["workers"].values() for s in per.values()]
+    rate = done["rows"] / done["seconds"] if done["seconds"] > 0 else 0.0
+    print(
+        f"netfast: annotated {done['rows']:,} rows on {len(done['workers'])} workers in "
+        f"{done['seconds']:.2f} s ({rate:,.0f}/s); table image {done['image_bytes'] / 1e6:.1f} "
+        f"MB shipped in {done['ship_seconds']:.2f} s, built on the workers in "
+        + ", ".join(f"{b:.2f}" for b in builds if b is not None)
+        + " s",
+        file=sys.stderr,
+    )
     return 0
 
 
