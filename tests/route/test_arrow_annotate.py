@@ -281,3 +281,29 @@ def test_dask_cluster_of_two_workers_equals_the_single_process(
     for name in ref.column_names:
         assert ours.column(name).to_pylist() == ref.column(name).to_pylist(), name
     assert not [p for p in os.listdir(tmp_path) if p.endswith(".netfast-tmp")]
+
+
+def test_polars_and_record_batches_equal_the_annotator(bundled: Bundled) -> None:
+    import polars as pl
+
+    from netfast.route.cluster import TableImage, annotate_polars, annotate_record_batch
+
+    rib, ann, pyt = bundled
+    addrs = sample_addresses(rib, 3000, seed=11)
+    texts: list[str | None] = [_text(a) for a in addrs.tolist()]
+    texts[7] = None
+    texts[8] = "bogus"
+    exp = _expected(rib, pyt, addrs)
+    exp[7] = exp[8] = None
+    frame = pl.DataFrame({"id": range(len(texts)), "src_ip": texts})
+    out = annotate_polars(frame, "src_ip", ann)
+    assert out.columns == ["id", "src_ip", *new_names("src_ip")]
+    rows = out.select(new_names("src_ip")).rows()
+    assert [None if p is None else (p, n, v) for p, n, v in rows] == exp
+    assert out.get_column("src_ip").to_list() == texts
+    # the record-batch form, through a shipped image (rebuilt tables answer the same)
+    image = TableImage.of(RoutingTable(rib, "dxr"))
+    batch = annotate_record_batch(pa.record_batch({"src_ip": pa.array(texts)}), "src_ip", image)
+    cols = [batch.column(n).to_pylist() for n in new_names("src_ip")]
+    assert [None if p is None else (p, n, v) for p, n, v in zip(*cols, strict=True)] == exp
+    assert image.annotator() is image.annotator()  # built once per process

@@ -11,8 +11,9 @@ image's token.
 - Dask: :func:`annotate_dask` maps a Dask DataFrame's partitions (scatter the image with
   ``client.scatter(image, broadcast=True)`` and pass the future, so each worker receives it
   once); :func:`annotate_parquet_dask` is ``netfast route annotate --scheduler ADDR``.
-- Any engine that calls Python on Arrow record batches (Spark's ``mapInArrow``, Polars'
-  ``map_batches``): :func:`annotate_record_batch`.
+- Polars: :func:`annotate_polars`.
+- Any engine that calls Python on Arrow record batches (Spark's ``mapInArrow``):
+  :func:`annotate_record_batch`.
 """
 
 from __future__ import annotations
@@ -34,7 +35,13 @@ from netfast.route.parquet import new_names
 from netfast.route.rib import Rib
 from netfast.route.table import RoutingTable
 
-__all__ = ["TableImage", "annotate_dask", "annotate_parquet_dask", "annotate_record_batch"]
+__all__ = [
+    "TableImage",
+    "annotate_dask",
+    "annotate_parquet_dask",
+    "annotate_polars",
+    "annotate_record_batch",
+]
 
 _CACHE: dict[str, ArrowAnnotator] = {}
 _CACHE_LOCK = threading.Lock()
@@ -85,6 +92,22 @@ def annotate_record_batch(batch: pa.RecordBatch, column: str, image: TableImage)
     names = [*batch.schema.names, *new_names(column)]
     arrays = [*batch.columns, prefix.dictionary_decode(), length, value.dictionary_decode()]
     return pa.RecordBatch.from_arrays(arrays, names=names)
+
+
+def annotate_polars(frame: Any, column: str, annotator: ArrowAnnotator) -> Any:
+    """A Polars DataFrame with ``column``'s annotation added: the column goes to Arrow and the
+    three new ones come back from it without a copy of the addresses (Polars' strings are
+    Arrow large strings, which the annotator reads in place)."""
+    import polars as pl
+
+    extra = annotator.annotate(frame.get_column(column).to_arrow())
+    p_name, l_name, v_name = new_names(column)
+    columns = (extra.column(0).dictionary_decode(), extra.column(1),
+               extra.column(2).dictionary_decode())  # fmt: skip
+    names = (p_name, l_name, v_name)
+    return frame.with_columns(
+        pl.Series(name, values) for name, values in zip(names, columns, strict=True)
+    )
 
 
 def _partition(frame: Any, column: str, image: TableImage) -> Any:
