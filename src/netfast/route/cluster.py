@@ -117,8 +117,8 @@ def _partition(frame: Any, column: str, image: TableImage) -> Any:
     p_name, l_name, v_name = new_names(column)
     out = frame.copy(deep=False)
     out[p_name] = pd.array(extra.column(0).dictionary_decode(), dtype="string[pyarrow]")
-    out[l_name] = pd.array(extra.column(1).to_numpy(zero_copy_only=False), dtype="Float64")
-    out[l_name] = out[l_name].astype("UInt8")
+    lengths = extra.column(1).to_pandas(types_mapper={pa.uint8(): pd.UInt8Dtype()}.get)
+    out[l_name] = pd.array(lengths, dtype="UInt8")
     out[v_name] = pd.array(extra.column(2).dictionary_decode(), dtype="string[pyarrow]")
     return out
 
