@@ -20,6 +20,7 @@ make     make
 wrk      wrk
 nginx    nginx-light
 trafgen  netsniff-ng
+java     default-jre-headless
 "
 
 missing_pkgs=()

@@ -307,3 +307,42 @@ def test_polars_and_record_batches_equal_the_annotator(bundled: Bundled) -> None
     cols = [batch.column(n).to_pylist() for n in new_names("src_ip")]
     assert [None if p is None else (p, n, v) for p, n, v in zip(*cols, strict=True)] == exp
     assert image.annotator() is image.annotator()  # built once per process
+
+
+@pytest.mark.slow
+def test_spark_local_session_equals_the_single_process(
+    bundled: Bundled, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A real local Spark (two executor threads, Python workers on this interpreter): the
+    mapInArrow form's output equals the single-process run row by row."""
+    import sys
+
+    from pyspark.sql import SparkSession
+
+    from netfast.route.cluster import TableImage, annotate_spark
+
+    rib, _, _ = bundled
+    src = tmp_path / "flows.parquet"
+    _flows(src, rib, 20_000)
+    single = tmp_path / "single.parquet"
+    assert main(["route", "annotate", str(src), "-o", str(single), "--column", "src_ip"]) == 0
+    monkeypatch.setenv("PYSPARK_PYTHON", sys.executable)
+    spark = (
+        SparkSession.builder.master("local[2]")
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.shuffle.partitions", "2")
+        .getOrCreate()
+    )
+    try:
+        image = TableImage.of(RoutingTable(rib, "dxr"))
+        frame = spark.read.parquet(str(src)).repartition(2)
+        out = tmp_path / "spark"
+        annotate_spark(frame, "src_ip", image).write.parquet(str(out))
+    finally:
+        spark.stop()
+    ours = pq.read_table(out).sort_by("id")
+    ref = pq.read_table(single)
+    assert ours.num_rows == ref.num_rows
+    for name in ref.column_names:
+        assert ours.column(name).to_pylist() == ref.column(name).to_pylist(), name
+    assert ours.schema.field("src_ip_prefix_len").type == pa.int8()

@@ -11,9 +11,9 @@ image's token.
 - Dask: :func:`annotate_dask` maps a Dask DataFrame's partitions (scatter the image with
   ``client.scatter(image, broadcast=True)`` and pass the future, so each worker receives it
   once); :func:`annotate_parquet_dask` is ``netfast route annotate --scheduler ADDR``.
+- Spark: :func:`annotate_spark` (``mapInArrow``, the image broadcast).
 - Polars: :func:`annotate_polars`.
-- Any engine that calls Python on Arrow record batches (Spark's ``mapInArrow``):
-  :func:`annotate_record_batch`.
+- Any other engine that calls Python on Arrow record batches: :func:`annotate_record_batch`.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ __all__ = [
     "annotate_parquet_dask",
     "annotate_polars",
     "annotate_record_batch",
+    "annotate_spark",
 ]
 
 _CACHE: dict[str, ArrowAnnotator] = {}
@@ -108,6 +109,32 @@ def annotate_polars(frame: Any, column: str, annotator: ArrowAnnotator) -> Any:
     return frame.with_columns(
         pl.Series(name, values) for name, values in zip(names, columns, strict=True)
     )
+
+
+def annotate_spark(frame: Any, column: str, image: TableImage) -> Any:
+    """A Spark DataFrame with ``column``'s annotation added (``mapInArrow``: Spark hands each
+    Python worker Arrow record batches); the image is broadcast, so each executor receives it
+    once, and a reused Python worker keeps its annotator.  Spark has no unsigned bytes: the
+    prefix length is a ``tinyint``."""
+    from pyspark.sql.types import ByteType, StringType, StructField, StructType
+
+    p_name, l_name, v_name = new_names(column)
+    schema = StructType([
+        *frame.schema.fields,
+        StructField(p_name, StringType()),
+        StructField(l_name, ByteType()),
+        StructField(v_name, StringType()),
+    ])  # fmt: skip
+    shipped = frame.sparkSession.sparkContext.broadcast(image)
+
+    def run(batches: Any) -> Any:
+        img = shipped.value
+        for batch in batches:
+            out = annotate_record_batch(batch, column, img)
+            lengths = out.column(l_name).cast(pa.int8())
+            yield out.set_column(out.schema.get_field_index(l_name), l_name, lengths)
+
+    return frame.mapInArrow(run, schema)
 
 
 def _partition(frame: Any, column: str, image: TableImage) -> Any:
