@@ -45,5 +45,5 @@ def test_cli_quick_run_writes_json(tmp_path: Path, capsys: pytest.CaptureFixture
     data = json.loads(out.read_text())
     assert data["netfast_equals_duckdb_join"] and data["netfast_equals_pytricia_sample"]
     names = [r["name"] for r in data["rows"]]
-    assert len(names) == 7 and all(r["rows_per_s"] > 0 for r in data["rows"])
+    assert len(names) == 8 and all(r["rows_per_s"] > 0 for r in data["rows"])
     assert data["file_rows"] == 50_000

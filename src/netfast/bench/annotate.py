@@ -15,7 +15,10 @@ What is measured
   ``COPY ... TO`` Parquet; the ranges' build is timed apart.
 - DuckDB calling netfast (:func:`netfast.route.sql.register_duckdb`): ``COPY (SELECT *,
   netfast_prefix(src_ip), netfast_origin(src_ip) ...) TO`` Parquet.
-- pytricia: a Python loop of ``get_key``/``get`` over a sample of the text column.
+- Dask: the netfast text run on a local cluster of two worker processes
+  (:func:`netfast.route.cluster.annotate_parquet_dask`); the cluster's start and the workers'
+  start-up (the table image shipped, each worker's annotator built) are reported apart.
+- pytricia: a Python loop of ``get`` over a sample of the uint32 column.
 
 Every figure is rows per second, best of ``rounds``; the results of netfast and DuckDB's range
 join are compared row by row on the file (they must agree), pytricia's on its sample.
@@ -201,6 +204,9 @@ def measure(
         out.append(Row("DuckDB + netfast SQL functions, Parquet -> Parquet",
                        _best(duck_udf, rounds)))  # fmt: skip
 
+        say("Dask: a local cluster of two worker processes")
+        out.append(_dask_row(flows, tmp, table, facts))
+
         say("checking netfast against the range join")
         ours = pq.read_table(
             tmp / "nf-src_u32.parquet", columns=["src_u32_prefix", "src_u32_value"]
@@ -232,6 +238,29 @@ def measure(
         out.append(Row("pytricia, Python loop (uint32 sample)", _best(loop, rounds),
                        note=f"{len(sample):,} rows"))  # fmt: skip
     return out, facts
+
+
+def _dask_row(flows: Path, tmp: Path, table: RoutingTable, facts: dict[str, Any]) -> Row:
+    """Parquet to a folder of parts on a local Dask cluster of two worker processes (one thread
+    each), the cluster's start and the workers' start-up (the image shipped, each annotator
+    built: into ``facts``) apart."""
+    from distributed import LocalCluster
+
+    from netfast.route.cluster import annotate_parquet_dask
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cluster:  # fmt: skip
+        done = annotate_parquet_dask(flows, tmp / "dask-parts", "src_ip", table,
+                                     cluster.scheduler_address)  # fmt: skip
+    builds = [w["build_seconds"] for per in done["workers"].values() for w in per.values()]
+    facts["dask_image_bytes"] = done["image_bytes"]
+    facts["dask_ship_seconds"] = done["ship_seconds"]
+    facts["dask_worker_build_seconds"] = builds
+    facts["dask_rows_per_worker"] = [
+        w["rows"] for per in done["workers"].values() for w in per.values()
+    ]
+    return Row("Dask, 2 local workers, Parquet -> Parquet parts, text",
+               done["rows"] / done["seconds"])  # fmt: skip
 
 
 def to_json(rows: list[Row], facts: dict[str, Any], **meta: Any) -> dict[str, Any]:
