@@ -29,6 +29,7 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
+from netfast.route.annotate import dotted_quad
 from netfast.route.table import RoutingTable
 
 __all__ = ["COLUMNS", "REASONS", "AnnotateStats", "ArrowAnnotator", "parse_address_array"]
@@ -81,34 +82,9 @@ def _parse_strings(
             s += 1
         while e > s and (data[e - 1] == 32 or data[e - 1] == 9):
             e -= 1
-        value = 0
-        octets = 0
-        digits = 0
-        octet = 0
-        ok = s < e
-        k = s
-        while k < e:
-            c = data[k]
-            if 48 <= c <= 57:
-                if digits > 0 and octet == 0:  # a leading zero
-                    ok = False
-                    break
-                octet = octet * 10 + (c - 48)
-                digits += 1
-                if digits > 3 or octet > 255:
-                    ok = False
-                    break
-            elif c == 46 and digits > 0 and octets < 3:
-                value = (value << 8) | octet
-                octets += 1
-                digits = 0
-                octet = 0
-            else:
-                ok = False
-                break
-            k += 1
-        if ok and octets == 3 and digits > 0:
-            addrs[i] = (value << 8) | octet
+        value = dotted_quad(data, s, e)
+        if value >= 0:
+            addrs[i] = value
             status[i] = _OK
         else:
             status[i] = _MALFORMED
