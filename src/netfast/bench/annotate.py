@@ -183,12 +183,15 @@ def measure(
             f"TO '{join_out}' (FORMAT PARQUET)"
         )
 
-        def duck_join() -> int:
-            con.execute(query)
-            return rows
+        def copy(sql: str) -> Callable[[], int]:
+            def run() -> int:
+                con.execute(sql)
+                return rows
+
+            return run
 
         say("DuckDB: ASOF range join")
-        out.append(Row("DuckDB, ASOF range join, Parquet -> Parquet", _best(duck_join, rounds)))
+        out.append(Row("DuckDB, ASOF range join, Parquet -> Parquet", _best(copy(query), rounds)))
         register_duckdb(con, table)
         udf_out = tmp / "duck-udf.parquet"
         udf_query = (
@@ -196,13 +199,9 @@ def measure(
             f"src_origin FROM '{flows}') TO '{udf_out}' (FORMAT PARQUET)"
         )
 
-        def duck_udf() -> int:
-            con.execute(udf_query)
-            return rows
-
         say("DuckDB calling netfast_prefix / netfast_origin")
         out.append(Row("DuckDB + netfast SQL functions, Parquet -> Parquet",
-                       _best(duck_udf, rounds)))  # fmt: skip
+                       _best(copy(udf_query), rounds)))  # fmt: skip
 
         say("Dask: a local cluster of two worker processes")
         out.append(_dask_row(flows, tmp, table, facts))

@@ -205,6 +205,15 @@ def _temp_output(output: Path) -> tuple[BinaryIO, Path]:
     return os.fdopen(fd, "wb"), Path(name)
 
 
+def _commit_output(outfile: BinaryIO, tmp: Path, output: Path) -> None:
+    """Close the temporary file of :func:`_temp_output` and rename it over ``output``."""
+    outfile.close()
+    try:
+        tmp.replace(output)
+    except OSError as exc:
+        raise CliError(f"{output}: cannot write: {exc.strerror or exc}") from None
+
+
 def cmd_annotate(args: argparse.Namespace) -> int:
     if args.scheduler is not None:
         from netfast.cli.route_arrow import annotate_on_dask
@@ -249,11 +258,7 @@ def cmd_annotate(args: argparse.Namespace) -> int:
                 total = _annotate_csv(annotator, source, infile, outfile, args.column, advance)
         outfile.flush()
         if tmp is not None:
-            outfile.close()
-            try:
-                tmp.replace(args.output)
-            except OSError as exc:
-                raise CliError(f"{args.output}: cannot write: {exc.strerror or exc}") from None
+            _commit_output(outfile, tmp, args.output)
             tmp = None
     finally:
         if tmp is not None:

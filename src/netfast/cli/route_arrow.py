@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from netfast.cli import CliError
-from netfast.cli.route import BLOCK, _progress, _table, _temp_output
+from netfast.cli.route import BLOCK, _commit_output, _progress, _table, _temp_output
 from netfast.route.parquet import is_parquet
 
 
@@ -74,11 +74,7 @@ def annotate_parquet_file(args: argparse.Namespace) -> int:
                 rows = annotate_parquet(source, outfile, args.column, annotator, progress=advance)
             except ParquetInputError as exc:
                 raise CliError(str(exc)) from None
-        outfile.close()
-        try:
-            tmp.replace(args.output)
-        except OSError as exc:
-            raise CliError(f"{args.output}: cannot write: {exc.strerror or exc}") from None
+        _commit_output(outfile, tmp, args.output)
         done = True
     finally:
         if not done:

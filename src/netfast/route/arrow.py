@@ -59,11 +59,6 @@ class AnnotateStats:
         self.malformed += int(counts[_MALFORMED])
         self.no_route += int(counts[_NO_ROUTE])
 
-    def __iadd__(self, other: AnnotateStats) -> AnnotateStats:
-        for name in ("rows", *REASONS):
-            setattr(self, name, getattr(self, name) + getattr(other, name))
-        return self
-
 
 @numba.njit(nogil=True, cache=True)
 def _parse_strings(

@@ -44,7 +44,7 @@ __all__ = [
     "annotate_spark",
 ]
 
-_CACHE: dict[str, ArrowAnnotator] = {}
+_CACHE: dict[str, tuple[ArrowAnnotator, float]] = {}  # token -> (annotator, build seconds)
 _CACHE_LOCK = threading.Lock()
 
 
@@ -77,13 +77,20 @@ class TableImage:
 
     def annotator(self) -> ArrowAnnotator:
         """This process's annotator of the image, built on first use."""
+        return self._cached()[0]
+
+    def build_seconds(self) -> float:
+        """How long this process took to build its annotator (building it if need be)."""
+        return self._cached()[1]
+
+    def _cached(self) -> tuple[ArrowAnnotator, float]:
         with _CACHE_LOCK:
-            ann = _CACHE.get(self.token)
-            if ann is None:
+            entry = _CACHE.get(self.token)
+            if entry is None:
                 t0 = time.perf_counter()
-                ann = _CACHE[self.token] = ArrowAnnotator(self.table())
-                ann.build_seconds = time.perf_counter() - t0  # type: ignore[attr-defined]
-        return ann
+                ann = ArrowAnnotator(self.table())
+                entry = _CACHE[self.token] = (ann, time.perf_counter() - t0)
+        return entry
 
 
 def annotate_record_batch(batch: pa.RecordBatch, column: str, image: TableImage) -> pa.RecordBatch:
@@ -165,17 +172,13 @@ def annotate_dask(frame: Any, column: str, image: Any) -> Any:
 
 
 def _warm(image: TableImage) -> float:
-    return float(getattr(image.annotator(), "build_seconds", 0.0))
+    return image.build_seconds()
 
 
 def _worker_stats() -> dict[str, Any]:
     out = {}
-    for token, ann in _CACHE.items():
-        out[token] = {
-            "pid": os.getpid(),
-            "rows": ann.stats.rows,
-            "build_seconds": getattr(ann, "build_seconds", None),
-        }
+    for token, (ann, seconds) in _CACHE.items():
+        out[token] = {"pid": os.getpid(), "rows": ann.stats.rows, "build_seconds": seconds}
     return out
 
 
