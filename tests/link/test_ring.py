@@ -198,8 +198,13 @@ def test_overrun_is_counted_and_adds_up(peer: tuple[str, str, str]) -> None:
         assert offered == len(frames)
         time.sleep(0.05)
         got = recv_all(link, len(frames), timeout=0.5)
-        # Two small blocks hold a few dozen frames: the first ones (the ring froze after).
-        assert 0 < len(got) < 200 and got == frames[: len(got)]
+        # Two small blocks hold a few dozen frames, in the order sent.  Mostly the first ones,
+        # but not always a prefix: a frame arriving while the kernel switches blocks may be the
+        # one dropped (seen once in a fresh-clone run: frame 24 missing, 25 kept).  Every drop
+        # is counted below either way.
+        index = {f: i for i, f in enumerate(frames)}
+        positions = [index[f] for f in got]
+        assert 0 < len(got) < 200 and positions == sorted(set(positions))
         # A later burst lands in a block marked TP_STATUS_LOSING (drops not yet read).
         late = [marked(5000 + i, 60, src, RING_MAC) for i in range(5)]
         send_from(ns, inner, late)
