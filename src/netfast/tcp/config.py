@@ -66,6 +66,21 @@ class TcpConfig:
     since acknowledged): Linux's ``tcp_invalid_ratelimit``.  Without it two hosts whose sequence
     spaces a spoofed segment put out of step answer each other's ACKs forever.  0 disables."""
 
+    ttcp: bool = False
+    """T/TCPv2's client cookie (the paper's "Session Layer"): an active open offers 48 random
+    bits in its SYN, a listener echoes them, and then every segment of the connection carries
+    them; a segment with a missing or wrong one is dropped.  A listener with it also gives out
+    server cookies in T/TCPv2's form (see :mod:`netfast.tcp.session`)."""
+    fastopen: bool = False
+    """Data on SYN.  An active open sends the first bytes queued with the SYN when it holds a
+    server cookie of that server (else it asks for one); a listener accepts data on a SYN with
+    a valid cookie, delivering it at once, and gives cookies to clients that ask, in T/TCPv2's
+    form or in TCP Fast Open's (RFC 7413, as Linux sends it)."""
+    fastopen_queue: int = 64
+    """A listener's bound on connections opened by data on SYN whose handshake has not yet
+    completed (Linux's ``TCP_FASTOPEN`` queue length); beyond it a SYN falls back to the normal
+    handshake."""
+
     def __post_init__(self) -> None:
         if not 64 <= self.mss <= 65495:
             raise ValueError(f"mss = {self.mss}: outside 64..65495")
@@ -75,6 +90,8 @@ class TcpConfig:
             raise ValueError(f"cc = {self.cc!r}: must be 'newreno' or 'cubic'")
         if self.rcv_buf > (0xFFFF << 14):
             raise ValueError(f"rcv_buf = {self.rcv_buf}: above the largest scalable window")
+        if self.fastopen_queue < 0:
+            raise ValueError(f"fastopen_queue = {self.fastopen_queue}: must not be negative")
         if not 0.0 <= self.invalid_ratelimit <= 3600.0:  # also refuses nan
             raise ValueError(
                 f"invalid_ratelimit = {self.invalid_ratelimit}: outside 0..3600 seconds"

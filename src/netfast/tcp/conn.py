@@ -60,6 +60,7 @@ from netfast.tcp.output import ACK, RST
 from netfast.tcp.reass import ReassemblyQueue
 from netfast.tcp.rtt import RttEstimator
 from netfast.tcp.sack import SackScoreboard
+from netfast.tcp.session import CLIENT_COOKIE_LEN, CachedCookie, CookieCache
 from netfast.tcp.state import SYNCHRONIZED, TcpState, check_transition
 from netfast.wire.seq import SEQ_MASK, seq_diff, seq_gt
 from netfast.wire.tcp import TcpRepr
@@ -182,6 +183,27 @@ class TcpConnection:
         """When the last ACK answering an unacceptable segment went out (``_invalid_ack``)."""
         self.out: list[TcpRepr] = []
 
+        # -- the session layer (netfast.tcp.session) --
+        self.ttcp_offer: int | None = None
+        """The client cookie our SYN offers (active open with ``TcpConfig.ttcp``)."""
+        self.client_cookie: int | None = None
+        """The client cookie both ends use: every segment carries it, and one without it or
+        with another is dropped."""
+        self.syn_cookie: CachedCookie | None = None
+        """Active open with ``TcpConfig.fastopen``: the server cookie our SYN shows (None:
+        the SYN asks for one)."""
+        self.cookie_cache: CookieCache | None = None
+        """Where a cookie the SYN-ACK brings is remembered."""
+        self.syn_data_sent = False
+        """Our SYN carried data (an active open with a server cookie)."""
+        self.syn_data_acked = False
+        """The peer's SYN-ACK acknowledged the data of our SYN."""
+        self.syn_data_accepted = False
+        """Passive open: the peer's SYN carried data with a valid cookie, and it was taken."""
+        self.synack_builder: Callable[[float], TcpRepr] | None = None
+        """Passive open by data on SYN: makes our SYN-ACK (the SYN cache's, with the session
+        options it answers with), which acknowledges the data taken."""
+
     # ------------------------------------------------------------------ construction
 
     @classmethod
@@ -216,7 +238,9 @@ class TcpConnection:
         """A passive open completed by the SYN cache: the third segment of the handshake acked our
         SYN-ACK, so the connection starts ESTABLISHED.  ``snd_wnd`` is the window of that
         segment, already scaled."""
+        client_cookie = kw.pop("client_cookie", None)
         conn = cls(local, remote, iss, config, **kw)  # type: ignore[arg-type]
+        conn.client_cookie = client_cookie  # type: ignore[assignment]
         conn.irs = irs & SEQ_MASK
         conn.rcv_nxt = (irs + 1) & SEQ_MASK
         conn._apply_negotiated(neg)
@@ -234,6 +258,46 @@ class TcpConnection:
         conn.counters["tcp.conn.accepted"] += 1
         return conn
 
+    @classmethod
+    def accept_fast_open(
+        cls,
+        local: tuple[int, int],
+        remote: tuple[int, int],
+        iss: int,
+        seg: TcpRepr,
+        neg: Negotiated,
+        config: TcpConfig,
+        now: float,
+        *,
+        client_cookie: int | None,
+        synack: Callable[[float], TcpRepr],
+        **kw: object,
+    ) -> TcpConnection:
+        """A passive open by data on SYN (the cookie was checked by the caller): the
+        connection starts in SYN_RECEIVED with the SYN's data in its receive buffer, and its
+        output sends ``synack(now)``, acknowledging that data, then whatever the application
+        answers before the handshake completes (RFC 7413 4.2.2)."""
+        conn = cls(local, remote, iss, config, **kw)  # type: ignore[arg-type]
+        conn.client_cookie = client_cookie
+        conn.synack_builder = synack
+        conn.irs = seg.seq & SEQ_MASK
+        conn._apply_negotiated(neg)
+        data = seg.payload[: config.rcv_buf]
+        conn.rcvbuf += data
+        conn.rcv_nxt = (seg.seq + 1 + len(data)) & SEQ_MASK
+        conn.last_ack_sent = conn.rcv_nxt
+        conn.rcv_adv = (conn.rcv_nxt + conn._window_bytes()) & SEQ_MASK
+        conn.snd_wnd = conn.max_snd_wnd = seg.window  # a SYN's window is never scaled
+        conn.snd_wl1 = seg.seq
+        conn.cc.established(conn.mss)
+        conn.syn_data_accepted = True
+        conn.counters["tcp.in.bytes"] += len(data)
+        for state in (TcpState.LISTEN, TcpState.SYN_RECEIVED):
+            conn._set_state(state)
+        conn._arm_keepalive(now)
+        conn.counters["tcp.conn.accepted"] += 1
+        return conn
+
     def _apply_negotiated(self, neg: Negotiated) -> None:
         cfg = self.config
         self.peer_mss = neg.peer_mss
@@ -245,7 +309,14 @@ class TcpConnection:
         self.sack_ok = neg.sack_ok and cfg.sack
         self.ts_ok = neg.ts_ok and cfg.timestamps
         self.ts_recent = neg.ts_recent
-        self.mss = max(64, min(neg.peer_mss, cfg.mss) - (TS_OPTION_LEN if self.ts_ok else 0))
+        self.mss = max(64, min(neg.peer_mss, cfg.mss) - self._option_room())
+
+    def _option_room(self) -> int:
+        """Option bytes every segment carries (timestamps, the client cookie)."""
+        room = TS_OPTION_LEN if self.ts_ok else 0
+        if self.client_cookie is not None:
+            room += CLIENT_COOKIE_LEN
+        return room
 
     # ------------------------------------------------------------------ helpers
 
@@ -380,7 +451,10 @@ class TcpConnection:
     def readiness(self) -> tuple[int, int, bool, bool]:
         """(bytes readable, bytes writable, end of stream, error) for the event queue."""
         writable = 0
-        if self.state in (TcpState.ESTABLISHED, TcpState.CLOSE_WAIT) and not self.fin_queued:
+        if (
+            self.state in (TcpState.ESTABLISHED, TcpState.CLOSE_WAIT)
+            or (self.state == TcpState.SYN_RECEIVED and self.syn_data_accepted)
+        ) and not self.fin_queued:
             writable = max(0, self.config.snd_buf - len(self.sndbuf))
         eof = self.fin_rcvd or self.state == TcpState.CLOSED
         return len(self.rcvbuf), writable, eof, self.error is not None
@@ -419,6 +493,8 @@ class TcpConnection:
     # Functions of netfast.tcp.output, bound here so a call costs what a method call does.
     _options = _output._options
     _segment = _output._segment
+    _syn_segment = _output._syn_segment
+    _fast_synack = _output._fast_synack
     output = _output.tcp_output
     _max_seg = _output._max_seg
     _data_output = _output._data_output
@@ -470,7 +546,7 @@ class TcpConnection:
 
     def pmtu_update(self, mtu: int) -> None:
         """ICMP fragmentation needed (RFC 1191): shrink the MSS and resend what is outstanding."""
-        hdr = 40 + (TS_OPTION_LEN if self.ts_ok else 0)
+        hdr = 40 + self._option_room()
         new = max(64, mtu - hdr)
         if new < self.mss:
             self.counters["tcp.pmtu.lowered"] += 1

@@ -36,6 +36,13 @@ from typing import TYPE_CHECKING
 from netfast.tcp.negotiate import negotiated_from_syn
 from netfast.tcp.output import _FLAGS, ACK, FIN, RST, SYN
 from netfast.tcp.sack import DUP_THRESH
+from netfast.tcp.session import (
+    NO_SESSION,
+    CachedCookie,
+    SessionOptions,
+    client_cookie_ok,
+    session_options,
+)
 from netfast.tcp.state import RECEIVING, TcpState
 from netfast.wire.seq import SEQ_MASK, seq_diff, seq_le, seq_lt
 from netfast.wire.tcp import TcpFlags, TcpRepr
@@ -53,6 +60,16 @@ def tcp_input(conn: TcpConnection, seg: TcpRepr, now: float) -> None:
     if conn.state == TcpState.SYN_SENT:
         conn._input_syn_sent(seg, now)
         return
+    cookie = conn.client_cookie
+    if cookie is not None:
+        # T/TCPv2: every segment shows the connection's client cookie; one that does not is
+        # a spoof (or from an older incarnation), dropped without an answer.
+        ok = client_cookie_ok(seg.options, cookie)
+        if ok is not True:
+            conn.counters[
+                "tcp.in.client_cookie_missing" if ok is None else "tcp.in.client_cookie_bad"
+            ] += 1
+            return
     conn._input_synchronized(seg, now)
 
 
@@ -75,17 +92,26 @@ def _input_syn_sent(conn: TcpConnection, seg: TcpRepr, now: float) -> None:
     if not flags & SYN:
         conn.counters["tcp.in.syn_sent_no_syn"] += 1
         return
+    session = NO_SESSION
+    if conn.ttcp_offer is not None or conn.config.fastopen:
+        session = session_options(seg.options)
+        if conn.ttcp_offer is not None and session.ttcp is not None and flags & ACK:
+            if session.ttcp.client != conn.ttcp_offer:
+                conn.counters["tcp.in.client_cookie_bad"] += 1
+                return  # not an answer to our SYN
+            conn.client_cookie = conn.ttcp_offer
     conn.irs = seg.seq
     conn.rcv_nxt = (seg.seq + 1) & SEQ_MASK
     conn._apply_negotiated(negotiated_from_syn(seg, conn.config))
     conn.rcv_adv = conn.rcv_nxt
     conn.cc.established(conn.mss)
     if flags & ACK:
-        conn.snd_una = 1
+        ack = conn._unwrap_ack(seg.ack)
+        _syn_acked(conn, seg, ack, session, now)
         # The window of a SYN-ACK is never scaled (RFC 7323 2.2).
         conn.snd_wnd = conn.max_snd_wnd = seg.window
         conn.snd_wl1 = seg.seq
-        conn.snd_wl2 = 1
+        conn.snd_wl2 = ack
         if conn.ts_ok and seg.options.timestamps is not None:
             echo = seg.options.timestamps.tsecr
             if echo:
@@ -110,6 +136,44 @@ def _input_syn_sent(conn: TcpConnection, seg: TcpRepr, now: float) -> None:
     conn.snd_nxt = 0
     conn.t_rexmt = None
     conn.counters["tcp.conn.simultaneous_open"] += 1
+
+
+def _syn_acked(
+    conn: TcpConnection, seg: TcpRepr, ack: int, session: SessionOptions, now: float
+) -> None:
+    """Our SYN is acknowledged: how much of the data it carried went with it, and the cookie
+    the SYN-ACK brings remembered for the next connection to this server."""
+    conn.snd_una = ack
+    taken = ack - 1
+    if taken > 0:
+        del conn.sndbuf[:taken]
+        conn.snd_buf_base += taken
+    if conn.syn_data_sent:
+        if taken > 0:
+            conn.syn_data_acked = True
+            conn.counters["tcp.fastopen.active"] += 1
+        else:
+            # The server did not take it (a stale cookie, or a server that answers cookies
+            # but not data): it goes again after the handshake.
+            conn.counters["tcp.fastopen.active_fail"] += 1
+    conn.snd_nxt = ack  # what the SYN carried beyond the ACK is sent again
+    cache = conn.cookie_cache
+    if cache is None:
+        return
+    server = conn.remote[0]
+    if session.ttcp is not None and session.ttcp.server is not None:
+        cache.put(server, CachedCookie(ttcp=session.ttcp.server, mss=conn.peer_mss, learned=now))
+        conn.counters["tcp.fastopen.cookie_learned"] += 1
+    elif session.tfo:
+        cache.put(
+            server,
+            CachedCookie(
+                tfo=session.tfo, tfo_kind=session.tfo_kind, mss=conn.peer_mss, learned=now
+            ),
+        )
+        conn.counters["tcp.fastopen.cookie_learned"] += 1
+    elif conn.syn_data_sent and taken <= 0:
+        cache.forget(server)
 
 
 def _acceptable(conn: TcpConnection, seg: TcpRepr) -> bool:

@@ -37,15 +37,26 @@ from typing import TYPE_CHECKING
 from netfast.tcp.config import TcpConfig
 from netfast.tcp.conn import ChallengeAckLimiter, TcpConnection
 from netfast.tcp.isn import IsnGenerator
+from netfast.tcp.negotiate import negotiated_from_syn
 from netfast.tcp.pcb import InputQueue, PcbTable
+from netfast.tcp.session import (
+    CookieCache,
+    ServerCookies,
+    SessionOptions,
+    client_cookie_ok,
+    new_client_cookie,
+    session_options,
+    tfo_option,
+)
 from netfast.tcp.socket import Address, Listener, TcpSocket
 from netfast.tcp.state import TcpState
-from netfast.tcp.syncache import SynCache
+from netfast.tcp.syncache import SynCache, SynEntry
 from netfast.tcp.syncookie import SynCookies
 from netfast.wire.checksum import IPPROTO_TCP
 from netfast.wire.errors import ChecksumError, WireError
 from netfast.wire.seq import SEQ_MASK, seq_gt
 from netfast.wire.tcp import TcpFlags, TcpRepr, TcpSegment
+from netfast.wire.tcp_options import TcpOption, TtcpCookies
 
 if TYPE_CHECKING:
     from netfast.ip.api import IpOutput
@@ -126,6 +137,10 @@ class TcpLayer:
         #: Connections whose input queue kept segments past a pass's bound.
         self.backlog: dict[TcpConnection, None] = {}
         self.sockets: dict[TcpConnection, TcpSocket] = {}
+        #: The session layer (netfast.tcp.session): the cookies we give out as a server, and
+        #: the ones servers gave us.
+        self.server_cookies = ServerCookies(lambda: rng.randbytes(16), now=now)
+        self.cookie_cache = CookieCache()
 
     # ------------------------------------------------------------------ sockets
 
@@ -212,6 +227,13 @@ class TcpLayer:
             challenge=self.challenge,
             counters=self.counters,
         )
+        cfg = conn.config
+        if cfg.ttcp:
+            conn.ttcp_offer = new_client_cookie(self.rng.getrandbits)
+        if cfg.ttcp or cfg.fastopen:
+            conn.cookie_cache = self.cookie_cache
+            if cfg.fastopen:
+                conn.syn_cookie = self.cookie_cache.get(faddr, now)
         self._register(conn)
         self.counters["tcp.conn.connect"] += 1
         self.kick(conn)
@@ -344,6 +366,14 @@ class TcpLayer:
                 c["tcp.in.listen_synack"] += 1
                 self._respond_rst(key[0], key[2], seg, now)
                 return
+            pending = self.syncache.peek(key)
+            if pending is not None and pending.client_cookie is not None:
+                ok = client_cookie_ok(seg.options, pending.client_cookie)
+                if ok is not True:  # the entry stays for the real peer's ACK
+                    c[
+                        "tcp.in.client_cookie_missing" if ok is None else "tcp.in.client_cookie_bad"
+                    ] += 1
+                    return
             entry = self.syncache.ack(key, seg, now)
             if entry is None:
                 c["tcp.in.listen_bad_ack"] += 1
@@ -366,6 +396,7 @@ class TcpLayer:
                 ts_offset=entry.ts_offset,
                 challenge=self.challenge,
                 counters=self.counters,
+                client_cookie=entry.client_cookie,
             )
             self._register(conn)
             if listener.accept_filter is not None:
@@ -383,8 +414,140 @@ class TcpLayer:
             c["tcp.in.listen_syn_fin"] += 1
             return
         cfg = self.config_for(key[2], listener.config)
-        synack = self.syncache.syn(key, seg, now, listener, cfg.mss, cfg)
+        if not (cfg.ttcp or cfg.fastopen):
+            synack = self.syncache.syn(key, seg, now, listener, cfg.mss, cfg)
+            self._send(key[0], key[2], synack, now)
+            return
+        session = session_options(seg.options)
+        client_cookie = None
+        if cfg.ttcp and session.ttcp is not None:
+            client_cookie = session.ttcp.client
+        if seg.payload and cfg.fastopen and self._fast_open_ok(listener, key, session, cfg, now):
+            self._fast_open(listener, key, seg, session, client_cookie, cfg, now)
+            return
+        answer = self._session_answer(key[2], session, client_cookie, cfg, now, fresh=True)
+        synack = self.syncache.syn(
+            key, seg, now, listener, cfg.mss, cfg, session=answer, client_cookie=client_cookie
+        )
         self._send(key[0], key[2], synack, now)
+
+    # ------------------------------------------------------------------ the session layer
+
+    def _session_answer(
+        self,
+        client: int,
+        session: SessionOptions,
+        client_cookie: int | None,
+        cfg: TcpConfig,
+        now: float,
+        *,
+        fresh: bool,
+    ) -> tuple[TcpOption, ...]:
+        """The session options of our SYN-ACK: the client cookie echoed (with a server cookie
+        when ``fresh``), or a Fast Open cookie in the form the client asked in."""
+        cookies = self.server_cookies
+        if client_cookie is not None:
+            server = cookies.ttcp(client, now) if fresh else None
+            if fresh:
+                self.counters["tcp.fastopen.cookie_sent"] += 1
+            return (TtcpCookies(client_cookie, server),)
+        if cfg.fastopen and session.tfo is not None and fresh:
+            self.counters["tcp.fastopen.cookie_sent"] += 1
+            return (tfo_option(cookies.tfo(client, now), session.tfo_kind),)
+        return ()
+
+    def _fast_open_ok(
+        self,
+        listener: Listener,
+        key: tuple[int, int, int, int],
+        session: SessionOptions,
+        cfg: TcpConfig,
+        now: float,
+    ) -> bool:
+        """Whether a SYN with data may open a connection at once: a valid server cookie from
+        this client address, and room in the listener's queues.  Counts why not."""
+        c = self.counters
+        client = key[2]
+        cookies = self.server_cookies
+        if session.ttcp is not None and session.ttcp.server is not None and cfg.ttcp:
+            valid = cookies.check_ttcp(client, session.ttcp.server, now)
+        elif session.tfo:
+            valid = cookies.check_tfo(client, session.tfo, now)
+        else:
+            c["tcp.fastopen.no_cookie"] += 1
+            return False
+        if not valid:
+            c["tcp.fastopen.passive_fail"] += 1
+            return False
+        pending = listener.fast_open_pending
+        for conn in [p for p in pending if p.state != TcpState.SYN_RECEIVED]:
+            del pending[conn]
+        if len(pending) >= cfg.fastopen_queue or (
+            len(listener.ready) + len(listener.held) >= listener.backlog
+        ):
+            c["tcp.fastopen.queue_full"] += 1
+            return False
+        return True
+
+    def _fast_open(
+        self,
+        listener: Listener,
+        key: tuple[int, int, int, int],
+        seg: TcpRepr,
+        session: SessionOptions,
+        client_cookie: int | None,
+        cfg: TcpConfig,
+        now: float,
+    ) -> None:
+        """Open the connection of a SYN with data and a valid cookie at once: the data goes to
+        the application now, the SYN-ACK acknowledges it (T/TCPv2; RFC 7413 4.2.2)."""
+        laddr, lport, faddr, fport = key
+        cookies = self.server_cookies
+        # A cookie made under the previous secret still opens; the SYN-ACK brings the new one.
+        stale = (
+            session.ttcp.server != cookies.ttcp(faddr, now)
+            if session.ttcp is not None and session.ttcp.server is not None and cfg.ttcp
+            else session.tfo != cookies.tfo(faddr, now)
+        )
+        answer = self._session_answer(faddr, session, client_cookie, cfg, now, fresh=stale)
+        neg = negotiated_from_syn(seg, cfg)
+        entry = SynEntry(
+            key=key,
+            irs=seg.seq,
+            iss=self.isn.isn(laddr, lport, faddr, fport, now),
+            neg=neg,
+            ts_offset=self.ts_clock.offset(laddr, lport, faddr, fport),
+            created=now,
+            next_rexmit=now,
+            mss=cfg.mss,
+            config=cfg,
+            listener=listener,
+            session=answer,
+            client_cookie=client_cookie,
+        )
+        conn = TcpConnection.accept_fast_open(
+            (laddr, lport),
+            (faddr, fport),
+            entry.iss,
+            seg,
+            neg,
+            cfg,
+            now,
+            client_cookie=client_cookie,
+            synack=functools.partial(self.syncache.syn_ack, entry),
+            ts_offset=entry.ts_offset,
+            challenge=self.challenge,
+            counters=self.counters,
+        )
+        self.counters["tcp.fastopen.passive"] += 1
+        self._register(conn)
+        listener.fast_open_pending[conn] = None
+        if listener.accept_filter is not None:
+            listener.hold(conn)
+        else:
+            listener.ready.append(conn)
+            listener.sock._notify()
+        self._flush(conn, now)
 
     def _respond_rst(self, src: int, dst: int, seg: TcpRepr, now: float) -> None:
         """RFC 9293 3.10.7.1: the reset for a segment nobody owns (never for an RST)."""

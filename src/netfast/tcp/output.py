@@ -20,12 +20,14 @@ fields; they are split from it by concern, as FreeBSD's ``tcp_output.c`` is from
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING
 
 from netfast.tcp.sack import DUP_THRESH
+from netfast.tcp.session import tfo_option, with_option
 from netfast.tcp.state import SYNCHRONIZED, TcpState
 from netfast.wire.tcp import TcpFlags, TcpRepr
-from netfast.wire.tcp_options import TcpOptions
+from netfast.wire.tcp_options import FastOpenOption, TcpOption, TcpOptions, TtcpCookies
 
 if TYPE_CHECKING:
     from netfast.tcp.conn import TcpConnection
@@ -43,18 +45,84 @@ def _options(conn: TcpConnection, now: float | None, syn: bool) -> TcpOptions:
     if syn:
         # Our SYN (active or simultaneous open) offers what the config enables; passive
         # opens are answered by the SYN cache.
-        return TcpOptions.build(
-            mss=cfg.mss,
-            wscale=conn.rcv_wscale if cfg.window_scale else None,
-            sack_permitted=cfg.sack,
-            timestamps=ts,
-        )
+        return _syn_options(conn, ts)
+    cookie = conn.client_cookie
+    ttcp = None if cookie is None else TtcpCookies(cookie)
     blocks: tuple[tuple[int, int], ...] = ()
     if conn.sack_ok and len(conn.reass):
-        blocks = tuple(conn.reass.sack_blocks(3 if ts is not None else 4))
-    if ts is None and not blocks:
+        # 40 option bytes: timestamps and the client cookie take 12 each, a SACK option
+        # 2 + 8 per block after two NOPs.
+        room = 4 - (ts is not None) - 3 * (ttcp is not None)
+        blocks = tuple(conn.reass.sack_blocks(max(room, 1)))
+    if ts is None and not blocks and ttcp is None:
         return TcpOptions()
-    return TcpOptions.build(timestamps=ts, sack_blocks=blocks)
+    return TcpOptions.build(timestamps=ts, sack_blocks=blocks, ttcp=ttcp)
+
+
+def _syn_options(conn: TcpConnection, ts: tuple[int, int] | None) -> TcpOptions:
+    """Our SYN's options: MSS, window scale, SACK, timestamps, and the session options
+    (netfast.tcp.session): T/TCPv2's client cookie with the server cookie we hold, or a Fast
+    Open cookie (or a request for one).  At most 36 bytes."""
+    cfg = conn.config
+    cached = conn.syn_cookie
+    ttcp = None
+    tfo: TcpOption | None = None
+    if cfg.fastopen and conn.state == TcpState.SYN_SENT:
+        if cached is not None and cached.tfo is not None:
+            tfo = tfo_option(cached.tfo, cached.tfo_kind)
+        elif cached is None or cached.ttcp is None:
+            tfo = FastOpenOption()  # a cookie request
+    if (
+        conn.ttcp_offer is not None
+        and conn.state == TcpState.SYN_SENT
+        and not (cached is not None and cached.tfo is not None and cfg.fastopen)
+    ):
+        # With a Fast Open cookie (a server that did not answer T/TCPv2) the 12 bytes of the
+        # client cookie would not fit beside it.
+        server = cached.ttcp if cached is not None and cfg.fastopen else None
+        ttcp = TtcpCookies(conn.ttcp_offer, server)
+    opts = TcpOptions.build(
+        mss=cfg.mss,
+        wscale=conn.rcv_wscale if cfg.window_scale else None,
+        sack_permitted=cfg.sack,
+        timestamps=ts,
+        ttcp=ttcp,
+    )
+    return opts if tfo is None else with_option(opts, tfo)
+
+
+def _syn_segment(conn: TcpConnection, now: float) -> TcpRepr:
+    """Our SYN, with data when we hold the server's cookie and this is not a retransmission
+    (a resent SYN carries none: the server may have taken the first one's data, or rejected
+    its cookie)."""
+    seg = conn._segment(0, 0, SYN, now)
+    cached = conn.syn_cookie
+    if (
+        cached is None
+        or not conn.config.fastopen
+        or conn.backoff
+        or not conn.sndbuf
+        or conn.syn_data_sent
+    ):
+        return seg
+    room = min(cached.mss, conn.config.mss) - seg.options.buffer_len()
+    if room <= 0:
+        return seg
+    n = min(len(conn.sndbuf), room)
+    conn.syn_data_sent = True
+    conn.counters["tcp.fastopen.syn_data"] += 1
+    return dataclasses.replace(seg, payload=bytes(memoryview(conn.sndbuf)[:n]))
+
+
+def _fast_synack(conn: TcpConnection, now: float) -> TcpRepr:
+    """The SYN-ACK of a passive open by data on SYN: acknowledges the data taken."""
+    assert conn.synack_builder is not None
+    seg = conn.synack_builder(now)
+    conn.last_ack_sent = conn.rcv_nxt
+    conn.ack_now = False
+    conn.segs_unacked = 0
+    conn.t_delack = None
+    return dataclasses.replace(seg, ack=conn.rcv_nxt)
 
 
 def _segment(conn: TcpConnection, pos: int, length: int, flags: int, now: float | None) -> TcpRepr:
@@ -78,9 +146,16 @@ def _segment(conn: TcpConnection, pos: int, length: int, flags: int, now: float 
         ack=conn.rcv_nxt if flags & ACK else 0,
         flags=_FLAGS[flags],
         window=window,
-        options=conn._options(now, syn) if not flags & RST else TcpOptions(),
+        options=conn._options(now, syn) if not flags & RST else _rst_options(conn),
         payload=payload,
     )
+
+
+def _rst_options(conn: TcpConnection) -> TcpOptions:
+    # A peer that uses the client cookie drops a reset without it.
+    if conn.client_cookie is None:
+        return TcpOptions()
+    return TcpOptions.build(ttcp=TtcpCookies(conn.client_cookie))
 
 
 def tcp_output(conn: TcpConnection, now: float) -> list[TcpRepr]:
@@ -89,14 +164,32 @@ def tcp_output(conn: TcpConnection, now: float) -> list[TcpRepr]:
     conn.out = []
     if conn.state == TcpState.CLOSED:
         return out
-    if conn.state in (TcpState.SYN_SENT, TcpState.SYN_RECEIVED):
+    if conn.synack_builder is not None and conn.snd_una == 0:
+        # A passive open by data on SYN, its SYN-ACK not yet acknowledged: the SYN-ACK (again,
+        # after a timeout or a resent SYN), then what the application has answered already.
+        if conn.snd_nxt == 0 or conn.ack_now:
+            out.append(conn._fast_synack(now))
+            if conn.snd_nxt == 0:
+                if conn.backoff == 0:
+                    conn.rtt_pos, conn.rtt_time = 0, now
+                conn.snd_nxt = 1
+                conn.snd_max = max(conn.snd_max, 1)
+                if conn.t_rexmt is None:
+                    conn.t_rexmt = now + conn.rtt.rto
+        if conn.state == TcpState.SYN_RECEIVED:
+            conn._data_output(now, out)
+            return out
+    elif conn.state in (TcpState.SYN_SENT, TcpState.SYN_RECEIVED):
         if conn.snd_nxt == 0:
-            flags = SYN if conn.state == TcpState.SYN_SENT else SYN | ACK
-            out.append(conn._segment(0, 0, flags, now))
+            if conn.state == TcpState.SYN_SENT:
+                syn = conn._syn_segment(now)
+            else:
+                syn = conn._segment(0, 0, SYN | ACK, now)
+            out.append(syn)
             if conn.backoff == 0:
                 conn.rtt_pos, conn.rtt_time = 0, now
-            conn.snd_nxt = 1
-            conn.snd_max = max(conn.snd_max, 1)
+            conn.snd_nxt = 1 + len(syn.payload)
+            conn.snd_max = max(conn.snd_max, conn.snd_nxt)
             if conn.t_rexmt is None:
                 conn.t_rexmt = now + conn.rtt.rto
         elif conn.ack_now and conn.state == TcpState.SYN_RECEIVED:
@@ -178,7 +271,7 @@ def _data_output(conn: TcpConnection, now: float, out: list[TcpRepr]) -> None:
             elif (
                 length < mss
                 and conn.config.nagle
-                and conn.snd_max > conn.snd_una
+                and conn.snd_max > max(conn.snd_una, 1)  # data in flight (not our SYN)
                 and conn.snd_nxt >= conn.snd_max
                 and not (fin_due and length == avail)
             ):

@@ -69,6 +69,9 @@ class Listener:
         # Insertion-ordered: the oldest held connection first.
         self.held: dict[TcpConnection, Callable[[TcpConnection], None]] = {}
         self.counters: Counter[str] | None = None
+        #: Connections opened by data on SYN whose handshake may not have completed yet (the
+        #: TCP layer bounds them by ``TcpConfig.fastopen_queue``).
+        self.fast_open_pending: dict[TcpConnection, None] = {}
 
     def hold(self, conn: TcpConnection) -> None:
         """Keep ``conn`` from ``accept`` until the filter passes it (see the class docstring)."""
@@ -174,9 +177,12 @@ class TcpSocket(Watchable):
         sock = TcpSocket(self.layer, conn)
         return sock, conn.remote
 
-    def connect(self, address: tuple[int | str, int], now: float) -> None:
+    def connect(self, address: tuple[int | str, int], now: float, data: bytes | None = None) -> int:
         """Start an active open (non-blocking: the socket turns writable when established,
-        or reports the error)."""
+        or reports the error).  ``data`` is queued with it (``sendto`` with ``MSG_FASTOPEN``):
+        with ``fastopen=True`` and a cookie of that server in hand, its first segment's worth
+        rides in the SYN; otherwise it goes once the handshake is done.  Returns the bytes
+        of ``data`` taken."""
         if self.conn is not None or self.listener is not None:
             raise OSError("socket already in use")
         remote = _addr(address)
@@ -186,6 +192,29 @@ class TcpSocket(Watchable):
         self.conn = conn
         self.local = conn.local
         layer.sockets[conn] = self
+        return conn.send(data) if data else 0
+
+    # -- the session layer (netfast.tcp.session) --
+
+    @property
+    def syn_data_sent(self) -> bool:
+        """Our SYN carried data."""
+        return self.conn is not None and self.conn.syn_data_sent
+
+    @property
+    def syn_data_acked(self) -> bool:
+        """The server took the data of our SYN (Linux's TCPI_OPT_SYN_DATA)."""
+        return self.conn is not None and self.conn.syn_data_acked
+
+    @property
+    def syn_data_accepted(self) -> bool:
+        """Passive open: the client's SYN carried data that was taken before the handshake."""
+        return self.conn is not None and self.conn.syn_data_accepted
+
+    @property
+    def client_cookie(self) -> bool:
+        """Every segment of this connection carries T/TCPv2's client cookie."""
+        return self.conn is not None and self.conn.client_cookie is not None
 
     # -- data --
 
@@ -196,7 +225,9 @@ class TcpSocket(Watchable):
 
     def send(self, data: bytes | bytearray | memoryview) -> int:
         conn = self._need_conn()
-        if conn.state == TcpState.SYN_SENT:
+        if conn.state == TcpState.SYN_SENT and not (conn.config.fastopen and conn.snd_nxt == 0):
+            # With fastopen, what is written before the SYN leaves may ride in it (Linux's
+            # TCP_FASTOPEN_CONNECT).
             raise BlockingIOError("connection in progress")
         n = conn.send(data)
         if n == 0 and len(data):

@@ -33,10 +33,11 @@ from dataclasses import dataclass, field
 from netfast.tcp.config import TcpConfig
 from netfast.tcp.isn import IsnGenerator
 from netfast.tcp.negotiate import Negotiated, negotiated_from_syn, scale_for
+from netfast.tcp.session import with_option
 from netfast.tcp.syncookie import CookieOptions, SynCookies
 from netfast.wire.seq import SEQ_MASK
 from netfast.wire.tcp import TcpFlags, TcpRepr
-from netfast.wire.tcp_options import TcpOptions
+from netfast.wire.tcp_options import TcpOption, TcpOptions
 
 Key = tuple[int, int, int, int]
 
@@ -59,6 +60,11 @@ class SynEntry:
     config: TcpConfig | None = field(default=None, repr=False)
     """The listener's settings (window, scale, options offered); None: the cache's."""
     listener: object = field(default=None, repr=False)
+    session: tuple[TcpOption, ...] = ()
+    """Session options our SYN-ACK answers with (netfast.tcp.session: the T/TCPv2 cookies, a
+    Fast Open cookie)."""
+    client_cookie: int | None = None
+    """The T/TCPv2 client cookie the connection will use (echoed in the SYN-ACK)."""
 
 
 class SynCache:
@@ -141,10 +147,14 @@ class SynCache:
         listener: object = None,
         mss: int = 0,
         config: TcpConfig | None = None,
+        session: tuple[TcpOption, ...] = (),
+        client_cookie: int | None = None,
     ) -> TcpRepr:
         """Record a SYN (or answer it with a cookie) and return the SYN-ACK to send.  ``mss`` is
         what the route's MTU allows (0: the configured MSS); ``config`` the listener's settings
-        (None: the cache's), which the connection made from the entry must use too."""
+        (None: the cache's), which the connection made from the entry must use too;
+        ``session`` the session options the SYN-ACK carries and ``client_cookie`` the T/TCPv2
+        client cookie of the connection (neither survives a SYN cookie: it has no state)."""
         bucket = self._bucket(key)
         entry = self._find(bucket, key)
         if entry is not None:
@@ -174,6 +184,8 @@ class SynCache:
             mss=mss,
             config=config,
             listener=listener,
+            session=session,
+            client_cookie=client_cookie,
         )
         bucket.append(entry)
         self.count += 1
@@ -223,6 +235,8 @@ class SynCache:
             sack_permitted=neg.sack_ok,
             timestamps=ts,
         )
+        for option in entry.session:
+            opts = with_option(opts, option)
         return TcpRepr(
             src_port=entry.key[1],
             dst_port=entry.key[3],
@@ -295,6 +309,10 @@ class SynCache:
         if cfg is self.config:
             return self.rcv_wscale
         return scale_for(cfg.rcv_buf) if cfg.window_scale else 0
+
+    def peek(self, key: Key) -> SynEntry | None:
+        """The entry of ``key``, left in place."""
+        return self._find(self._bucket(key), key)
 
     def has(self, key: Key) -> bool:
         return self._find(self._bucket(key), key) is not None
