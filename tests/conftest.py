@@ -84,6 +84,7 @@ SKIP_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
         "kernel TCP peers",
         (
             "tests/tcp/test_linux_interop.py",
+            "tests/tcp/test_fastopen_linux.py",
             "tests/bench/test_bench_tcp.py",
             "tests/bench/test_pytcp_anchor.py",
         ),

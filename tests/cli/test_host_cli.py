@@ -123,3 +123,57 @@ def test_host_serves_tcp_echo_and_discard_to_linux(offloads: bool) -> None:
     assert proc.returncode == 0, err
     assert "tcp connections 2" in out
     assert "tcp.in.bytes" in out
+
+
+@pytest.mark.netns
+@pytest.mark.slow
+def test_host_fastopen_takes_data_on_syn_from_a_linux_client() -> None:
+    """`netfast host --fastopen`: a Linux client with MSG_FASTOPEN (net.ipv4.tcp_fastopen=3 in
+    its namespace) fetches a cookie on its first connection and sends its request in the SYN
+    of every later one; the summary line counts them."""
+    reason = have_netns()
+    if reason:
+        pytest.skip(reason)
+    import json
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.netns import Sandbox
+    from tests.tcp.test_fastopen_linux import LINUX_CLIENT
+
+    name = unique_name("h")
+    argv = [sys.executable, "-m", "netfast", "host", "--tap", name, "--addr", "198.18.12.2/24",
+            "--duration", "60", "--fastopen"]  # fmt: skip
+    with Sandbox() as sandbox:
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + 20
+            while not os.path.exists(f"/sys/class/net/{name}") and time.monotonic() < deadline:
+                time.sleep(0.05)
+            ns = sandbox.netns()
+            sandbox.move(name, ns)
+            sandbox.address(ns, name, "198.18.12.1/24")
+            for setting in (
+                "net.ipv4.tcp_fastopen=3",
+                "net.ipv4.tcp_fastopen_blackhole_timeout_sec=0",
+            ):
+                subprocess.run(["ip", "netns", "exec", ns, "sysctl", "-qw", setting],
+                               check=True, timeout=10)  # fmt: skip
+            done = subprocess.run(
+                ["ip", "netns", "exec", ns, "python3", "-c", LINUX_CLIENT, "sendto",
+                 "198.18.12.2", "3"],
+                capture_output=True, text=True, timeout=60, check=False,
+            )  # fmt: skip
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            out, err = proc.communicate(timeout=20)
+    assert done.returncode == 0, (done.stdout, done.stderr, err)
+    rounds = json.loads(done.stdout)
+    assert [r["ok"] for r in rounds] == [True] * 3
+    assert [r["syn_data"] for r in rounds] == [False, True, True]
+    assert proc.returncode == 0, err
+    flat = " ".join(out.split())  # the console wraps long lines
+    assert "data on SYN (T/TCPv2, TCP Fast Open)" in flat
+    assert "tcp connections 3 (2 by data on SYN)" in flat

@@ -53,6 +53,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         action="store_true",
         help="open the TAP with a virtio-net header: TSO/GSO and checksum offload both ways",
     )
+    p.add_argument(
+        "--fastopen",
+        action="store_true",
+        help="echo and discard accept data on SYN with a valid cookie (T/TCPv2, or TCP Fast "
+        "Open as Linux clients send it) and give cookies to clients that ask",
+    )
     p.set_defaults(func=cmd_host)
 
 
@@ -128,11 +134,15 @@ def cmd_host(args: argparse.Namespace) -> int:
 
         previous = signal.signal(signal.SIGTERM, on_term)
     console = Console(file=sys.stdout)
-    apps = [EchoService(stack), DiscardService(stack)]
+    apps = [
+        EchoService(stack, fastopen=args.fastopen),
+        DiscardService(stack, fastopen=args.fastopen),
+    ]
     addr = args.addr
     console.print(
         f"netfast host {addr} on {link.name} (MAC {mac_to_str(iface.mac)}, MTU {link.mtu}"
         f"{', TSO/GSO' if args.offloads else ''}); TCP and UDP echo on 7, discard on 9"
+        f"{'; data on SYN (T/TCPv2, TCP Fast Open)' if args.fastopen else ''}"
     )
     try:
         run_host(stack, {0: link}, duration=args.duration, stop=stop, apps=apps)
@@ -148,7 +158,8 @@ def cmd_host(args: argparse.Namespace) -> int:
     console.print(
         f"frames in {c['eth.in.frames']:,}, ip in {c['ip.in.received']:,}, "
         f"pings answered {c['icmp.in.echo']:,}, udp delivered {c['udp.in.delivered']:,}, "
-        f"tcp connections {c['tcp.conn.accepted']:,}, tcp bytes in {c['tcp.in.bytes']:,}, "
+        f"tcp connections {c['tcp.conn.accepted']:,} ({c['tcp.fastopen.passive']:,} by data "
+        f"on SYN), tcp bytes in {c['tcp.in.bytes']:,}, "
         f"ip out {c['ip.out.sent']:,}"
     )
     if args.stats:

@@ -52,7 +52,9 @@ class _StreamService:
 
     echo = False
 
-    def __init__(self, stack: Stack, port: int, *, backlog: int = 64) -> None:
+    def __init__(
+        self, stack: Stack, port: int, *, backlog: int = 64, fastopen: bool = False
+    ) -> None:
         self.stack = stack
         self.port = port
         self.queue = EventQueue()
@@ -71,6 +73,9 @@ class _StreamService:
         except OSError:  # a stack built without TCP
             listener = None
         if listener is not None:
+            if fastopen:
+                # Data on SYN with a valid cookie, in T/TCPv2's form or TCP Fast Open's.
+                listener.setsockopt(fastopen=True, ttcp=True)
             listener.bind(("", port))
             listener.listen(backlog)
             self.listener = listener
@@ -187,15 +192,15 @@ class EchoService(_StreamService):
 
     echo = True
 
-    def __init__(self, stack: Stack, port: int = 7) -> None:
-        super().__init__(stack, port)
+    def __init__(self, stack: Stack, port: int = 7, *, fastopen: bool = False) -> None:
+        super().__init__(stack, port, fastopen=fastopen)
 
 
 class DiscardService(_StreamService):
     """The discard service (RFC 863) on ``port`` (default 9): reads and throws away."""
 
-    def __init__(self, stack: Stack, port: int = 9) -> None:
-        super().__init__(stack, port)
+    def __init__(self, stack: Stack, port: int = 9, *, fastopen: bool = False) -> None:
+        super().__init__(stack, port, fastopen=fastopen)
 
 
 def _group(frames: list[tuple[int, bytes]]) -> dict[int, list[bytes]]:
