@@ -85,6 +85,7 @@ SKIP_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
         (
             "tests/tcp/test_linux_interop.py",
             "tests/tcp/test_fastopen_linux.py",
+            "tests/bench/test_bench_ttcp.py",
             "tests/bench/test_bench_tcp.py",
             "tests/bench/test_pytcp_anchor.py",
         ),

@@ -79,6 +79,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "bench_live",
         "bench_pfil",
         "bench_tcp",
+        "bench_ttcp",
     ):
         importlib.import_module(f"netfast.cli.{name}").register(bench_sub)
 
