@@ -26,7 +26,13 @@ from netfast.tcp.state import TcpState
 from netfast.wire.ethernet import EthernetFrame
 from netfast.wire.ipv4 import Ipv4Packet, ip_from_str
 from netfast.wire.tcp import TcpFlags, TcpRepr, TcpSegment
-from netfast.wire.tcp_options import OPT_FAST_OPEN, TcpOptions, TtcpCookies
+from netfast.wire.tcp_options import (
+    OPT_FAST_OPEN,
+    TFO_EXPERIMENTAL_EXID,
+    ExperimentalOption,
+    TcpOptions,
+    TtcpCookies,
+)
 
 B = ("198.18.0.2", 7)
 ONE_WAY = 0.05
@@ -396,3 +402,43 @@ def test_cookie_cache_is_bounded_and_expires() -> None:
     assert cache.get(2, 11.0) is None  # expired
     with pytest.raises(ValueError, match="limit"):
         CookieCache(limit=0)
+
+
+def test_experimental_form_is_answered_in_kind() -> None:
+    """A client that asks in the pre-RFC form (kind 254, ExID 0xF989) gets its cookie in that
+    form, and a later SYN with that cookie and data is taken (as Linux does for such peers)."""
+    p = make_pair(TFO, TFO, delay=0.001)
+    srv = Server(p, TFO)
+    synacks = capture_synacks(p)
+    request_opts = TcpOptions((ExperimentalOption(254, TFO_EXPERIMENTAL_EXID, b""),))
+    p.b.input_batch(0, [frame(ADDR_A, ADDR_B, data_syn(41000, request_opts))], p.now)
+    p.step()
+    (answer,) = [s for s in synacks if s.dst_port == 41000]
+    session = session_options(answer.options)
+    assert session.tfo_kind == 254 and session.tfo is not None and len(session.tfo) == 8
+    assert answer.ack == 12346  # the data was not taken: there was no cookie
+    opts = TcpOptions((ExperimentalOption(254, TFO_EXPERIMENTAL_EXID, session.tfo),))
+    p.b.input_batch(0, [frame(ADDR_A, ADDR_B, data_syn(41001, opts, b"hi"))], p.now)
+    p.step()
+    (answer,) = [s for s in synacks if s.dst_port == 41001]
+    assert answer.ack == 12345 + 1 + 2  # SYN and data acknowledged
+    assert p.b.counters["tcp.fastopen.passive"] == 1
+    srv.step()
+    assert srv.accepted and srv.accepted[-1].syn_data_accepted
+
+
+def capture_synacks(p: HostPair) -> list[TcpRepr]:
+    out: list[TcpRepr] = []
+    orig = p.b.poll
+
+    def poll(now: float) -> list[tuple[int, bytes]]:
+        frames = orig(now)
+        for _, f in frames:
+            ip = Ipv4Packet.new_checked(EthernetFrame.new_checked(f).payload)
+            s = TcpRepr.parse(TcpSegment.new_checked(ip.payload), ip.src, ip.dst)
+            if s.flags & TcpFlags.SYN:
+                out.append(s)
+        return frames
+
+    p.b.poll = poll  # type: ignore[method-assign]
+    return out
