@@ -63,3 +63,14 @@ def test_command_prints_tables_and_json(tmp_path: Path, capsys: pytest.CaptureFi
     data = json.loads(out_json.read_text())
     assert len(data["simulated"]) == 9 and len(data["linux"]) == 6
     assert all(r["error"] is None for r in data["linux"])
+    rates = data["connections"]
+    assert {(r["close"], r["parallel"]) for r in rates} == {
+        (c, n) for c in ("fin", "rst") for n in (1, 64)
+    }
+    for r in rates:
+        assert r["error"] is None and r["completed"] > 0 and r["failed"] == 0
+        # Every connection a Linux client completed was accepted by netfast.
+        assert r["netfast"]["tcp.conn.accepted"] >= r["completed"]
+    ping = data["ping"]
+    assert ping["error"] is None and 0 < ping["received"] <= ping["sent"]
+    assert "replies/s (target 50,000" in out

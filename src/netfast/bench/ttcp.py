@@ -27,10 +27,13 @@ import itertools
 import json
 import os
 import random
+import re
+import shutil
 import statistics
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -247,8 +250,13 @@ def measure_linux(
     return out
 
 
-def _linux_run(mode: str, rtt: float, requests: int, budget: float) -> LinuxResult:
-    res = LinuxResult(mode=mode, rtt_ms=rtt * 1e3)
+@contextlib.contextmanager
+def _netfast_host(
+    delay: float | None, budget: float, fastopen: bool = True
+) -> Iterator[tuple[str, Stack]]:
+    """A namespace with a TAP whose far end is ``netfast host`` (echo on 7) in a thread; with
+    ``delay``, through netfast's impairment bridge adding that one-way delay.  Yields the
+    namespace's name and the stack; everything is undone on exit."""
     ns = f"nfttcp{os.getpid()}x{next(_names)}"
     ns_made = False
     tap: TapLink | None = None
@@ -272,15 +280,18 @@ def _linux_run(mode: str, rtt: float, requests: int, budget: float) -> LinuxResu
              tap.name, "nud", "permanent", ns=ns)  # fmt: skip
         iface = Interface(0, tap.name, NETFAST_MAC, (IfAddr(ip_from_str(NETFAST_IP), 24),), 1500)
         stack = Stack([iface], rng=random.Random(1))
-        imp = Impairment(delay=rtt / 2)
-        near, far = MemoryLink.pair(mtu=1500, capacity=8192, names=("br", "nf"))
-        bridge = Bridge(tap, near, impair_ab=imp, impair_ba=imp, seed=1)
-        bridge.start(duration=budget + 30)
-        apps.append(EchoService(stack, fastopen=True))
+        link: Any = tap
+        if delay is not None:
+            imp = Impairment(delay=delay)
+            near, far = MemoryLink.pair(mtu=1500, capacity=8192, names=("br", "nf"))
+            bridge = Bridge(tap, near, impair_ab=imp, impair_ba=imp, seed=1)
+            bridge.start(duration=budget + 30)
+            link = far
+        apps.append(EchoService(stack, fastopen=fastopen))
 
         def loop() -> None:
             try:
-                run_host(stack, {0: far}, duration=budget + 30, stop=stop, apps=apps)
+                run_host(stack, {0: link}, duration=budget + 30, stop=stop, apps=apps)
             except BaseException as exc:  # reported as the run's error
                 errors.append(exc)
 
@@ -290,35 +301,9 @@ def _linux_run(mode: str, rtt: float, requests: int, budget: float) -> LinuxResu
         while not icmp_echo(ns, NETFAST_IP, timeout=1.0):
             if time.monotonic() > ready_by:
                 raise RuntimeError(f"the kernel cannot reach netfast over {tap.name}")
-        before = _netstat(ns)
-        argv = ["ip", "netns", "exec", ns, "python3", "-c", _LINUX_CLIENT, NETFAST_IP,
-                str(PORT), str(requests), "tfo" if mode.startswith("TFO") else "plain",
-                str(budget)]  # fmt: skip
-        proc = subprocess.run(argv, capture_output=True, text=True, timeout=budget + 30)
-        if proc.returncode != 0:
-            raise RuntimeError(f"the Linux client failed: {proc.stderr.strip()[-300:]}")
-        got = json.loads(proc.stdout)
-        if "error" in got:
-            raise RuntimeError(got["error"])
-        after = _netstat(ns)
-        lat = got["lat"]
-        if len(lat) < 2:
-            raise RuntimeError(f"only {len(lat)} requests in {budget} s")
-        repeat = statistics.median(lat[1:])
-        res.requests = len(lat)
-        res.first_ms = lat[0] * 1e3
-        res.repeat_ms = repeat * 1e3
-        res.repeat_rtts = repeat / rtt if rtt > 0 else None
-        res.requests_per_s = len(lat) / sum(lat)
-        res.syn_data = int(got["syn_data"])
-        res.linux_counters = {
-            k: after.get(k, 0) - before.get(k, 0)
-            for k in ("TCPFastOpenActive", "TCPFastOpenActiveFail", "TCPFastOpenCookieReqd")
-        }
+        yield ns, stack
         if errors:
             raise RuntimeError(f"netfast's host loop: {errors[0]!r}")
-    except (RuntimeError, OSError, subprocess.TimeoutExpired, ValueError, KeyError) as exc:
-        res.error = str(exc)
     finally:
         stop.set()
         if thread is not None:
@@ -333,23 +318,193 @@ def _linux_run(mode: str, rtt: float, requests: int, budget: float) -> LinuxResu
         if ns_made:
             with contextlib.suppress(RuntimeError, OSError, subprocess.TimeoutExpired):
                 _run("ip", "netns", "delete", ns)
+
+
+def _in_ns(ns: str, script: str, *args: str, timeout: float) -> dict[str, Any]:
+    argv = ["ip", "netns", "exec", ns, "python3", "-c", script, *args]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+    if proc.returncode != 0:
+        raise RuntimeError(f"the Linux client failed: {proc.stderr.strip()[-300:]}")
+    got: dict[str, Any] = json.loads(proc.stdout)
+    if "error" in got:
+        raise RuntimeError(got["error"])
+    return got
+
+
+def _linux_run(mode: str, rtt: float, requests: int, budget: float) -> LinuxResult:
+    res = LinuxResult(mode=mode, rtt_ms=rtt * 1e3)
+    try:
+        with _netfast_host(rtt / 2, budget) as (ns, _stack):
+            before = _netstat(ns)
+            got = _in_ns(ns, _LINUX_CLIENT, NETFAST_IP, str(PORT), str(requests),
+                         "tfo" if mode.startswith("TFO") else "plain", str(budget),
+                         timeout=budget + 30)  # fmt: skip
+            after = _netstat(ns)
+        lat = got["lat"]
+        if len(lat) < 2:
+            raise RuntimeError(f"only {len(lat)} requests in {budget} s")
+        repeat = statistics.median(lat[1:])
+        res.requests = len(lat)
+        res.first_ms = lat[0] * 1e3
+        res.repeat_ms = repeat * 1e3
+        res.repeat_rtts = repeat / rtt if rtt > 0 else None
+        res.requests_per_s = len(lat) / sum(lat)
+        res.syn_data = int(got["syn_data"])
+        res.linux_counters = {
+            k: after.get(k, 0) - before.get(k, 0)
+            for k in ("TCPFastOpenActive", "TCPFastOpenActiveFail", "TCPFastOpenCookieReqd")
+        }
+    except (RuntimeError, OSError, subprocess.TimeoutExpired, ValueError, KeyError) as exc:
+        res.error = str(exc)
     return res
 
 
-def to_json(sim: list[SimResult], linux: list[LinuxResult] | str, **meta: Any) -> dict[str, Any]:
+# ---------------------------------------------------------------- connections/s, ICMP echo
+
+# Parallel clients in the namespace: each thread opens a connection, sends one byte, reads the
+# echo and closes, again and again, for ``seconds`` or ``per_thread`` connections.
+_CONN_CLIENT = r"""
+import json, socket, struct, sys, threading, time
+host, port, par = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+seconds, per, rst = float(sys.argv[4]), int(sys.argv[5]), sys.argv[6] == "rst"
+ok, failed = [0] * par, [0] * par
+start = time.monotonic()
+end = start + seconds
+def worker(k):
+    for _ in range(per):
+        if time.monotonic() >= end:
+            return
+        try:
+            s = socket.create_connection((host, port), timeout=3)
+            if rst:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            s.sendall(b"x")
+            got = s.recv(1)
+            s.close()
+            if got == b"x":
+                ok[k] += 1
+            else:
+                failed[k] += 1
+        except OSError:
+            failed[k] += 1
+ts = [threading.Thread(target=worker, args=(k,)) for k in range(par)]
+for t in ts:
+    t.start()
+for t in ts:
+    t.join()
+elapsed = time.monotonic() - start
+print(json.dumps({"ok": sum(ok), "failed": sum(failed), "seconds": elapsed}))
+"""
+
+
+@dataclass
+class ConnRate:
+    """Connections per second from Linux clients to ``netfast host``'s echo."""
+
+    parallel: int
+    close: str = "rst"
+    completed: int = 0
+    failed: int = 0
+    seconds: float = 0.0
+    per_s: float = 0.0
+    netfast: dict[str, int] = field(default_factory=dict)
+    error: str | None = None
+
+
+def measure_connections(
+    parallel: tuple[int, ...] = (1, 64),
+    seconds: float = 5.0,
+    closes: tuple[str, ...] = ("fin", "rst"),
+) -> list[ConnRate] | str:
+    """Connect + 1-byte echo + close, ``parallel`` Linux clients at a time, over a TAP (no
+    bridge).  ``closes``: ``"fin"`` (an ordinary close: the Linux client holds TIME_WAIT) and
+    ``"rst"`` (SO_LINGER 0, so nothing is left on either side)."""
+    if (reason := tap_environment()) is not None:
+        return reason
+    out = []
+    for close, par in itertools.product(closes, parallel):
+        res = ConnRate(parallel=par, close=close)
+        try:
+            with _netfast_host(None, seconds + 30, fastopen=False) as (ns, stack):
+                got = _in_ns(ns, _CONN_CLIENT, NETFAST_IP, str(PORT), str(par), str(seconds),
+                             str(1_000_000), close, timeout=seconds + 60)  # fmt: skip
+                c = stack.counters
+                res.netfast = {
+                    k: c[k]
+                    for k in ("tcp.conn.accepted", "tcp.syncache.cache_overflow",
+                              "tcp.syncache.bucket_overflow", "tcp.listen.overflow",
+                              "tcp.out.rst", "tcp.out.retransmit", "tcp.syncache.retransmitted",
+                              "tcp.in.queue_full")
+                }  # fmt: skip
+            res.completed, res.failed = int(got["ok"]), int(got["failed"])
+            res.seconds = float(got["seconds"])
+            res.per_s = res.completed / res.seconds if res.seconds > 0 else 0.0
+        except (RuntimeError, OSError, subprocess.TimeoutExpired, ValueError, KeyError) as exc:
+            res.error = str(exc)
+        out.append(res)
+    return out
+
+
+@dataclass
+class EchoRate:
+    sent: int = 0
+    received: int = 0
+    seconds: float = 0.0
+    per_s: float = 0.0
+    error: str | None = None
+
+
+def measure_ping(count: int = 100_000, seconds: float = 10.0) -> EchoRate | str:
+    """``ping -f`` (a new request as soon as the reply is in, at least every 10 ms) from the
+    namespace to ``netfast host``: replies per second."""
+    if (reason := tap_environment()) is not None:
+        return reason
+    if shutil.which("ping") is None:
+        return "ping is not installed (iputils-ping)"
+    res = EchoRate()
+    try:
+        with _netfast_host(None, seconds + 30, fastopen=False) as (ns, _stack):
+            t0 = time.monotonic()
+            text = _run("ping", "-f", "-q", "-c", str(count), "-w", str(int(seconds)),
+                        NETFAST_IP, ns=ns, check=False)  # fmt: skip
+            elapsed = time.monotonic() - t0
+        m = re.search(r"(\d+) packets transmitted, (\d+) received.*time (\d+)ms", text)
+        if m is None:
+            raise RuntimeError(f"cannot read ping's summary: {text.strip()[-200:]!r}")
+        res.sent, res.received = int(m.group(1)), int(m.group(2))
+        res.seconds = int(m.group(3)) / 1000 or elapsed
+        res.per_s = res.received / res.seconds
+    except (RuntimeError, OSError, subprocess.TimeoutExpired, ValueError) as exc:
+        res.error = str(exc)
+    return res
+
+
+def to_json(
+    sim: list[SimResult],
+    linux: list[LinuxResult] | str,
+    conns: list[ConnRate] | str = "not run",
+    ping: EchoRate | str = "not run",
+    **meta: Any,
+) -> dict[str, Any]:
     return {
         "meta": meta,
         "simulated": [asdict(r) for r in sim],
         "linux": linux if isinstance(linux, str) else [asdict(r) for r in linux],
+        "connections": conns if isinstance(conns, str) else [asdict(r) for r in conns],
+        "ping": ping if isinstance(ping, str) else asdict(ping),
     }
 
 
 __all__ = [
     "MODES",
     "RTTS",
+    "ConnRate",
+    "EchoRate",
     "LinuxResult",
     "SimResult",
+    "measure_connections",
     "measure_linux",
+    "measure_ping",
     "measure_simulated",
     "to_json",
 ]

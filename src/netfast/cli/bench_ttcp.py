@@ -76,11 +76,22 @@ def cmd_ttcp(args: argparse.Namespace) -> int:
         with console.status("a Linux client against netfast host, through the bridge"):
             linux = ttcp.measure_linux(requests=max(10, n // 2), budget=15 if args.quick else 30)
         _print_linux(console, linux)
+    conns: list[ttcp.ConnRate] | str = "not run (--no-linux)"
+    ping: ttcp.EchoRate | str = "not run (--no-linux)"
+    if not args.no_linux:
+        seconds = 3.0 if args.quick else 8.0
+        with console.status("Linux clients: connections/s to netfast host"):
+            conns = ttcp.measure_connections(seconds=seconds)
+        with console.status("ping -f to netfast host"):
+            ping = ttcp.measure_ping(seconds=seconds)
+        _print_rates(console, conns, ping)
     _write_json(
         args.json,
         ttcp.to_json(
             sim,
             linux,
+            conns,
+            ping,
             date=datetime.date.today().isoformat(),
             python=sys.version.split()[0],
             machine=platform.machine(),
@@ -117,3 +128,36 @@ def _print_linux(console: Console, linux: Any) -> None:
             f"{r.linux_counters.get('TCPFastOpenActive', 0):,}",
         )
     console.print(table)
+
+
+def _print_rates(console: Console, conns: Any, ping: Any) -> None:
+    if isinstance(conns, str):
+        console.print(f"connections/s: not run here ({conns})")
+    else:
+        table = Table(
+            title="connect + 1-byte echo + close, Linux clients -> netfast host over a TAP"
+        )
+        for col in ("close", "parallel", "connections", "failed", "per second", "target"):
+            table.add_column(col, justify="left" if col == "close" else "right")
+        one = {r.close: r.per_s for r in conns if r.parallel == 1 and not r.error}
+        for r in conns:
+            if r.error:
+                table.add_row(r.close, str(r.parallel), f"[red]{r.error}[/]")
+                continue
+            target = "-"
+            if r.parallel == 64:
+                ok = r.per_s >= 10_000 and r.per_s >= one.get(r.close, 0.0)
+                target = f">= 10,000 and >= 1 parallel: {'met' if ok else 'missed'}"
+            table.add_row(r.close, str(r.parallel), f"{r.completed:,}", f"{r.failed:,}",
+                          f"{r.per_s:,.0f}", target)  # fmt: skip
+        console.print(table)
+    if isinstance(ping, str):
+        console.print(f"ICMP echo: not run here ({ping})")
+    elif ping.error:
+        console.print(f"ICMP echo: [red]{ping.error}[/]")
+    else:
+        verdict = "met" if ping.per_s >= 50_000 else "missed"
+        console.print(
+            f"ICMP echo (ping -f): {ping.received:,} of {ping.sent:,} answered in "
+            f"{ping.seconds:.1f} s = {ping.per_s:,.0f} replies/s (target 50,000: {verdict})"
+        )

@@ -141,6 +141,8 @@ class TcpLayer:
         #: the ones servers gave us.
         self.server_cookies = ServerCookies(lambda: rng.randbytes(16), now=now)
         self.cookie_cache = CookieCache()
+        #: config_for's results: (id of the base settings, MTU, offload) -> (base, result).
+        self._configs: dict[tuple[int, int, bool], tuple[TcpConfig, TcpConfig]] = {}
 
     # ------------------------------------------------------------------ sockets
 
@@ -154,13 +156,20 @@ class TcpLayer:
             mtu = self.ip.mtu_for(dst)
         except ValueError:
             return cfg
+        offload = not cfg.tso_max and self.ip.tso_for(dst)
+        key = (id(cfg), mtu, offload)
+        hit = self._configs.get(key)
+        if hit is not None and hit[0] is cfg:
+            return hit[1]  # one settings value per (base, MTU, offload): no copy per SYN
         mss = max(64, min(65495, mtu - 40)) if cfg.mss_from_mtu else min(cfg.mss, mtu - 40)
-        tso = cfg.tso_max
-        if not tso and self.ip.tso_for(dst):
-            tso = TSO_MAX
-        if mss == cfg.mss and tso == cfg.tso_max:
-            return cfg
-        return dataclasses.replace(cfg, mss=mss, tso_max=tso)
+        tso = TSO_MAX if offload else cfg.tso_max
+        out = cfg
+        if mss != cfg.mss or tso != cfg.tso_max:
+            out = dataclasses.replace(cfg, mss=mss, tso_max=tso)
+        if len(self._configs) >= 64:
+            self._configs.clear()
+        self._configs[key] = (cfg, out)
+        return out
 
     def _register(self, conn: TcpConnection) -> None:
         key = (conn.local[0], conn.local[1], conn.remote[0], conn.remote[1])
