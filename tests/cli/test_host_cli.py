@@ -143,6 +143,8 @@ def test_host_fastopen_takes_data_on_syn_from_a_linux_client() -> None:
     from tests.netns import Sandbox
     from tests.tcp.test_fastopen_linux import LINUX_CLIENT
 
+    from netfast.bench.netns import enable_fastopen
+
     name = unique_name("h")
     argv = [sys.executable, "-m", "netfast", "host", "--tap", name, "--addr", "198.18.12.2/24",
             "--duration", "60", "--fastopen"]  # fmt: skip
@@ -155,12 +157,7 @@ def test_host_fastopen_takes_data_on_syn_from_a_linux_client() -> None:
             ns = sandbox.netns()
             sandbox.move(name, ns)
             sandbox.address(ns, name, "198.18.12.1/24")
-            for setting in (
-                "net.ipv4.tcp_fastopen=3",
-                "net.ipv4.tcp_fastopen_blackhole_timeout_sec=0",
-            ):
-                subprocess.run(["ip", "netns", "exec", ns, "sysctl", "-qw", setting],
-                               check=True, timeout=10)  # fmt: skip
+            enable_fastopen(ns)
             done = subprocess.run(
                 ["ip", "netns", "exec", ns, "python3", "-c", LINUX_CLIENT, "sendto",
                  "198.18.12.2", "3"],

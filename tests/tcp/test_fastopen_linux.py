@@ -25,6 +25,7 @@ import pytest
 from tests.conftest import have_netns
 from tests.tcp.kernel import KERNEL_IP, NETFAST_IP, KernelPeer, kernel_peer
 
+from netfast.bench import netns
 from netfast.stack.host import Stack
 from netfast.stack.hostrun import EchoService
 from netfast.tcp.state import TcpState
@@ -93,9 +94,7 @@ class Wire:
 
 
 def enable_fastopen(peer: KernelPeer) -> None:
-    for setting in ("net.ipv4.tcp_fastopen=3", "net.ipv4.tcp_fastopen_blackhole_timeout_sec=0"):
-        r = peer.sh("sysctl", "-w", setting)
-        assert r.returncode == 0, r.stderr
+    netns.enable_fastopen(peer.ns)
 
 
 def netstat(peer: KernelPeer) -> dict[str, int]:

@@ -44,6 +44,20 @@ def run(*cmd: str, ns: str | None = None, check: bool = True) -> str:
     return proc.stdout
 
 
+def set_sysctl(ns: str, key: str, value: str | int) -> None:
+    """Set ``key`` (dotted, as sysctl names it) in namespace ``ns`` through ``/proc/sys``
+    (no sysctl binary needed)."""
+    path = "/proc/sys/" + key.replace(".", "/")
+    run("sh", "-c", f"echo {value} > {path}", ns=ns)
+
+
+def enable_fastopen(ns: str) -> None:
+    """TCP Fast Open as client and server in ``ns`` (``net.ipv4.tcp_fastopen=3``), with Linux's
+    black-hole detection off so that a lost SYN does not switch it off for a while."""
+    set_sysctl(ns, "net.ipv4.tcp_fastopen", 3)
+    set_sysctl(ns, "net.ipv4.tcp_fastopen_blackhole_timeout_sec", 0)
+
+
 # The probe runs in the namespace as a child (a raw socket must be opened there); it needs only
 # the standard library, so it works wherever ``ip netns exec`` can start this Python.
 _ECHO_CHILD = r"""

@@ -37,7 +37,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from netfast.bench.netns import icmp_echo, tap_environment
+from netfast.bench.netns import enable_fastopen, icmp_echo, tap_environment
 from netfast.bench.netns import run as _run
 from netfast.ip.iface import IfAddr, Interface
 from netfast.link.bridge import Bridge
@@ -270,8 +270,7 @@ def _netfast_host(
         ns_made = True
         _run("sh", "-c", "echo 1 > /proc/sys/net/ipv6/conf/all/disable_ipv6", ns=ns)
         _run("ip", "link", "set", "lo", "up", ns=ns)
-        for setting in ("net.ipv4.tcp_fastopen=3", "net.ipv4.tcp_fastopen_blackhole_timeout_sec=0"):
-            _run("sysctl", "-qw", setting, ns=ns)
+        enable_fastopen(ns)
         tap = TapLink("nfttcp%d")
         _run("ip", "link", "set", "dev", tap.name, "netns", ns)
         _run("ip", "addr", "add", f"{KERNEL_IP}/24", "dev", tap.name, ns=ns)
