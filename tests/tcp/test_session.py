@@ -442,3 +442,32 @@ def capture_synacks(p: HostPair) -> list[TcpRepr]:
 
     p.b.poll = poll  # type: ignore[method-assign]
     return out
+
+
+@pytest.mark.parametrize(("ts", "ttcp", "blocks"), [(False, False, 4), (True, False, 3),
+                                                    (False, True, 3), (True, True, 1)])  # fmt: skip
+def test_sack_blocks_fill_the_option_space_beside_the_client_cookie(
+    ts: bool, ttcp: bool, blocks: int
+) -> None:
+    """Every segment's options fit 40 bytes, with as many SACK blocks as still fit."""
+    from tests.tcp.segments import LOCAL, REMOTE
+
+    from netfast.tcp.conn import TcpConnection
+    from netfast.tcp.negotiate import Negotiated
+
+    cfg = TcpConfig(ttcp=ttcp, timestamps=ts)
+    conn = TcpConnection.accept_from_syn(
+        LOCAL, REMOTE, 1000, 5000, Negotiated(1460, 7, True, ts, 1 if ts else 0), cfg, 65535,
+        0.0, client_cookie=0xABCDEF if ttcp else None,
+    )  # fmt: skip
+    base = conn.rcv_nxt
+    for k in range(6):  # six holes' worth of out-of-order data
+        conn.input(TcpRepr(REMOTE[1], LOCAL[1], (base + 100 + 200 * k) & 0xFFFFFFFF, conn.wire(1),
+                           TcpFlags.ACK, 65535, options=TcpOptions.build(
+                               timestamps=(5, 0) if ts else None,
+                               ttcp=TtcpCookies(0xABCDEF) if ttcp else None),
+                           payload=b"x" * 100), 0.1)  # fmt: skip
+    (ack,) = [s for s in conn.output(0.1) if s.flags & TcpFlags.ACK]
+    assert len(ack.options.sack_blocks) == blocks
+    assert len(ack.options.to_bytes()) <= 40
+    assert (ack.options.ttcp is not None) == ttcp

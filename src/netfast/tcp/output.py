@@ -51,9 +51,10 @@ def _options(conn: TcpConnection, now: float | None, syn: bool) -> TcpOptions:
     blocks: tuple[tuple[int, int], ...] = ()
     if conn.sack_ok and len(conn.reass):
         # 40 option bytes: timestamps and the client cookie take 12 each, a SACK option
-        # 2 + 8 per block after two NOPs.
-        room = 4 - (ts is not None) - 3 * (ttcp is not None)
-        blocks = tuple(conn.reass.sack_blocks(max(room, 1)))
+        # 2 + 8 per block after two NOPs: 4 blocks alone, 3 beside one of them, 1 beside both.
+        both = ts is not None and ttcp is not None
+        room = 4 - (ts is not None) - (ttcp is not None) - both
+        blocks = tuple(conn.reass.sack_blocks(room))
     if ts is None and not blocks and ttcp is None:
         return TcpOptions()
     return TcpOptions.build(timestamps=ts, sack_blocks=blocks, ttcp=ttcp)
