@@ -375,7 +375,8 @@ class TcpLayer:
                 c["tcp.in.listen_synack"] += 1
                 self._respond_rst(key[0], key[2], seg, now)
                 return
-            pending = self.syncache.peek(key)
+            # (Only a T/TCPv2 listener has entries with client cookies: no lookup otherwise.)
+            pending = self.syncache.peek(key) if listener.config.ttcp else None
             if pending is not None and pending.client_cookie is not None:
                 ok = client_cookie_ok(seg.options, pending.client_cookie)
                 if ok is not True:  # the entry stays for the real peer's ACK
