@@ -381,14 +381,15 @@ def test_server_cookies_unique_per_host_and_rotating() -> None:
     ca = cookies.ttcp(a, 0.0)
     assert ca != cookies.ttcp(b, 0.0)
     assert 0 <= ca < 1 << 48
-    assert cookies.check_ttcp(a, ca, 50.0) and not cookies.check_ttcp(b, ca, 50.0)
+    assert cookies.generation(a, ca, 50.0) == 0 and cookies.generation(b, ca, 50.0) is None
     tfo = cookies.tfo(a, 0.0)
-    assert len(tfo) == 8 and cookies.check_tfo(a, tfo, 99.0)
-    assert not cookies.check_tfo(a, tfo[:4] + bytes(4), 99.0)
-    assert cookies.check_ttcp(a, ca, 150.0)  # previous secret
+    assert len(tfo) == 8 and cookies.generation(a, tfo, 99.0) == 0
+    assert cookies.generation(a, tfo[:4] + bytes(4), 99.0) is None
+    assert cookies.generation(a, tfo[:6], 99.0) is None  # a Fast Open cookie of another size
+    assert cookies.generation(a, ca, 150.0) == 1  # the previous secret
     assert cookies.ttcp(a, 150.0) != ca
-    assert not cookies.check_ttcp(a, ca, 200.0)  # two rotations: gone
-    assert not cookies.check_tfo(a, tfo, 200.0)
+    assert cookies.generation(a, ca, 200.0) is None  # two rotations: gone
+    assert cookies.generation(a, tfo, 200.0) is None
 
 
 def test_cookie_cache_is_bounded_and_expires() -> None:

@@ -50,7 +50,7 @@ from netfast.tcp.session import (
 )
 from netfast.tcp.socket import Address, Listener, TcpSocket
 from netfast.tcp.state import TcpState
-from netfast.tcp.syncache import SynCache, SynEntry
+from netfast.tcp.syncache import SynCache
 from netfast.tcp.syncookie import SynCookies
 from netfast.wire.checksum import IPPROTO_TCP
 from netfast.wire.errors import ChecksumError, WireError
@@ -432,9 +432,11 @@ class TcpLayer:
         client_cookie = None
         if cfg.ttcp and session.ttcp is not None:
             client_cookie = session.ttcp.client
-        if seg.payload and cfg.fastopen and self._fast_open_ok(listener, key, session, cfg, now):
-            self._fast_open(listener, key, seg, session, client_cookie, cfg, now)
-            return
+        if seg.payload and cfg.fastopen:
+            age = self._fast_open_cookie(listener, key, session, cfg, now)
+            if age is not None:
+                self._fast_open(listener, key, seg, session, client_cookie, cfg, now, age > 0)
+                return
         answer = self._session_answer(key[2], session, client_cookie, cfg, now, fresh=True)
         synack = self.syncache.syn(
             key, seg, now, listener, cfg.mss, cfg, session=answer, client_cookie=client_cookie
@@ -466,29 +468,30 @@ class TcpLayer:
             return (tfo_option(cookies.tfo(client, now), session.tfo_kind),)
         return ()
 
-    def _fast_open_ok(
+    def _fast_open_cookie(
         self,
         listener: Listener,
         key: tuple[int, int, int, int],
         session: SessionOptions,
         cfg: TcpConfig,
         now: float,
-    ) -> bool:
-        """Whether a SYN with data may open a connection at once: a valid server cookie from
-        this client address, and room in the listener's queues.  Counts why not."""
+    ) -> int | None:
+        """Whether a SYN with data may open a connection at once -- a valid server cookie from
+        this client address, and room in the listener's queues -- as the age of the secret that
+        made the cookie (:meth:`ServerCookies.generation`), or None (counted why)."""
         c = self.counters
-        client = key[2]
-        cookies = self.server_cookies
+        cookie: int | bytes
         if session.ttcp is not None and session.ttcp.server is not None and cfg.ttcp:
-            valid = cookies.check_ttcp(client, session.ttcp.server, now)
+            cookie = session.ttcp.server
         elif session.tfo:
-            valid = cookies.check_tfo(client, session.tfo, now)
+            cookie = session.tfo
         else:
             c["tcp.fastopen.no_cookie"] += 1
-            return False
-        if not valid:
+            return None
+        age = self.server_cookies.generation(key[2], cookie, now)
+        if age is None:
             c["tcp.fastopen.passive_fail"] += 1
-            return False
+            return None
         pending = listener.fast_open_pending
         for conn in [p for p in pending if p.state != TcpState.SYN_RECEIVED]:
             del pending[conn]
@@ -496,8 +499,8 @@ class TcpLayer:
             len(listener.ready) + len(listener.held) >= listener.backlog
         ):
             c["tcp.fastopen.queue_full"] += 1
-            return False
-        return True
+            return None
+        return age
 
     def _fast_open(
         self,
@@ -508,32 +511,16 @@ class TcpLayer:
         client_cookie: int | None,
         cfg: TcpConfig,
         now: float,
+        renew: bool,
     ) -> None:
         """Open the connection of a SYN with data and a valid cookie at once: the data goes to
-        the application now, the SYN-ACK acknowledges it (T/TCPv2; RFC 7413 4.2.2)."""
+        the application now, the SYN-ACK acknowledges it (T/TCPv2; RFC 7413 4.2.2).  With
+        ``renew`` (the cookie is of the previous secret) the SYN-ACK brings a new one."""
         laddr, lport, faddr, fport = key
-        cookies = self.server_cookies
-        # A cookie made under the previous secret still opens; the SYN-ACK brings the new one.
-        stale = (
-            session.ttcp.server != cookies.ttcp(faddr, now)
-            if session.ttcp is not None and session.ttcp.server is not None and cfg.ttcp
-            else session.tfo != cookies.tfo(faddr, now)
-        )
-        answer = self._session_answer(faddr, session, client_cookie, cfg, now, fresh=stale)
+        answer = self._session_answer(faddr, session, client_cookie, cfg, now, fresh=renew)
         neg = negotiated_from_syn(seg, cfg)
-        entry = SynEntry(
-            key=key,
-            irs=seg.seq,
-            iss=self.isn.isn(laddr, lport, faddr, fport, now),
-            neg=neg,
-            ts_offset=self.ts_clock.offset(laddr, lport, faddr, fport),
-            created=now,
-            next_rexmit=now,
-            mss=cfg.mss,
-            config=cfg,
-            listener=listener,
-            session=answer,
-            client_cookie=client_cookie,
+        entry = self.syncache.new_entry(
+            key, seg, neg, now, cfg.mss, cfg, listener, session=answer, client_cookie=client_cookie
         )
         conn = TcpConnection.accept_fast_open(
             (laddr, lport),

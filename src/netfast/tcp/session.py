@@ -101,16 +101,21 @@ class ServerCookies:
         """The 8-byte Fast Open form."""
         return self.value(client, now).to_bytes(TFO_COOKIE_LEN, "big")
 
-    def check_ttcp(self, client: int, cookie: int, now: float) -> bool:
+    def generation(self, client: int, cookie: int | bytes, now: float) -> int | None:
+        """Which secret made ``cookie`` for ``client``: 0 the current one, 1 the previous one,
+        None neither (forged, stale, or another host's).  An ``int`` is T/TCPv2's 48-bit form,
+        ``bytes`` the Fast Open form."""
         self._tick(now)
-        return any(self._hash(k, client) >> 16 == cookie for k in self._keys)
-
-    def check_tfo(self, client: int, cookie: bytes, now: float) -> bool:
-        if len(cookie) != TFO_COOKIE_LEN:
-            return False
-        self._tick(now)
-        value = int.from_bytes(cookie, "big")
-        return any(self._hash(k, client) == value for k in self._keys)
+        if isinstance(cookie, bytes):
+            if len(cookie) != TFO_COOKIE_LEN:
+                return None
+            value, shift = int.from_bytes(cookie, "big"), 0
+        else:
+            value, shift = cookie, 16
+        for age, key in enumerate(self._keys):
+            if self._hash(key, client) >> shift == value:
+                return age
+        return None
 
 
 @dataclass(slots=True)

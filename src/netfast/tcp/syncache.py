@@ -172,8 +172,34 @@ class SynCache:
         if len(bucket) >= self.bucket_limit:
             self.counters["tcp.syncache.bucket_overflow"] += 1
             self._remove(bucket, bucket[0])  # the oldest makes room
+        entry = self.new_entry(
+            key, seg, neg, now, mss, config, listener, session=session, client_cookie=client_cookie
+        )
+        bucket.append(entry)
+        self.count += 1
+        if self._next_due is None or entry.next_rexmit < self._next_due:
+            self._next_due = entry.next_rexmit
+        self.counters["tcp.syncache.added"] += 1
+        return self.syn_ack(entry, now)
+
+    def new_entry(
+        self,
+        key: Key,
+        seg: TcpRepr,
+        neg: Negotiated,
+        now: float,
+        mss: int,
+        config: TcpConfig | None,
+        listener: object,
+        *,
+        session: tuple[TcpOption, ...] = (),
+        client_cookie: int | None = None,
+    ) -> SynEntry:
+        """The entry of a SYN (ISS, timestamp offset, options answered), not stored: :meth:`syn`
+        stores it; a passive open by data on SYN keeps it with its connection, whose SYN-ACK
+        :meth:`syn_ack` makes from it."""
         laddr, lport, faddr, fport = key
-        entry = SynEntry(
+        return SynEntry(
             key=key,
             irs=seg.seq,
             iss=self.isn.isn(laddr, lport, faddr, fport, now),
@@ -187,12 +213,6 @@ class SynCache:
             session=session,
             client_cookie=client_cookie,
         )
-        bucket.append(entry)
-        self.count += 1
-        if self._next_due is None or entry.next_rexmit < self._next_due:
-            self._next_due = entry.next_rexmit
-        self.counters["tcp.syncache.added"] += 1
-        return self.syn_ack(entry, now)
 
     def _cookie_syn_ack(
         self,
