@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
 
 import pytest
 from tests.conftest import have_netns
@@ -83,6 +89,39 @@ print("echo ok" if got == msg else "echo bad %d" % len(got))
 """
 
 
+def run_host_for(
+    extra: list[str], client: list[str], prepare: Callable[[str], None] = lambda ns: None
+) -> tuple[subprocess.CompletedProcess[str], int, str, str]:
+    """`netfast host` on a new TAP whose kernel side is moved into a namespace at
+    198.18.12.1/24 (netfast is .2), ``prepare(ns)`` there, then ``client`` (argv run in the
+    namespace); SIGTERM ends the host.  Returns the client's run, and the host's exit status,
+    stdout and stderr."""
+    from tests.netns import Sandbox
+
+    name = unique_name("h")
+    argv = [sys.executable, "-m", "netfast", "host", "--tap", name, "--addr", "198.18.12.2/24",
+            "--duration", "60", *extra]  # fmt: skip
+    with Sandbox() as sandbox:
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + 20
+            while not os.path.exists(f"/sys/class/net/{name}") and time.monotonic() < deadline:
+                time.sleep(0.05)
+            ns = sandbox.netns()
+            sandbox.move(name, ns)
+            sandbox.address(ns, name, "198.18.12.1/24")
+            prepare(ns)
+            done = subprocess.run(
+                ["ip", "netns", "exec", ns, *client],
+                capture_output=True, text=True, timeout=60, check=False,
+            )  # fmt: skip
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            out, err = proc.communicate(timeout=20)
+    assert f"on {name}" in out
+    return done, proc.returncode, out, err
+
+
 @pytest.mark.netns
 @pytest.mark.slow
 @pytest.mark.parametrize("offloads", [False, True], ids=["plain", "offloads"])
@@ -93,34 +132,11 @@ def test_host_serves_tcp_echo_and_discard_to_linux(offloads: bool) -> None:
     reason = have_netns()
     if reason:
         pytest.skip(reason)
-    import signal
-    import subprocess
-    import sys
-    import time
-
-    from tests.netns import Sandbox
-
-    name = unique_name("h")
-    argv = [sys.executable, "-m", "netfast", "host", "--tap", name, "--addr", "198.18.12.2/24",
-            "--duration", "60", "--stats"] + (["--offloads"] if offloads else [])  # fmt: skip
-    with Sandbox() as sandbox:
-        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        try:
-            deadline = time.monotonic() + 20
-            while not os.path.exists(f"/sys/class/net/{name}") and time.monotonic() < deadline:
-                time.sleep(0.05)
-            ns = sandbox.netns()
-            sandbox.move(name, ns)
-            sandbox.address(ns, name, "198.18.12.1/24")
-            done = subprocess.run(
-                ["ip", "netns", "exec", ns, "python3", "-c", ECHO_AND_DISCARD],
-                capture_output=True, text=True, timeout=60, check=False,
-            )  # fmt: skip
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            out, err = proc.communicate(timeout=20)
+    done, status, out, err = run_host_for(
+        ["--stats", *(["--offloads"] if offloads else [])], ["python3", "-c", ECHO_AND_DISCARD]
+    )
     assert done.stdout.strip() == "echo ok", (done.stdout, done.stderr, err)
-    assert proc.returncode == 0, err
+    assert status == 0, err
     assert "tcp connections 2" in out
     assert "tcp.in.bytes" in out
 
@@ -134,43 +150,16 @@ def test_host_fastopen_takes_data_on_syn_from_a_linux_client() -> None:
     reason = have_netns()
     if reason:
         pytest.skip(reason)
-    import json
-    import signal
-    import subprocess
-    import sys
-    import time
-
-    from tests.netns import Sandbox
-    from tests.tcp.test_fastopen_linux import LINUX_CLIENT
-
     from netfast.bench.netns import enable_fastopen
+    from netfast.bench.ttcp import LINUX_CLIENT
 
-    name = unique_name("h")
-    argv = [sys.executable, "-m", "netfast", "host", "--tap", name, "--addr", "198.18.12.2/24",
-            "--duration", "60", "--fastopen"]  # fmt: skip
-    with Sandbox() as sandbox:
-        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        try:
-            deadline = time.monotonic() + 20
-            while not os.path.exists(f"/sys/class/net/{name}") and time.monotonic() < deadline:
-                time.sleep(0.05)
-            ns = sandbox.netns()
-            sandbox.move(name, ns)
-            sandbox.address(ns, name, "198.18.12.1/24")
-            enable_fastopen(ns)
-            done = subprocess.run(
-                ["ip", "netns", "exec", ns, "python3", "-c", LINUX_CLIENT, "sendto",
-                 "198.18.12.2", "3"],
-                capture_output=True, text=True, timeout=60, check=False,
-            )  # fmt: skip
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            out, err = proc.communicate(timeout=20)
+    client = ["python3", "-c", LINUX_CLIENT, "198.18.12.2", "7", "3", "sendto", "50"]
+    done, status, out, err = run_host_for(["--fastopen"], client, enable_fastopen)
     assert done.returncode == 0, (done.stdout, done.stderr, err)
-    rounds = json.loads(done.stdout)
+    rounds = json.loads(done.stdout)["rounds"]
     assert [r["ok"] for r in rounds] == [True] * 3
     assert [r["syn_data"] for r in rounds] == [False, True, True]
-    assert proc.returncode == 0, err
+    assert status == 0, err
     flat = " ".join(out.split())  # the console wraps long lines
     assert "data on SYN (T/TCPv2, TCP Fast Open)" in flat
     assert "tcp connections 3 (2 by data on SYN)" in flat

@@ -26,6 +26,7 @@ from tests.conftest import have_netns
 from tests.tcp.kernel import KERNEL_IP, NETFAST_IP, KernelPeer, kernel_peer
 
 from netfast.bench import netns
+from netfast.bench.ttcp import LINUX_CLIENT
 from netfast.stack.host import Stack
 from netfast.stack.hostrun import EchoService
 from netfast.tcp.state import TcpState
@@ -106,34 +107,6 @@ def netstat(peer: KernelPeer) -> dict[str, int]:
     raise AssertionError("no TcpExt line in /proc/net/netstat")
 
 
-LINUX_CLIENT = """
-import json, socket, struct, sys
-mode, host, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
-TCP_FASTOPEN_CONNECT = 30
-out = []
-for i in range(n):
-    msg = b"request %d" % i
-    s = socket.socket()  # blocking: a timeout would make sendto return EINPROGRESS
-    if mode == "sendto":
-        s.sendto(msg, socket.MSG_FASTOPEN, (host, 7))
-    else:
-        s.setsockopt(socket.IPPROTO_TCP, TCP_FASTOPEN_CONNECT, 1)
-        s.connect((host, 7))
-        s.sendall(msg)
-    s.settimeout(5)
-    got = b""
-    while len(got) < len(msg):
-        chunk = s.recv(100)
-        if not chunk:
-            break
-        got += chunk
-    info = s.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 104)
-    out.append({"ok": got == msg, "syn_data": bool(info[5] & 0x20)})
-    s.close()
-print(json.dumps(out))
-"""
-
-
 @pytest.mark.parametrize("mode", ["sendto", "connect"])
 def test_linux_client_sends_data_in_syn_to_netfast(mode: str) -> None:
     wires: list[Wire] = []
@@ -145,9 +118,10 @@ def test_linux_client_sends_data_in_syn_to_netfast(mode: str) -> None:
     with kernel_peer(apps=apps) as peer:
         enable_fastopen(peer)
         before = netstat(peer)
-        proc = peer.sh("python3", "-c", LINUX_CLIENT, mode, NETFAST_IP, str(ROUNDS), timeout=60)
+        proc = peer.sh("python3", "-c", LINUX_CLIENT, NETFAST_IP, "7", str(ROUNDS), mode, "50",
+                       timeout=60)  # fmt: skip
         assert proc.returncode == 0, proc.stderr
-        rounds = json.loads(proc.stdout)
+        rounds = json.loads(proc.stdout)["rounds"]
         after = netstat(peer)
         c = peer.stack.counters
         assert not peer.errors
@@ -162,7 +136,7 @@ def test_linux_client_sends_data_in_syn_to_netfast(mode: str) -> None:
     # cookie netfast gave (kind 34, 8 bytes); netfast's SYN-ACKs acknowledged the data.
     syns = [s for s in syns_of(wires[0].rx) if not s.flags & TcpFlags.ACK]
     with_data = [s for s in syns if s.payload]
-    assert [s.payload for s in with_data] == [b"request %d" % i for i in range(1, ROUNDS)]
+    assert [s.payload for s in with_data] == [b"GET /%d" % i for i in range(1, ROUNDS)]
     assert all(s.options.tfo_cookie is not None and len(s.options.tfo_cookie) == 8
                for s in with_data)  # fmt: skip
     assert syns[0].options.tfo_cookie == b""  # the first asked for one

@@ -18,6 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from netfast.stack.sim import ADDR_A, ADDR_B, MAC_A, MAC_B, HostPair
+from netfast.tcp.config import TcpConfig
 from netfast.tcp.state import TcpState
 from netfast.wire.checksum import IPPROTO_TCP, l4_checksum
 from netfast.wire.ethernet import EthernetRepr, EtherType
@@ -38,8 +39,9 @@ def _frame(sport: int, dport: int, seq: int, ack: int, flags: int, win: int, opt
     return EthernetRepr(MAC_B, MAC_A, EtherType.IPV4).to_bytes(ip)
 
 
-def _established() -> tuple[HostPair, object, object]:
-    pair = HostPair()
+def _established(config: TcpConfig | None = None) -> tuple[HostPair, object, object]:
+    """A listener on b:80 and one connection to it from a:40000, both with ``config``."""
+    pair = HostPair(tcp_config=config)
     listener = pair.tcp_b.socket()
     listener.bind(("198.18.0.2", 80))
     listener.listen()

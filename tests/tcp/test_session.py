@@ -12,6 +12,7 @@ from collections.abc import Callable
 import pytest
 from tests.tcp.test_layer import frame
 
+from netfast.bench.ttcp import Answerer, request
 from netfast.link.impair import Impairment
 from netfast.stack.sim import ADDR_A, ADDR_B, MAC_A, MAC_B, HostPair
 from netfast.tcp.config import TcpConfig
@@ -43,40 +44,7 @@ PLAIN = TcpConfig()
 OTHER_HOST = ip_from_str("198.18.0.77")
 
 
-class Server:
-    """A listener on b:7 that answers each request with ``b"re:" + request`` and closes when
-    the client does."""
-
-    def __init__(self, pair: HostPair, config: TcpConfig) -> None:
-        self.sock = pair.tcp_b.socket()
-        self.sock.setsockopt(**{f: getattr(config, f) for f in ("ttcp", "fastopen")})
-        self.sock.bind(B)
-        self.sock.listen(64)
-        self.conns: list[TcpSocket] = []
-        self.accepted: list[TcpSocket] = []
-        self.early: list[bytes] = []
-        """Requests read while the connection was still in SYN_RECEIVED."""
-
-    def step(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except BlockingIOError:
-                break
-            self.conns.append(conn)
-            self.accepted.append(conn)
-        for conn in list(self.conns):
-            try:
-                data = conn.recv(4096)
-            except (BlockingIOError, ConnectionError):
-                continue
-            if not data:
-                conn.close()
-                self.conns.remove(conn)
-                continue
-            if conn.state == TcpState.SYN_RECEIVED:
-                self.early.append(data)
-            conn.send(b"re:" + data)
+Server = Answerer
 
 
 def make_pair(cfg_a: TcpConfig, cfg_b: TcpConfig, delay: float = ONE_WAY) -> HostPair:
@@ -86,30 +54,6 @@ def make_pair(cfg_a: TcpConfig, cfg_b: TcpConfig, delay: float = ONE_WAY) -> Hos
     p.a.arp.add_static(0, ADDR_B, MAC_B)
     p.b.arp.add_static(0, ADDR_A, MAC_A)
     return p
-
-
-def request(p: HostPair, srv: Server, data: bytes) -> tuple[float, TcpSocket, bytes]:
-    """Connect with ``data`` queued; returns the time until the whole answer arrived, the
-    client socket (closed after) and the answer."""
-    t0 = p.now
-    cli = p.tcp_a.socket()
-    assert cli.connect(B, p.now, data) == len(data)
-    got = bytearray()
-    want = len(data) + 3
-    done: list[float] = []
-
-    def app() -> None:
-        srv.step()
-        with contextlib.suppress(BlockingIOError):
-            got.extend(cli.recv(4096))
-        if len(got) >= want and not done:
-            done.append(p.now)
-
-    r = p.run(lambda: bool(done), app=app, max_time=10)
-    assert r.ok, f"no answer: {bytes(got)!r}"
-    cli.close()
-    p.run(lambda: not srv.conns, app=srv.step, max_time=10)
-    return done[0] - t0, cli, bytes(got)
 
 
 @pytest.mark.parametrize(("name", "cfg"), [("ttcp", TTCP), ("tfo", TFO)])

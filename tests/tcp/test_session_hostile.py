@@ -10,27 +10,12 @@ import contextlib
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tests.tcp.test_hostile_segments import _frame
+from tests.tcp.test_hostile_segments import _established, _frame
 
-from netfast.stack.sim import HostPair
 from netfast.tcp.config import TcpConfig
 from netfast.tcp.state import TcpState
 
 CFG = TcpConfig(ttcp=True, fastopen=True)
-
-
-def _established() -> tuple[HostPair, object, object]:
-    pair = HostPair(tcp_config=CFG)
-    listener = pair.tcp_b.socket()
-    listener.setsockopt(ttcp=True, fastopen=True)
-    listener.bind(("198.18.0.2", 80))
-    listener.listen()
-    cli = pair.tcp_a.socket()
-    cli.bind(("198.18.0.1", 40000))
-    cli.connect(("198.18.0.2", 80), pair.now)
-    assert pair.run(lambda: bool(listener.listener.ready), max_time=5).ok  # type: ignore[union-attr]
-    srv, _ = listener.accept()
-    return pair, cli, srv
 
 
 def _u48(n: int) -> bytes:
@@ -65,7 +50,7 @@ segment = st.tuples(
 @settings(max_examples=80, deadline=None)
 @given(segs=st.lists(segment, min_size=1, max_size=20))
 def test_guessed_cookies_open_nothing_and_break_nothing(segs: list[tuple]) -> None:  # type: ignore[type-arg]
-    pair, cli, srv = _established()
+    pair, cli, srv = _established(CFG)
     conn = srv.conn  # type: ignore[attr-defined]
     assert conn is not None and conn.client_cookie is not None
     for flags, dseq, dack, win, opts, payload, to_listener in segs:

@@ -84,8 +84,10 @@ class SimResult:
     syn_data_taken: int
 
 
-class _Answerer:
-    """b's listener: answers each request with ``b"re:" + request``, closes at the peer's FIN."""
+class Answerer:
+    """b's listener on port 7: answers each request with ``b"re:" + request`` and closes at the
+    peer's FIN.  ``accepted`` keeps every connection it took, ``early`` the requests it read
+    before the handshake had completed (data on SYN)."""
 
     def __init__(self, pair: HostPair, config: TcpConfig) -> None:
         self.sock = pair.tcp_b.socket()
@@ -93,6 +95,8 @@ class _Answerer:
         self.sock.bind(("198.18.0.2", PORT))
         self.sock.listen(128)
         self.conns: list[TcpSocket] = []
+        self.accepted: list[TcpSocket] = []
+        self.early: list[bytes] = []
 
     def step(self) -> None:
         while True:
@@ -101,6 +105,7 @@ class _Answerer:
             except BlockingIOError:
                 break
             self.conns.append(conn)
+            self.accepted.append(conn)
         for conn in list(self.conns):
             try:
                 data = conn.recv(4096)
@@ -109,14 +114,20 @@ class _Answerer:
             if not data:
                 conn.close()
                 self.conns.remove(conn)
-            else:
-                conn.send(b"re:" + data)
+                continue
+            if conn.state == TcpState.SYN_RECEIVED:
+                self.early.append(data)
+            conn.send(b"re:" + data)
 
 
-def _one_request(pair: HostPair, srv: _Answerer, data: bytes) -> float:
+def request(pair: HostPair, srv: Answerer, data: bytes) -> tuple[float, TcpSocket, bytes]:
+    """One request over a fresh connection from a to ``srv``, ``data`` queued with the connect:
+    the simulated time until the whole answer was in, the client socket (closed after, and the
+    server's side with it) and the answer."""
     t0 = pair.now
     cli = pair.tcp_a.socket()
-    cli.connect(("198.18.0.2", PORT), pair.now, data)
+    if cli.connect(("198.18.0.2", PORT), pair.now, data) != len(data):
+        raise RuntimeError("the send buffer did not take the request")
     got = bytearray()
     want = len(data) + 3
     done: list[float] = []
@@ -132,8 +143,8 @@ def _one_request(pair: HostPair, srv: _Answerer, data: bytes) -> float:
     if not r.ok:
         raise RuntimeError(f"no answer within 30 simulated seconds ({bytes(got)!r})")
     cli.close()
-    pair.run(lambda: cli.state in (TcpState.TIME_WAIT, TcpState.CLOSED), app=srv.step, max_time=30)
-    return done[0] - t0
+    pair.run(lambda: not srv.conns, app=srv.step, max_time=30)
+    return done[0] - t0, cli, bytes(got)
 
 
 def measure_simulated(
@@ -149,11 +160,11 @@ def measure_simulated(
             pair = HostPair(impair_ab=imp, impair_ba=imp, tcp_config=cfg, seed=seed)
             pair.a.arp.add_static(0, ADDR_B, MAC_B)
             pair.b.arp.add_static(0, ADDR_A, MAC_A)
-            srv = _Answerer(pair, cfg)
+            srv = Answerer(pair, cfg)
             lat = []
             t0 = time.perf_counter()
             for i in range(connections):
-                lat.append(_one_request(pair, srv, b"GET /%d" % i))
+                lat.append(request(pair, srv, b"GET /%d" % i)[0])
             cpu = time.perf_counter() - t0
             repeat = statistics.median(lat[1:])
             per_s = 1 / statistics.fmean(lat) if rtt > 0 else connections / cpu
@@ -175,21 +186,27 @@ def measure_simulated(
 
 # ---------------------------------------------------------------- with Linux
 
-_LINUX_CLIENT = r"""
+# A Linux client, run with `ip netns exec NS python3 -c`: ``n`` requests in turn over fresh
+# connections -- ``plain`` (connect, send), ``sendto`` (MSG_FASTOPEN) or ``connect``
+# (TCP_FASTOPEN_CONNECT, then send) -- each echoed back; per request the latency, whether the
+# answer was right and whether Linux says the data went in the SYN (TCPI_OPT_SYN_DATA).
+LINUX_CLIENT = r"""
 import json, socket, sys, time
 host, port, n, mode = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
-budget = float(sys.argv[5])
-end = time.monotonic() + budget
-lat, syn_data = [], 0
+end = time.monotonic() + float(sys.argv[5])
+TCP_FASTOPEN_CONNECT = 30
+rounds = []
 for i in range(n):
     if time.monotonic() > end:
         break
     msg = b"GET /%d" % i
     t0 = time.perf_counter()
-    s = socket.socket()
-    if mode == "tfo":
+    s = socket.socket()  # blocking: with a timeout, sendto would return EINPROGRESS
+    if mode == "sendto":
         s.sendto(msg, socket.MSG_FASTOPEN, (host, port))
     else:
+        if mode == "connect":
+            s.setsockopt(socket.IPPROTO_TCP, TCP_FASTOPEN_CONNECT, 1)
         s.connect((host, port))
         s.sendall(msg)
     s.settimeout(5)
@@ -199,14 +216,11 @@ for i in range(n):
         if not chunk:
             break
         got += chunk
-    lat.append(time.perf_counter() - t0)
+    lat = time.perf_counter() - t0
     info = s.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 104)
-    syn_data += bool(info[5] & 0x20)
+    rounds.append({"lat": lat, "ok": got == msg, "syn_data": bool(info[5] & 0x20)})
     s.close()
-    if got != msg:
-        print(json.dumps({"error": "bad echo %r" % got}))
-        sys.exit(0)
-print(json.dumps({"lat": lat, "syn_data": syn_data}))
+print(json.dumps({"rounds": rounds}))
 """
 
 
@@ -335,11 +349,14 @@ def _linux_run(mode: str, rtt: float, requests: int, budget: float) -> LinuxResu
     try:
         with _netfast_host(rtt / 2, budget) as (ns, _stack):
             before = _netstat(ns)
-            got = _in_ns(ns, _LINUX_CLIENT, NETFAST_IP, str(PORT), str(requests),
-                         "tfo" if mode.startswith("TFO") else "plain", str(budget),
+            got = _in_ns(ns, LINUX_CLIENT, NETFAST_IP, str(PORT), str(requests),
+                         "sendto" if mode.startswith("TFO") else "plain", str(budget),
                          timeout=budget + 30)  # fmt: skip
             after = _netstat(ns)
-        lat = got["lat"]
+        rounds = got["rounds"]
+        if not all(r["ok"] for r in rounds):
+            raise RuntimeError("a wrong echo")
+        lat = [r["lat"] for r in rounds]
         if len(lat) < 2:
             raise RuntimeError(f"only {len(lat)} requests in {budget} s")
         repeat = statistics.median(lat[1:])
@@ -348,7 +365,7 @@ def _linux_run(mode: str, rtt: float, requests: int, budget: float) -> LinuxResu
         res.repeat_ms = repeat * 1e3
         res.repeat_rtts = repeat / rtt if rtt > 0 else None
         res.requests_per_s = len(lat) / sum(lat)
-        res.syn_data = int(got["syn_data"])
+        res.syn_data = sum(r["syn_data"] for r in rounds)
         res.linux_counters = {
             k: after.get(k, 0) - before.get(k, 0)
             for k in ("TCPFastOpenActive", "TCPFastOpenActiveFail", "TCPFastOpenCookieReqd")
@@ -496,14 +513,17 @@ def to_json(
 
 __all__ = [
     "MODES",
+    "Answerer",
     "RTTS",
     "ConnRate",
     "EchoRate",
+    "LINUX_CLIENT",
     "LinuxResult",
     "SimResult",
     "measure_connections",
     "measure_linux",
     "measure_ping",
     "measure_simulated",
+    "request",
     "to_json",
 ]
