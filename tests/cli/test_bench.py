@@ -13,7 +13,16 @@ from netfast.cli import main
 def test_ethernet_figure1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "fig1.json"
     assert main(["bench", "ethernet", "--json", str(out)]) == 0
-    rows = {r["speed"]: r for r in json.loads(out.read_text())}
+    data = json.loads(out.read_text())
+    rows = {r["speed"]: r for r in data["figure1"]}
+    assert [r["speed"] for r in data["figure1"] if not r["in_paper"]] == [
+        "25 Gb/s",
+        "100 Gb/s",
+        "400 Gb/s",
+    ]
+    # 84 byte times at 400 Gb/s: 1.68 ns between two minimum-size frames.
+    assert rows["400 Gb/s"]["budget_ns_64"] == pytest.approx(84 * 8 / 400)
+    assert [j["payload"] for j in data["jumbo"]][:3] == [1500, 4000, 9000]
     # A 64-byte frame takes 84 byte times on the wire (8 preamble+SFD, 12 inter-frame gap).
     assert round(rows["1 Gb/s"]["pps_64"]) == round(1e9 / (8 * 84)) == 1_488_095
     # A 1500-byte payload rides in a 1518-byte frame: 1538 byte times.

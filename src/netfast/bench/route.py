@@ -12,7 +12,9 @@ What is measured, per table and algorithm:
 - ``updates_per_s``: replaying the real BGP update streams (announce = add/replace, withdraw =
   delete) through the routing table's writer path; an update is done when lookups see it;
 - ``batch_lps_during_updates`` and ``max_reader_pause_ms``: a reader thread doing batch lookups
-  while a writer thread replays the streams -- only for algorithms with lock-free reads.
+  while a writer thread replays the streams -- only for algorithms with lock-free reads;
+  ``update_latency_us``: the writer's time per update in that run (from the call until the change
+  is visible to readers), as percentiles ``p50``, ``p99``, ``p999`` and ``max``.
 
 Measurement: warm JIT, best of several rounds (the machines are shared and noisy); the
 competitors and a calibration gather are measured in the same run, so ratios are meaningful even
@@ -71,6 +73,7 @@ class AlgoResult:
     batch_lps_during_updates: float | None = None
     updates_per_s_with_reader: float | None = None
     max_reader_pause_ms: float | None = None
+    update_latency_us: dict[str, float] | None = None
     notes: list[str] = field(default_factory=list)
 
 
@@ -152,12 +155,22 @@ def measure_updates(
     return done / (time.perf_counter() - t0), done
 
 
+def latency_percentiles(seconds: npt.NDArray[np.float64]) -> dict[str, float]:
+    """``p50``, ``p99``, ``p999`` and ``max`` of per-operation times, in microseconds."""
+    if len(seconds) == 0:
+        return {"p50": 0.0, "p99": 0.0, "p999": 0.0, "max": 0.0}
+    us = seconds * 1e6
+    p50, p99, p999 = np.percentile(us, [50, 99, 99.9])
+    return {"p50": float(p50), "p99": float(p99), "p999": float(p999), "max": float(us.max())}
+
+
 def measure_concurrent(
     table: RoutingTable, updates: Sequence[Update], addrs: U32, budget_s: float
-) -> tuple[float, float, float, int]:
+) -> tuple[float, float, float, int, dict[str, float]]:
     """A reader thread doing ``lookup_batch`` while this thread replays ``updates``.
 
-    Returns (reader lookups/s, writer updates/s, longest reader batch in ms, updates applied).
+    Returns (reader lookups/s, writer updates/s, longest reader batch in ms, updates applied,
+    per-update latency percentiles in microseconds).
     """
     stop = threading.Event()
     lookups = [0]
@@ -176,17 +189,21 @@ def measure_concurrent(
     time.sleep(0.05)
     lookups[0] = 0
     longest[0] = 0.0
-    t0 = time.perf_counter()
+    times = np.empty(len(updates), dtype=np.float64)
+    clock = time.perf_counter
+    t0 = clock()
     done = 0
     for u in updates:
+        t = clock()
         _apply(table, u)
+        times[done] = clock() - t
         done += 1
-        if done % 64 == 0 and time.perf_counter() - t0 > budget_s:
+        if done % 64 == 0 and clock() - t0 > budget_s:
             break
-    dt = time.perf_counter() - t0
+    dt = clock() - t0
     stop.set()
     th.join(timeout=10)
-    return lookups[0] / dt, done / dt, longest[0] * 1e3, done
+    return lookups[0] / dt, done / dt, longest[0] * 1e3, done, latency_percentiles(times[:done])
 
 
 def measure_table(
@@ -240,12 +257,13 @@ def measure_table(
             r.updates_per_s, r.updates_applied = measure_updates(work, updates, update_budget_s)
             if cls.concurrent_updates:
                 work = RoutingTable(load_table(path).rib, cls)
-                lps, ups, pause, _ = measure_concurrent(
+                lps, ups, pause, _, latency = measure_concurrent(
                     work, updates, sets["inside"], update_budget_s
                 )
                 r.batch_lps_during_updates = lps
                 r.updates_per_s_with_reader = ups
                 r.max_reader_pause_ms = pause
+                r.update_latency_us = latency
             else:
                 r.notes.append("lookups must be locked out during updates")
         results.append(r)

@@ -31,13 +31,21 @@ from rich.table import Table
 
 from netfast.cli import CliError
 from netfast.wire import checksum as ck
-from netfast.wire.ethernet import FCS_LEN, HEADER_LEN, figure1_table, max_rates
+from netfast.wire.ethernet import (
+    EXTENDED_SPEEDS,
+    FCS_LEN,
+    FIGURE1_SPEEDS,
+    HEADER_LEN,
+    figure1_table,
+    max_rates,
+)
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     bench = sub.add_parser("bench", help="reproduce the paper's figures; measure hot paths")
     bench_sub = bench.add_subparsers(dest="bench_command", metavar="BENCH")
-    bench_sub.required = True
+    # Without a sub-command: every benchmark and one report (netfast.cli.bench_report).
+    importlib.import_module("netfast.cli.bench_report").add_arguments(bench)
     eth = bench_sub.add_parser("ethernet", help="the paper's Figure 1: Ethernet packet rates")
     eth.add_argument("--json", type=Path, metavar="FILE", help="also write the rows as JSON")
     eth.set_defaults(func=cmd_ethernet)
@@ -96,36 +104,69 @@ def _write_json(path: Path | None, payload: Any) -> None:
         raise CliError(f"{path}: cannot write: {exc.strerror}") from None
 
 
-def cmd_ethernet(args: argparse.Namespace) -> int:
-    rows = figure1_table()
-    table = Table(title="Figure 1: maximal packet and payload rate at Ethernet speeds")
-    for col in ("speed", "pps @64", "pps @1500", "payload bit/s @1500"):
-        table.add_column(col, justify="right")
-    for r in rows:
-        table.add_row(
-            r.speed, f"{r.pps_64:,.0f}", f"{r.pps_1500:,.0f}", f"{r.payload_bps_1500:,.0f}"
-        )
-    console = Console()
-    console.print(table)
-    jumbo = Table(title="Jumbo frames at 10 Gb/s")
-    for col in ("payload bytes", "frame bytes", "pps", "payload bit/s", "payload share"):
-        jumbo.add_column(col, justify="right")
+def ethernet_rows() -> dict[str, list[dict[str, Any]]]:
+    """Figure 1 at the paper's speeds and at 25/100/400 Gb/s, with the time budget per packet
+    (``budget_ns_64`` / ``budget_ns_1500``: nanoseconds between two frames at line rate), and
+    jumbo frames at 10 Gb/s."""
+    figure1 = []
+    for in_paper, speeds in ((True, FIGURE1_SPEEDS), (False, EXTENDED_SPEEDS)):
+        for r in figure1_table(speeds):
+            row = r._asdict()
+            row.update(
+                in_paper=in_paper, budget_ns_64=1e9 / r.pps_64, budget_ns_1500=1e9 / r.pps_1500
+            )
+            figure1.append(row)
+    figure1.sort(key=lambda row: float(row["bits_per_second"]))
+    jumbo = []
     for payload in (1500, 4000, 9000, 16384 - HEADER_LEN - FCS_LEN):
         frame = payload + HEADER_LEN + FCS_LEN
         pps, payload_rate = max_rates(10e9, frame)
+        jumbo.append(
+            {
+                "payload": payload,
+                "frame": frame,
+                "pps": pps,
+                "payload_bps": payload_rate * 8,
+                "payload_share": payload_rate * 8 / 10e9,
+            }
+        )
+    return {"figure1": figure1, "jumbo": jumbo}
+
+
+def cmd_ethernet(args: argparse.Namespace) -> int:
+    data = ethernet_rows()
+    table = Table(title="Figure 1: maximal packet and payload rate at Ethernet speeds")
+    cols = ("speed", "pps @64", "ns/packet @64", "pps @1500", "payload bit/s @1500")
+    for col in cols:
+        table.add_column(col, justify="right")
+    for r in data["figure1"]:
+        table.add_row(
+            r["speed"] + ("" if r["in_paper"] else " *"),
+            f"{r['pps_64']:,.0f}",
+            f"{r['budget_ns_64']:,.1f}",
+            f"{r['pps_1500']:,.0f}",
+            f"{r['payload_bps_1500']:,.0f}",
+        )
+    console = Console()
+    console.print(table)
+    console.print("* not in the paper's figure; computed the same way")
+    jumbo = Table(title="Jumbo frames at 10 Gb/s")
+    for col in ("payload bytes", "frame bytes", "pps", "payload bit/s", "payload share"):
+        jumbo.add_column(col, justify="right")
+    for j in data["jumbo"]:
         jumbo.add_row(
-            f"{payload:,}",
-            f"{frame:,}",
-            f"{pps:,.0f}",
-            f"{payload_rate * 8:,.0f}",
-            f"{100 * payload_rate * 8 / 10e9:.2f}%",
+            f"{j['payload']:,}",
+            f"{j['frame']:,}",
+            f"{j['pps']:,.0f}",
+            f"{j['payload_bps']:,.0f}",
+            f"{100 * j['payload_share']:.2f}%",
         )
     console.print(jumbo)
     console.print(
         "Per frame on the wire: 8 bytes preamble+SFD, 14 header, payload padded to 46, "
         "4 FCS, 12 inter-frame gap."
     )
-    _write_json(args.json, [r._asdict() for r in rows])
+    _write_json(args.json, data)
     return 0
 
 

@@ -424,13 +424,22 @@ FIGURE1_SPEEDS: tuple[tuple[str, float], ...] = (
     ("40 Gb/s", 40e9),
 )
 
+#: Speeds the paper did not list, computed the same way: 25, 100 and 400 Gigabit Ethernet.
+EXTENDED_SPEEDS: tuple[tuple[str, float], ...] = (
+    ("25 Gb/s", 25e9),
+    ("100 Gb/s", 100e9),
+    ("400 Gb/s", 400e9),
+)
 
-def figure1_table() -> list[Figure1Row]:
-    """The paper's Figure 1, computed: for each speed, the packet rate of 64-byte frames and the
-    packet and payload rates of 1500-byte payloads."""
+
+def figure1_table(
+    speeds: tuple[tuple[str, float], ...] = FIGURE1_SPEEDS,
+) -> list[Figure1Row]:
+    """The paper's Figure 1, computed: for each speed (the paper's by default), the packet rate of
+    64-byte frames and the packet and payload rates of 1500-byte payloads."""
     full_frame = HEADER_LEN + MTU + FCS_LEN
     rows = []
-    for label, bps in FIGURE1_SPEEDS:
+    for label, bps in speeds:
         pps_64, _ = max_rates(bps, MIN_FRAME_LEN)
         pps_1500, payload_1500 = max_rates(bps, full_frame)
         rows.append(Figure1Row(label, bps, pps_64, pps_1500, payload_1500 * 8))

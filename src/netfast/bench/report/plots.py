@@ -1,0 +1,160 @@
+"""The report's plots (matplotlib, Agg backend, PNG), each drawn from the run's JSON alone."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
+
+DPI = 100
+
+
+@dataclass(frozen=True)
+class Plot:
+    file: str
+    draw: Callable[..., None]
+    """Called as ``draw(fig, *args)``, or ``draw(path, *args)`` when ``writes``."""
+    args: tuple[Any, ...]
+    writes: bool = False
+    """``draw`` writes the PNG itself."""
+
+    def write(self, folder: Path) -> Path:
+        path = folder / self.file
+        if self.writes:
+            self.draw(path, *self.args)
+            return path
+        fig = plt.figure(figsize=(7.5, 4.2), dpi=DPI)
+        try:
+            self.draw(fig, *self.args)
+            fig.tight_layout()
+            tmp = path.with_name(f".{path.name}.tmp")
+            fig.savefig(tmp, format="png", dpi=DPI, metadata={"Software": None})
+            tmp.replace(path)
+        finally:
+            plt.close(fig)
+        return path
+
+
+def figure1(
+    fig: Figure, rows: Sequence[dict[str, Any]], costs: Sequence[tuple[str, float]]
+) -> None:
+    ax = fig.add_subplot()
+    x = [r["bits_per_second"] / 1e9 for r in rows]
+    ax.plot(x, [r["budget_ns_64"] for r in rows], "o-", label="budget per 64-byte frame")
+    ax.plot(x, [r["budget_ns_1500"] for r in rows], "s-", label="budget per 1518-byte frame")
+    for (path, pps), style in zip(costs, ("--", ":", "-.", (0, (1, 3))), strict=False):
+        ax.axhline(1e9 / pps, linestyle=style, color="grey", label=f"netfast: {path}")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("link speed (Gb/s)")
+    ax.set_ylabel("ns per packet")
+    ax.set_title("Figure 1 as a time budget, with netfast's measured cost")
+    ax.legend(fontsize=7)
+    ax.grid(True, which="both", alpha=0.3)
+
+
+def pfil(fig: Figure, pf: dict[str, Any]) -> None:
+    ax = fig.add_subplot()
+    impls = list(pf["scores"])
+    cases = sorted({(c["hooks"], c["readers"], c["churn_us"] is not None) for c in pf["cells"]})
+    width = 0.8 / len(impls)
+    for j, impl in enumerate(impls):
+        ys = []
+        for hooks, readers, churn in cases:
+            cell = next(
+                (
+                    c
+                    for c in pf["cells"]
+                    if c["impl"] == impl
+                    and c["hooks"] == hooks
+                    and c["readers"] == readers
+                    and (c["churn_us"] is not None) == churn
+                ),
+                None,
+            )
+            ys.append(cell["runs_per_s"] / 1e6 if cell else 0.0)
+        ax.bar([i + j * width for i in range(len(cases))], ys, width, label=impl)
+    ax.set_xticks([i + 0.4 - width / 2 for i in range(len(cases))])
+    ax.set_xticklabels(
+        [f"{h}h/{r}r{'/churn' if c else ''}" for h, r, c in cases], fontsize=7, rotation=30
+    )
+    ax.set_ylabel("hook-list runs per second (M)")
+    ax.set_title("pfil: lock-free designs vs reader-writer lock")
+    ax.legend()
+
+
+def routing(fig: Figure, tables: Sequence[dict[str, Any]]) -> None:
+    ax1 = fig.add_subplot(1, 2, 1)
+    ax2 = fig.add_subplot(1, 2, 2)
+    names = [a["name"] for a in tables[0]["algorithms"]]
+    ordered = sorted(tables, key=lambda t: t["prefixes"])
+    for name in names:
+        pts = [(t["prefixes"], a) for t in ordered for a in t["algorithms"] if a["name"] == name]
+        xs = [p for p, _ in pts]
+        ax1.plot(xs, [a["batch_lps_inside"] / 1e6 for _, a in pts], "o-", label=name)
+        mem = [(p, a["memory_bytes"]) for p, a in pts if a["memory_bytes"]]
+        if mem:
+            ax2.plot([p for p, _ in mem], [m / (1 << 20) for _, m in mem], "o-", label=name)
+    for ax, what in ((ax1, "lookups/s (M, batch, inside prefixes)"), (ax2, "memory (MiB)")):
+        ax.set_xlabel("prefixes in the table")
+        ax.set_ylabel(what)
+        ax.set_yscale("log")
+        ax.grid(True, which="both", alpha=0.3)
+    ax1.legend(fontsize=6)
+    fig.suptitle("Routing table: lookups and memory against table size")
+
+
+def reassembly(fig: Figure, rows: Sequence[dict[str, Any]]) -> None:
+    ax = fig.add_subplot()
+    patterns = ["in_order", "reordered", "adversarial"]
+    impls = sorted({r["impl"] for r in rows}, key=lambda i: (i != "netfast", i))
+    width = 0.8 / len(impls)
+    for j, impl in enumerate(impls):
+        ys = []
+        for p in patterns:
+            r = next((x for x in rows if x["impl"] == impl and x["pattern"] == p), None)
+            ys.append(r["segments_per_s"] if r else 0.0)
+        ax.bar([i + j * width for i in range(len(patterns))], ys, width, label=impl)
+    ax.set_xticks([i + 0.4 - width / 2 for i in range(len(patterns))])
+    ax.set_xticklabels([p.replace("_", " ") for p in patterns])
+    ax.set_yscale("log")
+    ax.set_ylabel("segments per second")
+    ax.set_title("TCP reassembly queues")
+    ax.legend()
+
+
+def ttcp(fig: Figure, tt: dict[str, Any]) -> None:
+    ax = fig.add_subplot()
+    sim = [r for r in tt["simulated"] if r["rtt_ms"] > 0]
+    rtts = sorted({r["rtt_ms"] for r in sim})
+    modes = list(dict.fromkeys(r["mode"] for r in sim))
+    width = 0.8 / max(1, len(modes))
+    for j, mode in enumerate(modes):
+        ys = [
+            next((r["repeat_ms"] for r in sim if r["mode"] == mode and r["rtt_ms"] == t), 0.0)
+            for t in rtts
+        ]
+        ax.bar([i + j * width for i in range(len(rtts))], ys, width, label=mode)
+    ax.set_xticks([i + 0.4 - width / 2 for i in range(len(rtts))])
+    ax.set_xticklabels([f"RTT {t:g} ms" for t in rtts])
+    ax.set_yscale("log")
+    ax.set_ylabel("repeat request-response (ms)")
+    ax.set_title("Short connections: plain TCP vs T/TCPv2 vs TFO (simulated)")
+    ax.legend()
+
+
+def figure18(path: Path, rows: Sequence[dict[str, Any]]) -> None:
+    """The HTTP benchmark's own Figure 18 plot, drawn from the run's rows."""
+    from netfast.bench.http.report import plot_figure18
+
+    why = plot_figure18(rows, path)
+    if why is not None:
+        raise ValueError(why)
