@@ -275,7 +275,10 @@ def routing(run: Run) -> Body:
         f"does {rate(best['batch_lps_inside'], ' lookups/s')} in {mib(best['memory_bytes'])}"
     ]
     if tricia:
-        parts.append(f"{ratio(best['batch_lps_inside'] / tricia['scalar_lps'])} pytricia")
+        parts.append(
+            f"{ratio(best['batch_lps_inside'] / tricia['scalar_lps'])} pytricia's per-address "
+            "lookups"
+        )
     if radix:
         parts.append(
             f"{ratio(best['batch_lps_inside'] / radix['batch_lps_inside'])} the BSD radix tree "
@@ -288,8 +291,9 @@ def routing(run: Run) -> Body:
         verdict += (
             f" The paper's stride table takes {ratio(mem_vs_lct)} "
             f"the LC-trie's memory and runs {ratio(speed_vs_radix)} "
-            f"the radix tree's batch rate; it and {best['name']} take updates while lookups run, "
-            "the LC-trie must be rebuilt."
+            f"the radix tree's batch rate; it and {best['name']} take updates while lookups run. "
+            f"The LC-trie runs {ratio(lct['batch_lps_inside'] / radix['batch_lps_inside'])} the "
+            "radix tree's rate (the paper's 'order of magnitude') but is rebuilt on every change."
         )
     return Body(lines, verdict, [plots.Plot("routing.png", plots.routing, (rt,))])
 
@@ -513,7 +517,7 @@ def ttcp(run: Run) -> Body:
                     c["parallel"],
                     c["close"],
                     num(c["per_s"]),
-                    c["completed"],
+                    f"{c['completed']:,}",
                     c["failed"],
                     c["error"] or "",
                 ]
