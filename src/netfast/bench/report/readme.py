@@ -6,7 +6,8 @@ A block in the README is delimited by two HTML comments::
     ... generated ...
     <!-- /report:SECTION -->
 
-where SECTION is a key of :data:`netfast.bench.report.sections.SECTIONS`.  :func:`update`
+where SECTION is a key of :data:`netfast.bench.report.sections.SECTIONS`, or ``verdicts`` for the
+report's numbered list of verdicts.  :func:`update`
 replaces the text between them with that section's tables and verdict, followed by the date,
 machine and command of the run; everything outside the blocks is left as it is.  All blocks are
 computed before the file is touched, and the file is replaced in one step, so an error (an
@@ -20,7 +21,7 @@ import os
 import re
 from pathlib import Path
 
-from netfast.bench.report.render import section_body
+from netfast.bench.report.render import section_body, verdict_lines
 from netfast.bench.report.sections import SECTIONS, Body, Run
 
 _OPEN = re.compile(r"^<!-- report:([a-z0-9_]+) -->$")
@@ -29,19 +30,21 @@ _CLOSE = re.compile(r"^<!-- /report:([a-z0-9_]+) -->$")
 
 def block_text(run: Run, key: str) -> list[str]:
     """The generated lines of one block (without its delimiters)."""
-    sec = next((s for s in SECTIONS if s.key == key), None)
-    if sec is None:
-        raise KeyError(key)
-    body = section_body(run, sec)
-    if not isinstance(body, Body):
-        raise LookupError(body)
     h = run["header"]
     m = h["machine"]
+    if key == "verdicts":
+        lines = verdict_lines([(sec, section_body(run, sec)) for sec in SECTIONS])
+    else:
+        sec = next((s for s in SECTIONS if s.key == key), None)
+        if sec is None:
+            raise KeyError(key)
+        body = section_body(run, sec)
+        if not isinstance(body, Body):
+            raise LookupError(body)
+        lines = [*body.lines, "", body.verdict]
     return [
         "",
-        *body.lines,
-        "",
-        f"{body.verdict}",
+        *lines,
         "",
         f"*Generated from `report/run.json`: `{h['command']}` on {h['date'][:10]}, {m['cpu']}, "
         f"{m['cores']} cores, commit `{(h['commit'] or 'unknown')[:12]}`.*",
@@ -74,7 +77,7 @@ def render_readme(text: str, run: Run, name: str = "README") -> tuple[str, list[
         try:
             generated = block_text(run, key)
         except KeyError:
-            known = ", ".join(s.key for s in SECTIONS)
+            known = ", ".join(["verdicts", *(s.key for s in SECTIONS)])
             raise ValueError(f"{name}:{i + 1}: unknown section {key!r}; known: {known}") from None
         except LookupError as exc:
             raise ValueError(f"{name}:{i + 1}: section {key!r} is not in the run: {exc}") from None

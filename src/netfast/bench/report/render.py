@@ -72,13 +72,20 @@ def header_lines(run: Run) -> list[str]:
     return lines
 
 
+def verdict_lines(bodies: list[tuple[Section, Body | str]]) -> list[str]:
+    """The numbered list of every section's verdict (or why it is missing)."""
+    out = []
+    for i, (sec, body) in enumerate(bodies, 1):
+        text = body.verdict if isinstance(body, Body) else f"not measured: {body}"
+        out.append(f"{i}. **{sec.title}.** {text}")
+    return out
+
+
 def render(run: Run) -> tuple[str, list[Any]]:
     """The Markdown of the report and the plots it refers to."""
     lines = header_lines(run)
     bodies: list[tuple[Section, Body | str]] = [(s, section_body(run, s)) for s in SECTIONS]
-    for i, (sec, body) in enumerate(bodies, 1):
-        text = body.verdict if isinstance(body, Body) else f"not measured: {body}"
-        lines.append(f"{i}. **{sec.title}.** {text}")
+    lines += verdict_lines(bodies)
     plist: list[Any] = []
     for i, (sec, body) in enumerate(bodies, 1):
         lines += ["", f"## {i}. {sec.title}", "", f"**The paper:** {sec.claim}", ""]

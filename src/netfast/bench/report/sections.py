@@ -412,8 +412,6 @@ def tso(run: Run) -> Body:
     rows = []
     ratios = tcp["answers"]["offload_ratio"]
     for t in tcp["transfers"]:
-        if t["impl"] != "netfast":
-            continue
         if t["path"] == "memory":
             key = f"memory/{t['mtu']}"
         else:
@@ -426,10 +424,10 @@ def tso(run: Run) -> Body:
                 t["path"],
                 t["direction"].replace("_", " "),
                 t["mtu"],
-                t["offloads"],
+                t["offloads"] or "(PyTCP)",
                 num(t["mbit_s"]),
                 ns(per_seg),
-                ratio(r) if r is not None else "1.00x",
+                "-" if t["impl"] != "netfast" else ratio(r) if r is not None else "1.00x",
                 yes(t["sha256_ok"]),
             ]
         )
@@ -446,6 +444,24 @@ def tso(run: Run) -> Body:
         ],
         rows,
     )
+    cc = tcp.get("congestion_control") or []
+    if cc:
+        lines += ["", "Congestion control through seeded loss (simulated; median goodput):", ""]
+        lines += table(
+            ["control", "loss", "RTT ms", "Mbit/s", "lost", "resent", "timeouts"],
+            [
+                [
+                    c["cc"],
+                    f"{100 * c['loss']:g}%",
+                    num(c["rtt_ms"]),
+                    num(c["median_mbit_s"]),
+                    f"{c['lost']:,}",
+                    f"{c['retransmits']:,}",
+                    c["timeouts"],
+                ]
+                for c in cc
+            ],
+        )
     tap = {k: v for k, v in ratios.items() if k.startswith("tap/")}
     if tap:
         best_key = max(tap, key=lambda k: max(tap[k].values()))
