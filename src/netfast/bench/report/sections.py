@@ -599,6 +599,19 @@ def http(run: Run) -> Body:
                 row.append(num(r["median_us"]) if r else "-")
             rows.append(row)
         lines += table(["server (poller)", *[f"{k:,} idle" for k in idles]], rows)
+    queue = [r for r in h["rows"] if r["section"] == "figure18-queue"]
+    if queue:
+        kinds = list(dict.fromkeys(r["line"] for r in queue))
+        idles = sorted({r["idle"] for r in queue})
+        lines += ["", "In process, one active connection: median µs per event retrieval round:", ""]
+        qrows = []
+        for kind in kinds:
+            qrow: list[object] = [kind]
+            for k in idles:
+                r = next((x for x in queue if x["line"] == kind and x["idle"] == k), None)
+                qrow.append(num(r["median_us"]) if r else "-")
+            qrows.append(qrow)
+        lines += table(["retrieval", *[f"{k:,} idle" for k in idles]], qrows)
     targets = h.get("targets", [])
     if targets:
         lines += ["", "Targets:", ""]
