@@ -63,7 +63,7 @@ def _scalar_table(res: ib.Results) -> Table:
         ("bare header unpack alone (no checks)", s.parse_ns),
         ("Router.input, valid", s.input_ns),
         ("Router.input, valid, checks skipped", s.input_nocheck_ns),
-        ("  the checks inside Router.input", s.checks_ns),
+        ("  the checks inside Router.input (paired passes)", s.checks_ns),
         ("Router.input, hostile mix", s.hostile_input_ns),
     )
     for what, ns in rows:
