@@ -84,6 +84,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "bench_firewall",
         "bench_forward",
         "bench_http",
+        "bench_ipinput",
         "bench_live",
         "bench_pfil",
         "bench_tcp",
