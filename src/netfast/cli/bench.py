@@ -81,6 +81,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     rt.set_defaults(func=cmd_route)
     for name in (
         "bench_annotate",
+        "bench_bdp",
         "bench_firewall",
         "bench_forward",
         "bench_http",
