@@ -40,6 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    # The command line as typed, for reports that record how they were made.
+    args.command_line = list(sys.argv[1:] if argv is None else argv)
     try:
         status = args.func(args)
     except CliError as exc:

@@ -16,7 +16,6 @@ every stage has ended, each through a temporary file.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -79,7 +78,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         console.print(f"wrote {args.out / 'REPORT.md'} from {args.out / 'run.json'}")
         return 0
     names = _names(args.only)
-    argv = ["bench", *sys.argv[sys.argv.index("bench") + 1 :]] if "bench" in sys.argv else ["bench"]
+    argv = getattr(args, "command_line", None) or ["bench"]
     with Progress(
         TextColumn("{task.description:<40}"),
         BarColumn(),

@@ -63,7 +63,7 @@ def figure1(
 
 def pfil(fig: Figure, pf: dict[str, Any]) -> None:
     ax = fig.add_subplot()
-    impls = list(pf["scores"])
+    impls = list(dict.fromkeys(c["impl"] for c in pf["cells"]))
     cases = sorted({(c["hooks"], c["readers"], c["churn_us"] is not None) for c in pf["cells"]})
     width = 0.8 / len(impls)
     for j, impl in enumerate(impls):
@@ -158,3 +158,63 @@ def figure18(path: Path, rows: Sequence[dict[str, Any]]) -> None:
     why = plot_figure18(rows, path)
     if why is not None:
         raise ValueError(why)
+
+
+def figure16(fig: Figure, bd: dict[str, Any]) -> None:
+    ax = fig.add_subplot()
+    ms = [m for m in bd["measured"] if m["order"] == "in_order" and m["bytes_held"]]
+    for impl, key, style, label in (
+        ("netfast", "traced_bytes", "o-", "netfast queue (measured)"),
+        ("linked_list", "traced_bytes", "s-", "linked list (measured)"),
+        ("linked_list", "mbuf_bytes", "^--", "4.4BSD mbufs and clusters"),
+    ):
+        pts = sorted((m["bytes_held"], m[key]) for m in ms if m["impl"] == impl and m[key])
+        if pts:
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], style, label=label)
+    held = sorted({m["bytes_held"] for m in ms})
+    ax.plot(held, held, ":", color="grey", label="payload held")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("bytes waiting behind the lost segment")
+    ax.set_ylabel("memory (bytes)")
+    ax.set_title("Figure 16: reassembly memory against the window")
+    ax.legend(fontsize=8)
+    ax.grid(True, which="both", alpha=0.3)
+
+
+def pcb(fig: Figure, pc: dict[str, Any]) -> None:
+    left = fig.add_subplot(1, 2, 1)
+    rows = pc["lookup"]["rows"]
+    for impl in dict.fromkeys(r["impl"] for r in rows):
+        pts = sorted((r["n"], r["ns_per_lookup"]) for r in rows if r["impl"] == impl)
+        left.plot([p[0] for p in pts], [p[1] for p in pts], "o-", label=impl)
+    left.set_xscale("log")
+    left.set_yscale("log")
+    left.set_xlabel("connections")
+    left.set_ylabel("ns per lookup")
+    left.set_title("PCB lookup", fontsize=10)
+    left.legend(fontsize=7)
+    left.grid(True, which="both", alpha=0.3)
+    right = fig.add_subplot(1, 2, 2)
+    lr = pc["locking"]["rows"]
+    cases = sorted({(r["connections"], r["threads"]) for r in lr})
+    designs = list(dict.fromkeys(r["design"] for r in lr))
+    width = 0.8 / len(designs)
+    for j, d in enumerate(designs):
+        ys = [
+            next(
+                (
+                    r["segments_per_s"] / 1e3
+                    for r in lr
+                    if r["design"] == d and (r["connections"], r["threads"]) == c
+                ),
+                0.0,
+            )
+            for c in cases
+        ]
+        right.bar([i + j * width for i in range(len(cases))], ys, width, label=d)
+    right.set_xticks([i + 0.4 - width / 2 for i in range(len(cases))])
+    right.set_xticklabels([f"{c}c/{t}t" for c, t in cases], fontsize=7, rotation=30)
+    right.set_ylabel("segments/s (k)")
+    right.set_title("global lock vs per-connection", fontsize=10)
+    right.legend(fontsize=7)

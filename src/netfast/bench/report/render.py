@@ -122,8 +122,10 @@ def write_report(run: Run, folder: Path) -> list[Path]:
     A plot that cannot be drawn is named in the report rather than aborting it.
     """
     folder.mkdir(parents=True, exist_ok=True)
-    _atomic_write(folder / RUN_JSON, json.dumps(run, indent=1, sort_keys=True) + "\n")
-    text, plist = render(run)
+    stored = json.dumps(run, indent=1, sort_keys=True) + "\n"
+    _atomic_write(folder / RUN_JSON, stored)
+    # Render what was stored, not the object in memory: the report must be what --render gives.
+    text, plist = render(json.loads(stored))
     written = [folder / RUN_JSON, folder / REPORT]
     for p in plist:
         written.append(p.write(folder))

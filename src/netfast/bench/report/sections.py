@@ -171,13 +171,289 @@ def checksum(run: Run) -> Body:
     return Body(lines, verdict)
 
 
+# --- integrity checks and local addresses -----------------------------------------------------
+
+
+def integrity(run: Run) -> Body:
+    ip = data(run, "ipinput")
+    ig = ip["integrity"]
+    sc, vc = ig["scalar"], ig["vector"]
+    tr = ip["traffic"]
+    lines = [
+        f"Traffic: {tr['valid_packets']:,} valid IPv4 packets from {len(tr['captures'])} real "
+        f"captures ({tr['frames_read']:,} frames read); the checks rejected "
+        f"{sum(tr['rejected'].values()):,} of {tr['ipv4_frames']:,} IPv4 frames "
+        f"({100 * tr['rejected_share']:.2f}%: "
+        + (", ".join(f"{k} {v:,}" for k, v in sorted(tr["rejected"].items())) or "none")
+        + ").",
+        "",
+    ]
+    lines += table(
+        ["path", "header checks", "whole input step", "checks' share"],
+        [
+            [
+                "scalar (Router.input, per packet)",
+                ns(sc["checks_ns"]),
+                ns(sc["input_ns"]),
+                f"{100 * sc['checks_share']:.1f}%",
+            ],
+            [
+                f"vector (batch of {vc['batch']:,}, per packet)",
+                ns(vc["classify_ns"]),
+                ns(vc["step_ns"]),
+                f"{100 * vc['classify_share']:.1f}%",
+            ],
+        ],
+    )
+    lines += ["", "Hostile packets (each kind sent to both paths):", ""]
+    lines += table(
+        ["kind", "what", "counter", "sent", "scalar counted", "vector", "vector counted"],
+        [
+            [
+                h["kind"],
+                h["what"],
+                f"`{h['counter']}`",
+                f"{h['sent']:,}",
+                f"{h['scalar_counted']:,}",
+                h["vector"],
+                f"{h['vector_counted']:,}",
+            ]
+            for h in ig["hostile"]
+        ],
+    )
+    loc = ip["local"]
+    lines += [
+        "",
+        f"Is the destination local? The hash of local addresses against the loop over interfaces "
+        f"and their addresses ({loc['addrs_per_interface']} per interface, "
+        f"{100 * loc['local_share']:.0f}% of lookups local):",
+        "",
+    ]
+    lines += table(
+        ["addresses", "interfaces", "hash", "loop", "hash / loop", "batch: hash / loop", "agree"],
+        [
+            [
+                f"{r['addrs']:,}",
+                f"{r['interfaces']:,}",
+                rate(r["hash_per_s"]),
+                rate(r["loop_per_s"]),
+                ratio(r["hash_over_loop"]),
+                ratio(r["batch_hash_over_loop"]),
+                yes(r["agree"]),
+            ]
+            for r in loc["rows"]
+        ],
+    )
+    counted = sum(h["ok"] for h in ig["hostile"])
+    last = loc["rows"][-1]
+    verdict = (
+        f"The basic header checks take {100 * sc['checks_share']:.0f}% of the scalar input step "
+        f"and {100 * vc['classify_share']:.0f}% of the vector one, "
+        f"{counted} of {len(ig['hostile'])} hostile kinds are dropped under their own counter "
+        f"on both paths, real traffic is rejected {100 * tr['rejected_share']:.2f}% of the time, "
+        f"and the local-address hash is {ratio(last['hash_over_loop'])} the loop at "
+        f"{last['addrs']:,} addresses (batch: faster from {loc['crossover']['batch']} on)."
+    )
+    return Body(lines, verdict)
+
+
+# --- Figure 16 --------------------------------------------------------------------------------
+
+
+def _kb(x: float) -> str:
+    return f"{x:,.2f}".rstrip("0").rstrip(".")
+
+
+def figure16(run: Run) -> Body:
+    bd = data(run, "bdp")
+    cells = bd["figure16"]
+    speeds = list(dict.fromkeys(c["speed"] for c in cells))
+    rtts = sorted({c["rtt_ms"] for c in cells})
+    at = {(c["speed"], c["rtt_ms"]): c for c in cells}
+    lines = ["Bandwidth * delay product in kB (1 kB = 1,000 bytes):", ""]
+    lines += table(
+        ["speed", *[f"{t} ms" for t in rtts]],
+        [[s, *[_kb(at[s, t]["bdp_kB"]) for t in rtts]] for s in speeds],
+    )
+    lines += [
+        "",
+        "The reassembly memory a window implies when its first segment is lost (100 ms RTT; the "
+        f"window is capped at {bd['constants']['max_window']:,} bytes by window scaling):",
+        "",
+    ]
+    lines += table(
+        ["speed", "window", "bytes waiting", "4.4BSD mbufs", "netfast (model)", "netfast bound"],
+        [
+            [
+                s,
+                f"{at[s, 100]['window_bytes']:,}",
+                f"{at[s, 100]['waiting_bytes']:,}",
+                f"{at[s, 100]['bsd_bytes']:,}",
+                f"{at[s, 100]['netfast_bytes']:,.0f}",
+                f"{at[s, 100]['netfast_bound_bytes']:,.0f}",
+            ]
+            for s in speeds
+            if (s, 100) in at
+        ],
+    )
+    ms = [m for m in bd["measured"] if m["order"] == "in_order" and m["bytes_held"]]
+    windows = sorted({m["window_bytes"] for m in ms})
+    by = {(m["impl"], m["order"], m["window_bytes"]): m for m in bd["measured"]}
+
+    def _mem(impl: str, w: int) -> str:
+        m = by.get((impl, "in_order", w))
+        if m is None:
+            return "-"
+        return f"{m['traced_bytes']:,} ({ratio(m['traced_bytes'] / m['bytes_held'])})"
+
+    rows = []
+    for w in windows:
+        ll = by.get(("linked_list", "in_order", w))
+        nf = by[("netfast", "in_order", w)]
+        sh = by.get(("netfast", "shuffled", w))
+        rows.append(
+            [
+                f"{w:,}",
+                f"{nf['bytes_held']:,}",
+                _mem("netfast", w),
+                _mem("linked_list", w),
+                f"{ll['mbuf_bytes']:,} ({ratio(ll['mbuf_bytes'] / ll['bytes_held'])})"
+                if ll and ll["mbuf_bytes"]
+                else f"{at_bsd(bd, w):,} (model)",
+                f"{sh['bytes_held']:,} / {sh['retransmitted_bytes']:,}" if sh else "-",
+                yes(all(m["delivered_ok"] for m in bd["measured"] if m["window_bytes"] == w)),
+            ]
+        )
+    lines += ["", "Measured with netfast's reassembly queue (first segment lost, then resent):", ""]
+    lines += table(
+        [
+            "window",
+            "bytes held",
+            "netfast memory",
+            "linked list memory",
+            "4.4BSD mbufs",
+            "shuffled: netfast held / resent",
+            "delivered intact",
+        ],
+        rows,
+    )
+    lines += [
+        "",
+        f"The one-byte attack: one-byte segments after a lost first one, contiguous or with a "
+        f"gap between each (socket buffer {bd['caps']['attack_socket_buffer']:,} bytes; the "
+        f"linked list, which keeps every segment, is run for "
+        f"{bd['caps']['attack_segments_linked_list']:,} segments only):",
+        "",
+    ]
+    lines += table(
+        [
+            "queue",
+            "shape",
+            "segments sent",
+            "bytes held",
+            "blocks",
+            "memory",
+            "memory per segment sent",
+            "4.4BSD mbufs",
+        ],
+        [
+            [
+                a["impl"],
+                a["shape"],
+                f"{a['segments_sent']:,}",
+                f"{a['bytes_held']:,}",
+                f"{a['blocks']:,}",
+                f"{a['traced_bytes']:,}",
+                f"{a['traced_per_segment']:.3g}",
+                "-" if a["mbuf_bytes"] is None else f"{a['mbuf_bytes']:,}",
+            ]
+            for a in bd["attack"]
+        ],
+    )
+    big = max(windows)
+    nf = by[("netfast", "in_order", big)]
+    gb = at.get(("1 Gb/s", 100))
+    gapped = next(a for a in bd["attack"] if a["impl"] == "netfast" and a["shape"] == "gapped")
+    verdict = (
+        (
+            f"At 1 Gb/s and 100 ms the window is {gb['bdp_kB']:,.0f} kB, for which 4.4BSD's mbufs "
+            f"would tie up {mib(gb['bsd_bytes'])} and netfast {mib(gb['netfast_bytes'])}; "
+            if gb
+            else ""
+        )
+        + f"measured up to a {big:,}-byte window netfast used "
+        f"{ratio(nf['traced_bytes'] / nf['bytes_held'])} the bytes it held, and the one-byte "
+        f"attack left it holding {gapped['bytes_held']:,} bytes in {gapped['blocks']} blocks."
+    )
+    return Body(lines, verdict, [plots.Plot("figure16.png", plots.figure16, (bd,))])
+
+
+def at_bsd(bd: dict[str, Any], window: int) -> int:
+    """4.4BSD's mbuf bytes for ``window`` by the model (one mbuf and cluster per segment)."""
+    c = bd["constants"]
+    segments = -(-window // c["mss"])
+    return int((segments - 1) * c["mbuf_per_segment"])
+
+
+# --- PCB lookup and the TCP lock --------------------------------------------------------------
+
+
+def pcb(run: Run) -> Body:
+    pc = data(run, "pcb")
+    lk = pc["lookup"]
+    impls = list(dict.fromkeys(r["impl"] for r in lk["rows"]))
+    ns_ = sorted({r["n"] for r in lk["rows"]})
+    cell = {(r["n"], r["impl"]): r for r in lk["rows"]}
+    lines = ["Connection lookup (demux of a segment to its 4-tuple), ns per lookup:", ""]
+    lines += table(
+        ["connections", *impls, "longest chain"],
+        [
+            [
+                f"{n:,}",
+                *[ns(cell[n, i]["ns_per_lookup"]) if (n, i) in cell else "-" for i in impls],
+                next((str(b["max_chain"]) for b in lk["buckets"] if b["n"] == n), "-"),
+            ]
+            for n in ns_
+        ],
+    )
+    lines += ["", f"All implementations return the same connection: {yes(lk['agree'])}.", ""]
+    lo = pc["locking"]
+    designs = list(dict.fromkeys(r["design"] for r in lo["rows"]))
+    cases = sorted({(r["connections"], r["threads"]) for r in lo["rows"]})
+    lrow = {(r["design"], r["connections"], r["threads"]): r for r in lo["rows"]}
+    lines += [f"Segments/s delivered to their connections ({lo['work']}):", ""]
+    lines += table(
+        ["connections", "threads", *designs, "exactly once, in order", "drops"],
+        [
+            [
+                f"{c:,}",
+                str(t),
+                *[
+                    rate(lrow[d, c, t]["segments_per_s"], " seg/s") if (d, c, t) in lrow else "-"
+                    for d in designs
+                ],
+                yes(
+                    all(
+                        lrow[d, c, t]["exactly_once"] and lrow[d, c, t]["in_order"]
+                        for d in designs
+                        if (d, c, t) in lrow
+                    )
+                ),
+                f"{sum(lrow[d, c, t]['drops'] for d in designs if (d, c, t) in lrow):,}",
+            ]
+            for c, t in cases
+        ],
+    )
+    return Body(lines, pc["verdict"], [plots.Plot("pcb.png", plots.pcb, (pc,))])
+
+
 # --- pfil -------------------------------------------------------------------------------------
 
 
 def pfil(run: Run) -> Body:
     pf = data(run, "pfil")
     cells = pf["cells"]
-    impls = list(pf["scores"])
+    impls = list(dict.fromkeys(c["impl"] for c in pf["cells"]))
     keys = sorted({(c["hooks"], c["readers"], c["churn_us"] is not None) for c in cells})
     rows = []
     for hooks, readers, churn in keys:
@@ -745,6 +1021,15 @@ SECTIONS: tuple[Section, ...] = (
         checksum,
     ),
     Section(
+        "integrity",
+        "IP input: integrity checks and the local-address hash",
+        "Basic IP header integrity checks reject packets with inconsistent information, and "
+        "rejections are very seldom; since FreeBSD 4 a hash table of all local addresses "
+        "replaces the loop over every interface and address.",
+        ("ipinput",),
+        integrity,
+    ),
+    Section(
         "pfil",
         "PFIL hooks: the two lock-free designs against the locked list",
         "Two lock-free, SMP-safe hook lists are proposed to replace the reader-writer locked "
@@ -770,6 +1055,25 @@ SECTIONS: tuple[Section, ...] = (
         ("forward",),
         forwarding,
         ("firewall",),
+    ),
+    Section(
+        "pcb",
+        "PCB lookup: one global lock against per-connection input queues",
+        "The global TCP lock lets only one CPU handle a segment at a time; a per-connection "
+        "lockless queue, drained by the CPU already holding the connection, is proposed, and "
+        "'extensive performance evaluations will be done before settling to one "
+        "implementation'.",
+        ("pcb",),
+        pcb,
+    ),
+    Section(
+        "figure16",
+        "Figure 16: the bandwidth-delay product and the reassembly memory it implies",
+        "Figure 16 gives the bandwidth * delay product at 10 Mb/s to 10 Gb/s and 1 to 300 ms; a "
+        "socket may have to hold that much in its reassembly queue, and 4.4BSD holds every "
+        "2-kbyte mbuf cluster it got data in, which small segments after a lost one exhaust.",
+        ("bdp",),
+        figure16,
     ),
     Section(
         "reassembly",
