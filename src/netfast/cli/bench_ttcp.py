@@ -79,7 +79,7 @@ def cmd_ttcp(args: argparse.Namespace) -> int:
     conns: list[ttcp.ConnRate] | str = "not run (--no-linux)"
     ping: ttcp.EchoRate | str = "not run (--no-linux)"
     if not args.no_linux:
-        seconds = 3.0 if args.quick else 8.0
+        seconds = 1.0 if args.quick else 8.0
         with console.status("Linux clients: connections/s to netfast host"):
             conns = ttcp.measure_connections(seconds=seconds)
         with console.status("ping -f to netfast host"):
