@@ -85,6 +85,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "bench_forward",
         "bench_http",
         "bench_live",
+        "bench_pcb",
         "bench_pfil",
         "bench_tcp",
         "bench_ttcp",
