@@ -87,6 +87,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "bench_http",
         "bench_ipinput",
         "bench_live",
+        "bench_pcb",
         "bench_pfil",
         "bench_tcp",
         "bench_ttcp",
