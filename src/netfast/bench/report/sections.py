@@ -421,7 +421,13 @@ def pcb(run: Run) -> Body:
     designs = list(dict.fromkeys(r["design"] for r in lo["rows"]))
     cases = sorted({(r["connections"], r["threads"]) for r in lo["rows"]})
     lrow = {(r["design"], r["connections"], r["threads"]): r for r in lo["rows"]}
-    lines += [f"Segments/s delivered to their connections ({lo['work']}):", ""]
+    w = lo["work"]
+    lines += [
+        f"Segments/s delivered to their connections, one shared receive ring, best of "
+        f"{pc['rounds']} rounds; per segment: {w['description']} ({ns(w['kernel_ns'])} a call, "
+        f"{'without' if w['nogil'] else 'holding'} the GIL):",
+        "",
+    ]
     lines += table(
         ["connections", "threads", *designs, "exactly once, in order", "drops"],
         [
