@@ -39,7 +39,13 @@ def section_body(run: Run, sec: Section) -> Body | str:
             missing.append(f"`{name}` {e['status']}: {e['reason']}")
     if missing:
         return "; ".join(missing)
-    return sec.render(run)
+    try:
+        return sec.render(run)
+    except (KeyError, IndexError, TypeError, ValueError, StopIteration, ZeroDivisionError) as exc:
+        # A stage whose JSON lacks what the section reads: the report names it and goes on.
+        return (
+            f"the section could not be written from this run's JSON ({type(exc).__name__}: {exc})"
+        )
 
 
 def header_lines(run: Run) -> list[str]:

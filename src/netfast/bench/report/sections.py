@@ -878,9 +878,16 @@ def http(run: Run) -> Body:
                     ),
                     None,
                 )
-                row.append(num(r["median_us"]) if r else "-")
+                row.append("-" if r is None else num(r["median_us"]) if "median_us" in r else "n/a")
             rows.append(row)
         lines += table(["server (poller)", *[f"{k:,} idle" for k in idles]], rows)
+        skipped = list(
+            dict.fromkeys(
+                str(r.get("skipped") or r.get("error")) for r in fig if "median_us" not in r
+            )
+        )
+        if skipped:
+            lines += ["", "n/a: " + "; ".join(skipped) + "."]
     queue = [r for r in h["rows"] if r["section"] == "figure18-queue"]
     if queue:
         kinds = list(dict.fromkeys(r["line"] for r in queue))
@@ -891,7 +898,9 @@ def http(run: Run) -> Body:
             qrow: list[object] = [kind]
             for k in idles:
                 r = next((x for x in queue if x["line"] == kind and x["idle"] == k), None)
-                qrow.append(num(r["median_us"]) if r else "-")
+                qrow.append(
+                    "-" if r is None else num(r["median_us"]) if "median_us" in r else "n/a"
+                )
             qrows.append(qrow)
         lines += table(["retrieval", *[f"{k:,} idle" for k in idles]], qrows)
     targets = h.get("targets", [])
@@ -909,10 +918,11 @@ def http(run: Run) -> Body:
             f"{num(ka['netfast']['requests_per_s'])}/s, "
             f"{ratio(ka['netfast']['requests_per_s'] / ka['nginx']['requests_per_s'])} nginx"
         )
-    if fig:
-        hi = max(r["idle"] for r in fig)
-        sel = [r for r in fig if r["poller"] in ("select", "poll") and r["idle"] == hi]
-        ep = [r for r in fig if r["poller"] == "epoll" and r["idle"] == hi]
+    measured = [r for r in fig if "median_us" in r]
+    if measured:
+        hi = max(r["idle"] for r in measured)
+        sel = [r for r in measured if r["poller"] in ("select", "poll") and r["idle"] == hi]
+        ep = [r for r in measured if r["poller"] == "epoll" and r["idle"] == hi]
         if sel and ep:
             slow = max(sel, key=lambda r: r["median_us"])
             parts.append(
