@@ -907,8 +907,17 @@ def http(run: Run) -> Body:
     if targets:
         lines += ["", "Targets:", ""]
         lines += table(
-            ["target", "ratio", "goal", "met"],
-            [[t["target"], ratio(t["ratio"]), ratio(t["goal"]), yes(t["met"])] for t in targets],
+            ["target", "workers", "ratio", "goal", "met"],
+            [
+                [
+                    t["target"].replace("_", " "),
+                    t.get("workers", "-"),
+                    ratio(t["ratio"]),
+                    ratio(t["goal"]),
+                    yes(t["met"]),
+                ]
+                for t in targets
+            ],
         )
     ka = {r["server"]: r for r in wrk if r["section"] == "keepalive" and r["workers"] == 1}
     parts = []
