@@ -114,6 +114,10 @@ def test_header_makes_the_run_reproducible(quick_report: Path) -> None:
     bundled = default_table_path()
     entry = next(d for d in h["data"] if d["file"] == bundled.name)
     assert entry["sha256"] == hashlib.sha256(bundled.read_bytes()).hexdigest()
+    ip = load_run(quick_report)["stages"]["ipinput"]
+    if ip["status"] == "ok" and ip["data"]["traffic"]["source"] == "capture":
+        # The captures the IP input stage replayed are data of the run too.
+        assert set(ip["data"]["traffic"]["captures"]) <= {d["file"] for d in h["data"]}
     text = (quick_report / REPORT).read_text()
     assert entry["sha256"] in text and h["commit"] in text
 

@@ -244,6 +244,12 @@ def netfast_bound_bytes(max_bytes: int, max_holes: int) -> float:
     return _netfast_bytes(max_bytes * (1 + BYTEARRAY_SLACK), max_holes, chunks)
 
 
+def bsd_bytes(window: int, mss: int = MSS, per_segment: int = MBUF_PER_SEGMENT) -> int:
+    """4.4BSD's memory for a ``window`` whose first segment is lost: an mbuf and a cluster for
+    every segment behind it."""
+    return max(0, math.ceil(window / mss) - 1) * per_segment
+
+
 def figure16(max_holes: int | None = None) -> list[dict[str, Any]]:
     """Every cell of Figure 16 with the reassembly memory it implies (fields in the module
     docstring; ``measured`` is False here)."""
@@ -266,7 +272,7 @@ def figure16(max_holes: int | None = None) -> list[dict[str, Any]]:
                     "window_limited": bdp > MAX_WINDOW,
                     "segments": segments,
                     "waiting_bytes": waiting,
-                    "bsd_bytes": max(0, segments - 1) * MBUF_PER_SEGMENT,
+                    "bsd_bytes": bsd_bytes(window),
                     "bsd_attack_bytes": max(0, window - 1) * MBUF_PER_SEGMENT,
                     "netfast_bytes": netfast_model_bytes(waiting),
                     "netfast_bound_bytes": netfast_bound_bytes(window, holes),

@@ -88,7 +88,6 @@ All ``*_ns`` figures are nanoseconds per packet, ``*_per_s`` lookups or addresse
 from __future__ import annotations
 
 import gc
-import os
 import random
 import statistics
 import time
@@ -103,6 +102,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from netfast.bench import shared_data_dir
 from netfast.ip import router as router_module
 from netfast.ip.facts import LIMITED_BROADCAST, martian_dst, martian_src
 from netfast.ip.iface import IfAddr, Interface, NextHop
@@ -186,18 +186,9 @@ class Traffic:
 
 
 def capture_dir() -> Path | None:
-    """The shared data folder's ``pcap`` directory: under $NETFAST_SHARED_DATA when that is set
-    (and only there), else ../shared/data from the working directory or the checkout."""
-    env = os.environ.get("NETFAST_SHARED_DATA")
-    if env:
-        candidates = [Path(env)]
-    else:
-        here = Path(__file__).resolve().parents[3]
-        candidates = [Path.cwd().parent / "shared" / "data", here.parent / "shared" / "data"]
-    for c in candidates:
-        if (c / "pcap").is_dir():
-            return c / "pcap"
-    return None
+    """The shared data folder's ``pcap`` directory (:func:`netfast.bench.shared_data_dir`)."""
+    data = shared_data_dir("pcap")
+    return data / "pcap" if data is not None else None
 
 
 def find_captures() -> list[Path]:

@@ -29,6 +29,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from netfast.bench import shared_data_dir
 from netfast.cli import CliError
 from netfast.wire import checksum as ck
 from netfast.wire.ethernet import (
@@ -275,17 +276,6 @@ def cmd_checksum(args: argparse.Namespace) -> int:
         },
     )
     return 0
-
-
-def shared_data_dir() -> Path | None:
-    """The shared data folder: $NETFAST_SHARED_DATA, or ../shared/data from here or the checkout."""
-    candidates = [os.environ.get("NETFAST_SHARED_DATA", "")]
-    candidates += [str(p / "shared" / "data") for p in (Path.cwd().parent, Path.cwd())]
-    candidates.append(str(Path(__file__).resolve().parents[3].parent / "shared" / "data"))
-    for c in candidates:
-        if c and (Path(c) / "routes").is_dir():
-            return Path(c)
-    return None
 
 
 TREND_TABLES = ("ipv4-historic-20020722-ris-rrc05.txt.gz", "ipv4-dfz-20160202-caida-pfx2as.txt.gz")

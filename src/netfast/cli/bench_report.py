@@ -26,7 +26,11 @@ from netfast.cli import CliError
 
 
 def add_arguments(bench: argparse.ArgumentParser) -> None:
-    bench.add_argument("--quick", action="store_true", help="short stages (a few minutes in all)")
+    bench.add_argument(
+        "--quick",
+        action="store_true",
+        help="short stages (the report's header gives the time taken)",
+    )
     bench.add_argument(
         "--out", type=Path, default=Path("report"), help="report folder (default ./report)"
     )

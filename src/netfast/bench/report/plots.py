@@ -61,26 +61,26 @@ def figure1(
     ax.grid(True, which="both", alpha=0.3)
 
 
+PfilCase = tuple[int, int, bool]
+"""(hooks, readers, writer churning)."""
+
+
+def pfil_grid(
+    pf: dict[str, Any],
+) -> tuple[list[str], list[PfilCase], dict[tuple[str, PfilCase], dict[str, Any]]]:
+    """The designs in the order measured, the cases, and each (design, case)'s cell."""
+    cells = pf["cells"]
+    impls = list(dict.fromkeys(c["impl"] for c in cells))
+    grid = {(c["impl"], (c["hooks"], c["readers"], c["churn_us"] is not None)): c for c in cells}
+    return impls, sorted({case for _, case in grid}), grid
+
+
 def pfil(fig: Figure, pf: dict[str, Any]) -> None:
     ax = fig.add_subplot()
-    impls = list(dict.fromkeys(c["impl"] for c in pf["cells"]))
-    cases = sorted({(c["hooks"], c["readers"], c["churn_us"] is not None) for c in pf["cells"]})
+    impls, cases, grid = pfil_grid(pf)
     width = 0.8 / len(impls)
     for j, impl in enumerate(impls):
-        ys = []
-        for hooks, readers, churn in cases:
-            cell = next(
-                (
-                    c
-                    for c in pf["cells"]
-                    if c["impl"] == impl
-                    and c["hooks"] == hooks
-                    and c["readers"] == readers
-                    and (c["churn_us"] is not None) == churn
-                ),
-                None,
-            )
-            ys.append(cell["runs_per_s"] / 1e6 if cell else 0.0)
+        ys = [grid[impl, c]["runs_per_s"] / 1e6 if (impl, c) in grid else 0.0 for c in cases]
         ax.bar([i + j * width for i in range(len(cases))], ys, width, label=impl)
     ax.set_xticks([i + 0.4 - width / 2 for i in range(len(cases))])
     ax.set_xticklabels(

@@ -123,20 +123,19 @@ def _atomic_write(path: Path, text: str) -> None:
 
 
 def write_report(run: Run, folder: Path) -> list[Path]:
-    """Write ``run.json``, REPORT.md and the plots into ``folder``; return the files written.
+    """Write the plots, ``run.json`` and REPORT.md into ``folder``; return the files written.
 
-    A plot that cannot be drawn is named in the report rather than aborting it.
+    Each file is replaced whole.  The report is rendered and its plots drawn before run.json and
+    REPORT.md are replaced, so an error there leaves the earlier pair as it was.
     """
     folder.mkdir(parents=True, exist_ok=True)
     stored = json.dumps(run, indent=1, sort_keys=True) + "\n"
-    _atomic_write(folder / RUN_JSON, stored)
-    # Render what was stored, not the object in memory: the report must be what --render gives.
+    # Render what is stored, not the object in memory: the report must be what --render gives.
     text, plist = render(json.loads(stored))
-    written = [folder / RUN_JSON, folder / REPORT]
-    for p in plist:
-        written.append(p.write(folder))
+    written = [p.write(folder) for p in plist]
+    _atomic_write(folder / RUN_JSON, stored)
     _atomic_write(folder / REPORT, text)
-    return written
+    return [folder / RUN_JSON, folder / REPORT, *written]
 
 
 def load_run(folder: Path) -> Run:

@@ -65,17 +65,19 @@ class Stage:
     """The benchmark also takes ``--plot FILE``."""
 
 
-def _route_args(quick: bool) -> tuple[str, ...]:
-    """The 2002 table (the closest to the paper's 173k prefixes) in a quick run, when the shared
-    data is present; the 2002, 2016 and 2026 tables in a full one."""
-    from netfast.cli.bench import TREND_TABLES, shared_data_dir
+def _route_args(quick: bool, base: tuple[str, ...]) -> tuple[str, ...]:
+    """With the shared data present: the 2002 table (the closest to the paper's 173k prefixes)
+    in a quick run, the 2002, 2016 and 2026 tables in a full one; else ``base`` (the bundled
+    table)."""
+    from netfast.bench import shared_data_dir
+    from netfast.cli.bench import TREND_TABLES
 
     data = shared_data_dir()
-    if not quick:
-        return ("--trend",) if data is not None else ()
     if data is None:
-        return ("--quick",)
-    return ("--quick", "--table", str(data / "routes" / TREND_TABLES[0]))
+        return base
+    if not quick:
+        return (*base, "--trend")
+    return (*base, "--table", str(data / "routes" / TREND_TABLES[0]))
 
 
 STAGES: tuple[Stage, ...] = (
@@ -134,7 +136,7 @@ def stage_args(stage: Stage, quick: bool, raw: Path) -> list[str]:
     """The full argument list after ``netfast``."""
     base = stage.quick if quick else stage.full
     if stage.name == "route":
-        base = _route_args(quick)
+        base = _route_args(quick, base)
     args = ["bench", stage.name, *base]
     if stage.out_dir:
         args += ["--out", str(raw / stage.name)]
@@ -274,9 +276,11 @@ def _sha256(path: Path) -> str:
 
 def data_files(quick: bool, names: Sequence[str]) -> list[Path]:
     """The data files the chosen stages read: the bundled table, and from the shared data folder
-    the trend tables and update streams (route), when present."""
+    the trend tables and update streams (route) and the captures (ipinput), when present."""
+    from netfast.bench import shared_data_dir
+    from netfast.bench.ipinput import find_captures
     from netfast.bench.route import UPDATE_STREAMS
-    from netfast.cli.bench import TREND_TABLES, shared_data_dir
+    from netfast.cli.bench import TREND_TABLES
     from netfast.route.loaders import default_table_path
 
     files = [default_table_path()]
@@ -285,6 +289,8 @@ def data_files(quick: bool, names: Sequence[str]) -> list[Path]:
         tables = TREND_TABLES[:1] if quick else TREND_TABLES
         files += [data / "routes" / t for t in tables]
         files += [data / "bgp-updates" / u for u in UPDATE_STREAMS]
+    if "ipinput" in names:
+        files += find_captures()
     return [f for f in files if f.exists()]
 
 

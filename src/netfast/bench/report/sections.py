@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from netfast.bench.bdp import bsd_bytes
 from netfast.bench.report import plots
 from netfast.bench.report.fmt import mib, ns, num, rate, ratio, table, yes
 
@@ -299,6 +300,7 @@ def figure16(run: Run) -> Body:
     ms = [m for m in bd["measured"] if m["order"] == "in_order" and m["bytes_held"]]
     windows = sorted({m["window_bytes"] for m in ms})
     by = {(m["impl"], m["order"], m["window_bytes"]): m for m in bd["measured"]}
+    c = bd["constants"]
 
     def _mem(impl: str, w: int) -> str:
         m = by.get((impl, "in_order", w))
@@ -319,7 +321,7 @@ def figure16(run: Run) -> Body:
                 _mem("linked_list", w),
                 f"{ll['mbuf_bytes']:,} ({ratio(ll['mbuf_bytes'] / ll['bytes_held'])})"
                 if ll and ll["mbuf_bytes"]
-                else f"{at_bsd(bd, w):,} (model)",
+                else f"{bsd_bytes(w, c['mss'], c['mbuf_per_segment']):,} (model)",
                 f"{sh['bytes_held']:,} / {sh['retransmitted_bytes']:,}" if sh else "-",
                 yes(all(m["delivered_ok"] for m in bd["measured"] if m["window_bytes"] == w)),
             ]
@@ -388,13 +390,6 @@ def figure16(run: Run) -> Body:
     return Body(lines, verdict, [plots.Plot("figure16.png", plots.figure16, (bd,))])
 
 
-def at_bsd(bd: dict[str, Any], window: int) -> int:
-    """4.4BSD's mbuf bytes for ``window`` by the model (one mbuf and cluster per segment)."""
-    c = bd["constants"]
-    segments = -(-window // c["mss"])
-    return int((segments - 1) * c["mbuf_per_segment"])
-
-
 # --- PCB lookup and the TCP lock --------------------------------------------------------------
 
 
@@ -458,27 +453,15 @@ def pcb(run: Run) -> Body:
 
 def pfil(run: Run) -> Body:
     pf = data(run, "pfil")
-    cells = pf["cells"]
-    impls = list(dict.fromkeys(c["impl"] for c in pf["cells"]))
-    keys = sorted({(c["hooks"], c["readers"], c["churn_us"] is not None) for c in cells})
+    impls, cases, grid = plots.pfil_grid(pf)
     rows = []
-    for hooks, readers, churn in keys:
+    for hooks, readers, churn in cases:
         row: list[object] = [
             f"{hooks} hook{'s' * (hooks != 1)}, {readers} reader{'s' * (readers != 1)}"
             + (", writer churning" if churn else "")
         ]
         for impl in impls:
-            cell = next(
-                (
-                    c
-                    for c in cells
-                    if c["impl"] == impl
-                    and c["hooks"] == hooks
-                    and c["readers"] == readers
-                    and (c["churn_us"] is not None) == churn
-                ),
-                None,
-            )
+            cell = grid.get((impl, (hooks, readers, churn)))
             row.append(rate(cell["runs_per_s"], " runs/s") if cell else "-")
         rows.append(row)
     lines = table(["case", *impls], rows)
