@@ -56,13 +56,14 @@ def test_command_prints_tables_and_json(tmp_path: Path, capsys: pytest.CaptureFi
     if reason := have_netns():
         pytest.skip(reason)
     out_json = tmp_path / "ttcp.json"
-    assert main(["bench", "ttcp", "--quick", "--connections", "4", "--json", str(out_json)]) == 0
+    argv = ["bench", "ttcp", "--quick", "--connections", "4", "--requests", "3", "--seconds", "0.5"]
+    assert main([*argv, "--json", str(out_json)]) == 0
     out = capsys.readouterr().out
     assert "saves 1.00 RTT per repeat connection (target: one) -- met" in out
     assert "TFO (Linux" in out
     data = json.loads(out_json.read_text())
     assert len(data["simulated"]) == 9 and len(data["linux"]) == 6
-    assert all(r["error"] is None for r in data["linux"])
+    assert all(r["error"] is None and r["requests"] == 3 for r in data["linux"])
     rates = data["connections"]
     assert {(r["close"], r["parallel"]) for r in rates} == {
         (c, n) for c in ("fin", "rst") for n in (1, 64)
@@ -73,4 +74,6 @@ def test_command_prints_tables_and_json(tmp_path: Path, capsys: pytest.CaptureFi
         assert r["netfast"]["tcp.conn.accepted"] >= r["completed"]
     ping = data["ping"]
     assert ping["error"] is None and 0 < ping["received"] <= ping["sent"]
+    # Half a second rounds up to ping's whole-second deadline, never down to none at all.
+    assert 0.9 <= ping["seconds"] <= 2.0
     assert "replies/s (target 50,000" in out

@@ -42,3 +42,30 @@ def test_checksum_bench_smoke(tmp_path: Path) -> None:
 def test_bad_seconds(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["bench", "checksum", "--seconds", "0"]) == 2
     assert "--seconds must be positive" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["bench", "route", "--update-seconds", "0"], "--update-seconds must be positive"),
+        (["bench", "ttcp", "--requests", "1"], "--requests must be at least 2"),
+        (["bench", "ttcp", "--seconds", "0"], "--seconds must be positive"),
+    ],
+)
+def test_bad_budgets_are_refused(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_update_limit_keeps_the_first_events_in_order(shared_data: Path) -> None:
+    from netfast.bench.route import UPDATE_STREAMS, load_updates
+    from netfast.route.loaders import iter_updates
+
+    folder = shared_data / "bgp-updates"
+    first = sum(1 for _ in iter_updates(folder / UPDATE_STREAMS[0]))
+    full = load_updates(folder)
+    assert len(full) > first + 100  # both streams are read
+    for limit in (1, first - 1, first, first + 100):
+        assert load_updates(folder, limit) == full[:limit]

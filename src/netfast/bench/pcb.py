@@ -93,6 +93,7 @@ structure or design and size, split over the rounds), ``rounds``, ``lookup``, ``
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import random
@@ -510,10 +511,12 @@ class _Conn:
         self.handle = handle
 
 
-def _wire(connections: int, seed: int) -> list[int]:
-    """The connection of each ring slot: segment ``i`` belongs to ``wire[i % _WIRE]``."""
+@functools.lru_cache(maxsize=16)
+def _wire(connections: int, seed: int) -> tuple[int, ...]:
+    """The connection of each ring slot: segment ``i`` belongs to ``wire[i % _WIRE]``.  The
+    same for every design and round of one size (drawn once)."""
     rng = random.Random(seed * 7919 + connections)
-    return [rng.randrange(connections) for _ in range(_WIRE)]
+    return tuple(rng.randrange(connections) for _ in range(_WIRE))
 
 
 def _producer(

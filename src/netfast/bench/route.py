@@ -23,6 +23,7 @@ when absolute figures move.
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -121,12 +122,18 @@ def address_sets(rib: Rib, n: int, seed: int = 1) -> dict[str, U32]:
     }
 
 
-def load_updates(update_dir: Path) -> list[Update]:
+def load_updates(update_dir: Path, limit: int | None = None) -> list[Update]:
+    """The update streams' events in order; with ``limit``, the first ``limit`` of them."""
     events: list[Update] = []
     for name in UPDATE_STREAMS:
         path = update_dir / name
+        if limit is not None and len(events) >= limit:
+            break
         if path.exists():
-            events.extend(iter_updates(path))
+            stream = iter_updates(path)
+            if limit is not None:
+                stream = itertools.islice(stream, limit - len(events))
+            events.extend(stream)
     return events
 
 
@@ -214,6 +221,8 @@ def measure_table(
     n_addrs: int = 1 << 20,
     rounds: int = 5,
     update_budget_s: float = 5.0,
+    scalar_n: int = 200_000,
+    max_updates: int | None = None,
     competitors: bool = True,
     progress: Callable[[str], None] = lambda msg: None,
 ) -> TableResult:
@@ -223,8 +232,8 @@ def measure_table(
     load_s = time.perf_counter() - t0
     n_prefixes = len(rib)
     sets = address_sets(rib, n_addrs)
-    scalar_addrs = sets["inside"][:200_000].tolist()
-    updates = load_updates(update_dir) if update_dir is not None else []
+    scalar_addrs = sets["inside"][:scalar_n].tolist()
+    updates = load_updates(update_dir, max_updates) if update_dir is not None else []
     known = algorithms()
     gather_table = np.zeros(1 << 16, np.int32)
     calib = _best_rate(lambda: gather_table[sets["inside"] >> 16], n_addrs, rounds)
@@ -268,7 +277,7 @@ def measure_table(
                 r.notes.append("lookups must be locked out during updates")
         results.append(r)
     if competitors:
-        results.extend(_competitors(path, rib, sets["inside"], rounds, progress))
+        results.extend(_competitors(path, rib, sets["inside"][:scalar_n], rounds, progress))
     return TableResult(path.name, n_prefixes, load_s, results, calib)
 
 
@@ -280,9 +289,7 @@ def _competitors(
     out: list[AlgoResult] = []
     nets, plens, rids = rib.live_arrays()
     prefixes = [format_prefix(n, p) for n, p in zip(nets.tolist(), plens.tolist(), strict=True)]
-    dotted = [
-        f"{a >> 24}.{(a >> 16) & 255}.{(a >> 8) & 255}.{a & 255}" for a in inside[:200_000].tolist()
-    ]
+    dotted = [f"{a >> 24}.{(a >> 16) & 255}.{(a >> 8) & 255}.{a & 255}" for a in inside.tolist()]
     try:
         import pytricia
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
+import math
 import os
 import random
 import re
@@ -472,7 +473,8 @@ class EchoRate:
 
 def measure_ping(count: int = 100_000, seconds: float = 10.0) -> EchoRate | str:
     """``ping -f`` (a new request as soon as the reply is in, at least every 10 ms) from the
-    namespace to ``netfast host``: replies per second."""
+    namespace to ``netfast host``: replies per second.  ping's deadline is whole seconds, so
+    ``seconds`` is rounded up (never to 0, which would mean no deadline)."""
     if (reason := tap_environment()) is not None:
         return reason
     if shutil.which("ping") is None:
@@ -481,7 +483,7 @@ def measure_ping(count: int = 100_000, seconds: float = 10.0) -> EchoRate | str:
     try:
         with _netfast_host(None, seconds + 30, fastopen=False) as (ns, _stack):
             t0 = time.monotonic()
-            text = _run("ping", "-f", "-q", "-c", str(count), "-w", str(int(seconds)),
+            text = _run("ping", "-f", "-q", "-c", str(count), "-w", str(max(1, math.ceil(seconds))),
                         NETFAST_IP, ns=ns, check=False)  # fmt: skip
             elapsed = time.monotonic() - t0
         m = re.search(r"(\d+) packets transmitted, (\d+) received.*time (\d+)ms", text)

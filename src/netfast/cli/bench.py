@@ -75,6 +75,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="folder of the BGP update streams (default: the shared data folder's bgp-updates)",
     )
     rt.add_argument("--quick", action="store_true", help="fewer addresses and rounds")
+    rt.add_argument(
+        "--update-seconds",
+        type=float,
+        metavar="S",
+        help="time budget per algorithm of the update replay (default 5; 1 quick)",
+    )
     rt.add_argument("--no-competitors", action="store_true", help="skip pytricia and py-radix")
     rt.add_argument(
         "--out", type=Path, default=Path("bench-results"), help="folder for JSON + markdown"
@@ -305,6 +311,11 @@ def cmd_route(args: argparse.Namespace) -> int:
     if updates is None or not updates.is_dir():
         console.print("[yellow]no BGP update streams found: update rates are not measured[/]")
         updates = None
+    update_s = args.update_seconds
+    if update_s is None:
+        update_s = 1.0 if args.quick else 5.0
+    if not update_s > 0:
+        raise CliError("--update-seconds must be positive")
     results = []
     with console.status("measuring") as status:
         for t in tables:
@@ -315,7 +326,9 @@ def cmd_route(args: argparse.Namespace) -> int:
                     algos,
                     n_addrs=(1 << 18) if args.quick else (1 << 20),
                     rounds=2 if args.quick else 5,
-                    update_budget_s=1.0 if args.quick else 5.0,
+                    update_budget_s=update_s,
+                    scalar_n=50_000 if args.quick else 200_000,
+                    max_updates=150_000 if args.quick else None,
                     competitors=not args.no_competitors,
                     progress=lambda msg: status.update(f"measuring {msg}"),
                 )

@@ -24,6 +24,17 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--connections", type=int, help="connections per mode and RTT (default 200; 40 quick)"
     )
+    p.add_argument(
+        "--requests",
+        type=int,
+        help="requests per mode and RTT from the Linux client (default: half the connections, "
+        "at least 10)",
+    )
+    p.add_argument(
+        "--seconds",
+        type=float,
+        help="seconds per connections/s and ping run (default 8; 1 quick)",
+    )
     p.add_argument("--quick", action="store_true", help="fewer connections, shorter runs")
     p.add_argument("--no-linux", action="store_true", help="only the simulated part")
     p.add_argument("--json", type=Path, metavar="FILE", help="also write the results as JSON")
@@ -40,6 +51,12 @@ def cmd_ttcp(args: argparse.Namespace) -> int:
     n = args.connections if args.connections is not None else (40 if args.quick else 200)
     if n < 2:
         raise CliError("--connections must be at least 2")
+    requests = args.requests if args.requests is not None else max(10, n // 2)
+    if requests < 2:
+        raise CliError("--requests must be at least 2")
+    seconds = args.seconds if args.seconds is not None else (1.0 if args.quick else 8.0)
+    if not seconds > 0:
+        raise CliError("--seconds must be positive")
     console = Console(width=max(Console().width, 120))
     with console.status("simulated hosts: plain TCP, T/TCPv2, TCP Fast Open's form"):
         sim = ttcp.measure_simulated(connections=n)
@@ -74,12 +91,11 @@ def cmd_ttcp(args: argparse.Namespace) -> int:
     linux: list[ttcp.LinuxResult] | str = "not run (--no-linux)"
     if not args.no_linux:
         with console.status("a Linux client against netfast host, through the bridge"):
-            linux = ttcp.measure_linux(requests=max(10, n // 2), budget=15 if args.quick else 30)
+            linux = ttcp.measure_linux(requests=requests, budget=15 if args.quick else 30)
         _print_linux(console, linux)
     conns: list[ttcp.ConnRate] | str = "not run (--no-linux)"
     ping: ttcp.EchoRate | str = "not run (--no-linux)"
     if not args.no_linux:
-        seconds = 1.0 if args.quick else 8.0
         with console.status("Linux clients: connections/s to netfast host"):
             conns = ttcp.measure_connections(seconds=seconds)
         with console.status("ping -f to netfast host"):

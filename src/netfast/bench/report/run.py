@@ -83,9 +83,24 @@ def _route_args(quick: bool, base: tuple[str, ...]) -> tuple[str, ...]:
 STAGES: tuple[Stage, ...] = (
     Stage("ethernet", "Figure 1", (), (), 60, 60),
     Stage("checksum", "checksum", ("--seconds", "0.03"), ("--seconds", "0.3"), 120, 300),
-    Stage("ipinput", "integrity checks and local addresses", ("--quick",), (), 120, 300),
-    Stage("pfil", "pfil hooks", ("--quick", "--rounds", "1"), (), 120, 300),
-    Stage("route", "routing table", ("--quick",), (), 300, 1200, out_dir=True),
+    Stage(
+        "ipinput",
+        "integrity checks and local addresses",
+        ("--quick", "--seconds", "0.05"),
+        (),
+        120,
+        300,
+    ),
+    Stage("pfil", "pfil hooks", ("--quick", "--rounds", "1", "--seconds", "0.1"), (), 120, 300),
+    Stage(
+        "route",
+        "routing table",
+        ("--quick", "--update-seconds", "0.4"),
+        (),
+        300,
+        1200,
+        out_dir=True,
+    ),
     Stage("forward", "vector path", ("--quick", "--rules", "0", "--rules", "100"), (), 180, 600),
     Stage(
         "firewall", "firewall rules", ("--quick", "--rules", "1", "--rules", "100"), (), 120, 600
@@ -100,7 +115,14 @@ STAGES: tuple[Stage, ...] = (
         300,
         1500,
     ),
-    Stage("ttcp", "T/TCPv2", ("--quick", "--connections", "20"), (), 300, 900),
+    Stage(
+        "ttcp",
+        "T/TCPv2",
+        ("--quick", "--connections", "20", "--requests", "3", "--seconds", "0.5"),
+        (),
+        300,
+        900,
+    ),
     Stage(
         "http",
         "HTTP and Figure 18",
@@ -124,7 +146,7 @@ STAGES: tuple[Stage, ...] = (
         plot=True,
     ),
     Stage("live", "live forwarding", ("--quick", "--no-search"), (), 300, 900, root=True),
-    Stage("annotate", "address annotation", ("--quick", "--rows", "200000"), (), 300, 900),
+    Stage("annotate", "address annotation", ("--quick", "--rows", "100000"), (), 300, 900),
 )
 
 
